@@ -1,0 +1,1 @@
+//! Creative-writing benchmarks: Tree-of-Thoughts passages, Trivia CW and DABench loaders.

@@ -1,0 +1,1 @@
+//! HumanEval benchmark: loader, rendering and the sandboxed Python executor.

@@ -1,0 +1,1 @@
+//! MATH benchmark: loader, boxed-answer extraction and equivalence checking.

@@ -1,0 +1,1 @@
+//! MMLU machine-learning benchmark: loader, seeded split, letter extraction.

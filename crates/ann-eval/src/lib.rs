@@ -1,0 +1,111 @@
+//! Benchmark and Evaluator traits, examples, evaluations with feedback, statistics.
+//!
+//! An evaluation is `{score in 0..=1, passed, feedback}`; the feedback is the raw material of the
+//! textual loss. Model output is data: an unparsable answer is a scored evaluation, never an error.
+//! `EvalError` is only for the infrastructure (missing data, a sandbox that cannot start, a judge
+//! whose budget ran out).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// One benchmark item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    /// Stable id, unique within the benchmark (e.g. `HumanEval/12`, `math500/algebra/1`).
+    pub id: String,
+    /// The example's own input `x`, as shown to the first layer.
+    pub input: String,
+    /// The reference answer where the benchmark has one (shown to the optimiser on training examples only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Benchmark-specific fields the evaluator needs (tests, entry point, choices, ...), ordered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// The evaluator's verdict on one final output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// In `0.0..=1.0`.
+    pub score: f64,
+    /// Whether the example counts as solved.
+    pub passed: bool,
+    /// Short, factual: what was wrong (expected vs. got, failing test, judge's reason).
+    pub feedback: String,
+}
+
+impl Evaluation {
+    /// A full-marks evaluation.
+    pub fn pass(feedback: impl Into<String>) -> Self {
+        Self { score: 1.0, passed: true, feedback: feedback.into() }
+    }
+
+    /// A zero-score evaluation.
+    pub fn fail(feedback: impl Into<String>) -> Self {
+        Self { score: 0.0, passed: false, feedback: feedback.into() }
+    }
+}
+
+/// Which part of a benchmark's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Train,
+    Validation,
+    Test,
+}
+
+/// Infrastructure failures (never model output).
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A data file is missing; says what to run to fetch it.
+    #[error("data file {path} is missing: {hint}")]
+    MissingData { path: PathBuf, hint: String },
+    /// A row of a data file is malformed; names file and 1-based line.
+    #[error("{path}:{line}: {message}")]
+    BadRow { path: PathBuf, line: usize, message: String },
+    /// Reading a data file failed.
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The code sandbox could not be started.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    /// A judge model call failed (budget exhausted, backend down after retries).
+    #[error("judge call failed: {0}")]
+    Judge(#[from] ann_llm::LlmError),
+    /// A bad split or configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Scores a final output of the network against one example.
+#[async_trait]
+pub trait Evaluator: Send + Sync {
+    async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError>;
+}
+
+/// A benchmark: its data, its task description, its answer format and its evaluator.
+#[async_trait]
+pub trait Benchmark: Send + Sync {
+    /// Short name, e.g. `math`, `humaneval`, `mmlu-ml`, `creative-writing`.
+    fn name(&self) -> &str;
+    /// The task description `I` shared by all examples (what is asked, the answer format).
+    fn task_description(&self) -> &str;
+    /// The answer-format rule the last layer's output spec must keep (e.g. `\boxed{}`).
+    fn answer_format(&self) -> &str;
+    /// The examples of one split (seeded, deterministic).
+    fn examples(&self, split: Split) -> &[Example];
+    /// The key majority voting compares (the extracted, normalised answer), if one can be found.
+    fn extract_answer(&self, output: &str) -> Option<String>;
+    /// The benchmark's hand-written starting network (JSON of the network schema, 7.10 of the design).
+    fn starting_network(&self) -> &str;
+    /// Score a final output.
+    async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError>;
+}

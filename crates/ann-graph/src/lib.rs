@@ -1,0 +1,1 @@
+//! Agents, layers, aggregators, the network definition, the forward pass and its trace.

@@ -1,0 +1,1 @@
+//! Persistent content-addressed LLM response cache in SQLite, with JSONL cassettes.

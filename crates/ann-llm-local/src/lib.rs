@@ -1,0 +1,1 @@
+//! The embedded offline model (SmolLM2 GGUF through candle) behind ChatModel.

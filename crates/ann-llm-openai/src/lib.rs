@@ -1,0 +1,1 @@
+//! OpenAI-compatible HTTP chat backend: timeouts, retries, rate limits, replicas.

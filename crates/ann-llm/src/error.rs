@@ -1,0 +1,71 @@
+//! The error type every backend and decorator returns.
+
+use std::time::Duration;
+
+/// Why a chat call failed. Model output is never an error: a garbled answer is data.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    /// The backend answered with an HTTP error status (body kept for diagnosis, secrets redacted).
+    #[error("HTTP {status} from {endpoint}: {body}")]
+    Http { status: u16, endpoint: String, body: String },
+    /// 429: too many requests; `retry_after` as the server asked.
+    #[error("rate limited by {endpoint} (retry after {retry_after:?})")]
+    RateLimited { endpoint: String, retry_after: Option<Duration> },
+    /// No answer within the timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// Connection refused, reset or cut off mid-body.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// The backend's answer was not a valid chat completion (malformed JSON, no choices).
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+    /// Retries ran out; the last error is kept.
+    #[error("gave up after {attempts} attempts: {last}")]
+    RetriesExhausted { attempts: u32, last: Box<LlmError> },
+    /// A hard budget would be exceeded by this call's worst case; nothing was sent.
+    #[error("budget exhausted: {0}")]
+    BudgetExhausted(String),
+    /// Replay-only cache mode and no recorded answer for this request.
+    #[error("no cached response for request {key} (replay-only mode): {summary}")]
+    CacheMiss { key: String, summary: String },
+    /// The prompt does not fit the model's context window.
+    #[error("prompt of {prompt_tokens} tokens exceeds the context window of {context} tokens")]
+    ContextOverflow { prompt_tokens: usize, context: usize },
+    /// Misconfiguration (missing key, bad URL, unknown model file); names what is wrong.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Anything else a backend reports (cache database, model runtime).
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl LlmError {
+    /// Whether trying the same call again may succeed (429, 5xx, timeouts, dropped connections).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LlmError::Http { status, .. } => *status >= 500 || *status == 408 || *status == 409,
+            LlmError::RateLimited { .. } | LlmError::Timeout(_) | LlmError::Connection(_) => true,
+            LlmError::InvalidResponse(_) => true,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_classification() {
+        let http = |status| LlmError::Http { status, endpoint: "e".into(), body: String::new() };
+        assert!(http(500).is_retryable());
+        assert!(http(503).is_retryable());
+        assert!(!http(400).is_retryable());
+        assert!(!http(401).is_retryable());
+        assert!(LlmError::RateLimited { endpoint: "e".into(), retry_after: None }.is_retryable());
+        assert!(LlmError::Timeout(Duration::from_secs(1)).is_retryable());
+        assert!(!LlmError::BudgetExhausted("x".into()).is_retryable());
+        assert!(!LlmError::Config("x".into()).is_retryable());
+    }
+}

@@ -1,0 +1,18 @@
+//! Chat vocabulary, the ChatModel trait and pure decorators (metering, budgets).
+//!
+//! Every other crate talks to models through [`ChatModel`]: one object-safe async method, so that
+//! backends (HTTP, embedded) and decorators (cache, metering, budget) stack like tower layers.
+
+mod budget;
+mod error;
+mod metering;
+mod model;
+mod types;
+
+pub use budget::{Budget, BudgetLimits, BudgetSpent, BudgetedModel};
+pub use error::LlmError;
+pub use metering::{Meter, MeterReport, MeteredModel, Price, PriceTable, Totals};
+pub use model::{ChatModel, SharedModel};
+pub use types::{
+    ChatRequest, ChatResponse, FinishReason, Message, ResponseFormat, Role, Usage, estimate_prompt_tokens,
+};

@@ -1,0 +1,1 @@
+//! Test support: scripted ChatModel and a fake OpenAI-compatible HTTP server.

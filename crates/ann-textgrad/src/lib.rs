@@ -1,0 +1,1 @@
+//! Textual backpropagation: loss, global and local gradients, momentum, patches, validation gate.

@@ -1,0 +1,68 @@
+//! `cargo xtask`: fetch the pinned model and data, run the whole test suite, reproduce experiments.
+
+mod fetch_data;
+mod fetch_model;
+mod pip;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "agentic-nn project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Fetch the embedded model and the datasets as needed, then run the whole test suite.
+    Test {
+        /// Extra arguments passed to `cargo test`.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Fetch the embedded offline model (SmolLM2-135M-Instruct GGUF) into the cache.
+    FetchModel(fetch_model::Args),
+    /// Fetch the benchmark datasets into the cache as the project's JSONL.
+    FetchData(fetch_data::Args),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Test { args } => test(&args),
+        Cmd::FetchModel(args) => fetch_model::run(&args),
+        Cmd::FetchData(args) => fetch_data::run(&args),
+    }
+}
+
+/// The workspace root (the parent of this crate's folder).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one folder below the workspace root")
+        .to_path_buf()
+}
+
+/// The git-ignored download cache: `$ANN_CACHE_DIR`, else `<workspace>/.cache`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".cache"))
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    fetch_model::run(&fetch_model::Args::default()).context("fetching the embedded model")?;
+    fetch_data::run(&fetch_data::Args::default()).context("fetching the datasets")?;
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace_root())
+        .args(["test", "--workspace", "--all-targets"])
+        .args(extra)
+        .status()
+        .context("running cargo test")?;
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
