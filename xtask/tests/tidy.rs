@@ -1,0 +1,142 @@
+//! Tidy checks that keep the docs true: dependency rules of ARCHITECTURE.md, `//!` headers, README commands.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The code-map table of ARCHITECTURE.md: crate -> allowed internal dependencies (`None` = anything).
+fn code_map() -> BTreeMap<String, Option<BTreeSet<String>>> {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let section = text.split("## Code map").nth(1).expect("ARCHITECTURE.md has a code map");
+    let mut map = BTreeMap::new();
+    for line in section.lines().take_while(|l| !l.starts_with("## ")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 5 || !cells[1].starts_with('`') {
+            continue;
+        }
+        let name = cells[1].trim_matches('`').to_string();
+        let allowed = match cells[3] {
+            "anything" => None,
+            "-" => Some(BTreeSet::new()),
+            deps => Some(deps.split(',').map(|d| d.trim().to_string()).collect()),
+        };
+        map.insert(name, allowed);
+    }
+    map
+}
+
+struct Package {
+    name: String,
+    manifest: PathBuf,
+    /// (dependency name, kind: "normal" | "dev" | "build")
+    deps: Vec<(String, String)>,
+}
+
+fn packages() -> Vec<Package> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| Package {
+            name: p["name"].as_str().unwrap().to_string(),
+            manifest: PathBuf::from(p["manifest_path"].as_str().unwrap()),
+            deps: p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| (d["name"].as_str().unwrap().to_string(), d["kind"].as_str().unwrap_or("normal").to_string()))
+                .collect(),
+        })
+        .collect()
+}
+
+#[test]
+fn every_crate_is_in_the_code_map_and_named_after_its_folder() {
+    let map = code_map();
+    for p in packages() {
+        assert!(map.contains_key(&p.name), "crate {} is missing from ARCHITECTURE.md's code map", p.name);
+        let folder = p.manifest.parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
+        if p.name.starts_with("ann-") {
+            assert_eq!(folder, p.name, "folder name = crate name");
+        }
+    }
+}
+
+#[test]
+fn dependencies_follow_the_code_map() {
+    let map = code_map();
+    for p in packages() {
+        for (dep, kind) in &p.deps {
+            if dep == "ann-test-support" {
+                assert_eq!(kind, "dev", "{} may use ann-test-support only as a dev-dependency", p.name);
+                continue;
+            }
+            if !dep.starts_with("ann-") || kind == "dev" {
+                continue;
+            }
+            if let Some(Some(allowed)) = map.get(&p.name) {
+                assert!(allowed.contains(dep), "{} depends on {dep}, which ARCHITECTURE.md does not allow", p.name);
+            }
+        }
+        let names: BTreeSet<&str> = p.deps.iter().map(|(d, _)| d.as_str()).collect();
+        assert!(
+            !(p.name == "ann-graph" && names.contains("ann-eval"))
+                && !(p.name == "ann-eval" && names.contains("ann-graph")),
+            "ann-graph and ann-eval never know each other"
+        );
+        let http = ["reqwest", "hyper", "axum", "ureq"];
+        if !["ann-llm-openai", "ann-test-support", "benches"].contains(&p.name.as_str()) {
+            for (dep, kind) in &p.deps {
+                assert!(!(http.contains(&dep.as_str()) && kind == "normal"), "{} uses the HTTP crate {dep}", p.name);
+            }
+        }
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if !path.ends_with("target") && !path.ends_with("snapshots") {
+                rust_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_rust_file_starts_with_a_doc_line() {
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask", "benches"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(files.len() > 10);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(text.starts_with("//! "), "{} must start with a `//!` line saying what it is for", f.display());
+    }
+}
+
+#[test]
+fn readme_starts_with_two_commands_and_ci_runs_the_test_command() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block = readme.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    let commands: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(commands.len(), 2, "README starts with exactly two set-up commands");
+    let test_command = commands[1].split('#').next().unwrap().trim();
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    assert!(ci.lines().any(|l| l.trim() == test_command), ".ci/run must run `{test_command}`");
+}
