@@ -1,0 +1,296 @@
+//! The SQLite store: schema, a small connection pool, lookups, inserts, cassette export and import.
+//!
+//! Everything here blocks; the async layer runs it on tokio's blocking pool. The database is in WAL
+//! mode with a busy timeout, so several connections in one process and several processes on one
+//! file read concurrently and take turns to write.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ann_llm::{ChatRequest, ChatResponse};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+use crate::{CacheError, CassetteEntry};
+
+/// The schema version this build reads and writes (`PRAGMA user_version`).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS responses (
+    key      TEXT PRIMARY KEY NOT NULL,
+    backend  TEXT NOT NULL,
+    request  TEXT NOT NULL,
+    response TEXT NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+";
+
+/// How to open the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// How long a writer waits for another connection or process to release the write lock.
+    pub busy_timeout: Duration,
+    /// Connections kept open between calls (more are opened on demand under load).
+    pub max_idle_connections: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { busy_timeout: Duration::from_secs(30), max_idle_connections: 8 }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Entries in the cassette.
+    pub entries: usize,
+    /// Entries that were not in the cache.
+    pub added: usize,
+    /// Entries whose key was in the cache with a different answer (the cassette wins).
+    pub updated: usize,
+    /// Entries already in the cache exactly as in the cassette.
+    pub unchanged: usize,
+}
+
+/// Whether an insert replaces an existing answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnConflict {
+    /// Keep the answer already stored (another task or process was first).
+    Keep,
+    /// Replace it (refresh mode).
+    Replace,
+}
+
+pub(crate) struct Store {
+    path: PathBuf,
+    config: CacheConfig,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Store {
+    pub(crate) fn open(path: &Path, config: &CacheConfig) -> Result<Self, CacheError> {
+        let open_err = |source| CacheError::Open { path: path.to_owned(), source };
+        let mut conn = connect(path, config).map_err(open_err)?;
+        // WAL is a property of the file: set once, every later connection and process sees it.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "response cache: WAL mode unavailable, concurrent use will be slower");
+        }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(open_err)?;
+        if version == 0 {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
+            tx.execute_batch(SCHEMA).map_err(open_err)?;
+            tx.commit().map_err(open_err)?;
+        } else if version != SCHEMA_VERSION {
+            return Err(CacheError::SchemaVersion { path: path.to_owned(), found: version, supported: SCHEMA_VERSION });
+        }
+        Ok(Self { path: path.to_owned(), config: config.clone(), idle: Mutex::new(vec![conn]) })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db_err(&self, source: rusqlite::Error) -> CacheError {
+        CacheError::Database { path: self.path.clone(), source }
+    }
+
+    /// Run `f` on an idle connection (or a new one), then return the connection to the pool.
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, CacheError>) -> Result<T, CacheError> {
+        let pooled = self.idle.lock().expect("connection pool lock").pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path, &self.config).map_err(|e| self.db_err(e))?,
+        };
+        let result = f(&mut conn);
+        let mut idle = self.idle.lock().expect("connection pool lock");
+        if idle.len() < self.config.max_idle_connections {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// The stored answer for `key`, as recorded (`cache_hit` false).
+    pub(crate) fn get(&self, key: &str) -> Result<Option<ChatResponse>, CacheError> {
+        let text: Option<String> = self.with_conn(|c| {
+            c.prepare_cached("SELECT response FROM responses WHERE key = ?1")
+                .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+                .map_err(|e| self.db_err(e))
+        })?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| self.corrupt(key, e))).transpose()
+    }
+
+    fn corrupt(&self, key: &str, source: serde_json::Error) -> CacheError {
+        CacheError::CorruptEntry { path: self.path.clone(), key: key.to_owned(), source }
+    }
+
+    /// Store `response` as the answer of `request` from `backend` under `key`.
+    pub(crate) fn put(
+        &self,
+        key: &str,
+        backend: &str,
+        request: &ChatRequest,
+        response: &ChatResponse,
+        on_conflict: OnConflict,
+    ) -> Result<(), CacheError> {
+        let request = request.canonical_json();
+        let response = response_json(response);
+        let sql = match on_conflict {
+            OnConflict::Keep => {
+                "INSERT INTO responses (key, backend, request, response) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (key) DO NOTHING"
+            }
+            OnConflict::Replace => {
+                "INSERT INTO responses (key, backend, request, response) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (key) DO UPDATE SET backend = excluded.backend, request = excluded.request, \
+                 response = excluded.response"
+            }
+        };
+        self.with_conn(|c| {
+            c.prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![key, backend, request, response]))
+                .map(drop)
+                .map_err(|e| self.db_err(e))
+        })
+    }
+
+    pub(crate) fn len(&self) -> Result<usize, CacheError> {
+        self.with_conn(|c| {
+            c.query_row("SELECT count(*) FROM responses", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as usize)
+                .map_err(|e| self.db_err(e))
+        })
+    }
+
+    /// Every entry, sorted by key.
+    pub(crate) fn entries(&self) -> Result<Vec<CassetteEntry>, CacheError> {
+        let rows: Vec<(String, String, String, String)> = self.with_conn(|c| {
+            let mut stmt = c
+                .prepare("SELECT key, backend, request, response FROM responses ORDER BY key")
+                .map_err(|e| self.db_err(e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| self.db_err(e))?;
+            Ok(rows)
+        })?;
+        let mut entries = rows
+            .into_iter()
+            .map(|(key, backend, request, response)| {
+                let request = serde_json::from_str(&request).map_err(|e| self.corrupt(&key, e))?;
+                let response = serde_json::from_str(&response).map_err(|e| self.corrupt(&key, e))?;
+                Ok(CassetteEntry { key, backend, request, response })
+            })
+            .collect::<Result<Vec<_>, CacheError>>()?;
+        // SQLite's BINARY collation already orders by bytes; sort again so the order never depends on it.
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(entries)
+    }
+
+    /// Write every entry to `out` as a sorted JSONL cassette (atomically: a temporary file, then rename).
+    pub(crate) fn export(&self, out: &Path) -> Result<usize, CacheError> {
+        let entries = self.entries()?;
+        let mut text = String::new();
+        for entry in &entries {
+            text.push_str(&entry.to_line());
+            text.push('\n');
+        }
+        let io_err = |source| CacheError::Io { path: out.to_owned(), source };
+        let mut tmp_name = out.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, out)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_err(e)
+        })?;
+        Ok(entries.len())
+    }
+
+    /// Read a cassette and store its entries (all or nothing; importing twice changes nothing).
+    pub(crate) fn import(&self, cassette: &Path) -> Result<ImportReport, CacheError> {
+        let text =
+            std::fs::read_to_string(cassette).map_err(|source| CacheError::Io { path: cassette.to_owned(), source })?;
+        let line_err = |line, message| CacheError::Cassette { path: cassette.to_owned(), line, message };
+        let mut entries: BTreeMap<String, (usize, CassetteEntry)> = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let number = i + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry = CassetteEntry::parse_line(line).map_err(|m| line_err(number, m))?;
+            match entries.get(&entry.key) {
+                Some((first, previous)) if *previous != entry => {
+                    return Err(line_err(
+                        number,
+                        format!("key {} is also on line {first} with a different entry", entry.key),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    entries.insert(entry.key.clone(), (number, entry));
+                }
+            }
+        }
+        let mut report = ImportReport { entries: entries.len(), ..Default::default() };
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.db_err(e))?;
+            {
+                let mut select = tx
+                    .prepare("SELECT backend, request, response FROM responses WHERE key = ?1")
+                    .map_err(|e| self.db_err(e))?;
+                let mut upsert = tx
+                    .prepare(
+                        "INSERT INTO responses (key, backend, request, response) VALUES (?1, ?2, ?3, ?4) \
+                         ON CONFLICT (key) DO UPDATE SET backend = excluded.backend, request = excluded.request, \
+                         response = excluded.response",
+                    )
+                    .map_err(|e| self.db_err(e))?;
+                for (key, (_, entry)) in &entries {
+                    let request = entry.request.canonical_json();
+                    let response = response_json(&entry.response);
+                    let existing: Option<(String, String, String)> = select
+                        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()
+                        .map_err(|e| self.db_err(e))?;
+                    match existing {
+                        Some((b, q, a)) if b == entry.backend && q == request && a == response => {
+                            report.unchanged += 1;
+                            continue;
+                        }
+                        Some(_) => report.updated += 1,
+                        None => report.added += 1,
+                    }
+                    upsert.execute(params![key, entry.backend, request, response]).map_err(|e| self.db_err(e))?;
+                }
+            }
+            tx.commit().map_err(|e| self.db_err(e))
+        })?;
+        Ok(report)
+    }
+}
+
+/// The stored form of a response: never marked as a cache hit.
+fn response_json(response: &ChatResponse) -> String {
+    let stored = ChatResponse { cache_hit: false, ..response.clone() };
+    serde_json::to_string(&stored).expect("a ChatResponse always serializes")
+}
+
+fn connect(path: &Path, config: &CacheConfig) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(config.busy_timeout)?;
+    // In WAL mode NORMAL is safe against application crashes (a power cut may lose the last answers).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
