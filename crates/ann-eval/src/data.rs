@@ -36,10 +36,13 @@ pub fn parse_jsonl<T: DeserializeOwned>(text: &str, path: &Path) -> Result<Vec<T
         .collect()
 }
 
-/// The workspace's fetched-data folder, `<workspace>/.cache/data`, for tests and binaries.
-/// Libraries take the folder as an argument instead of calling this.
+/// The fetched-data folder, `$ANN_CACHE_DIR/data` or else `<workspace>/.cache/data` (as `cargo xtask
+/// fetch-data` writes it), for tests and binaries. Libraries take the folder as an argument instead.
 pub fn workspace_data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/data")
+    let cache = std::env::var_os("ANN_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache"));
+    cache.join("data")
 }
 
 /// Shuffle `items` with `seed` and cut consecutive parts of the given sizes (train, validation,

@@ -5,6 +5,9 @@
 //! `EvalError` is only for the infrastructure (missing data, a sandbox that cannot start, a judge
 //! whose budget ran out).
 
+pub mod data;
+pub mod stats;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
