@@ -1,0 +1,337 @@
+//! The forward phase (design 7.3): per input, layer by layer, `I_{l+1} = O_l` with the task visible.
+
+use std::collections::BTreeMap;
+
+use ann_llm::SharedModel;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::aggregate::{Extractor, LayerContext, aggregator};
+use crate::prompts::{self, RoutingStat};
+use crate::trace::{LayerTrace, Trace};
+use crate::{GraphError, Network, RoutingMode, ValidationRules};
+
+/// Settings of the forward phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardConfig {
+    /// Worker model name put in every request.
+    pub model: String,
+    /// `max_tokens` of every call (None: the backend's default).
+    pub max_tokens: Option<u32>,
+    /// `seed` of every call.
+    pub seed: Option<u64>,
+    /// Dynamic routing, or always the default aggregator.
+    pub routing: RoutingMode,
+    /// The layer input shown to the routing call is cut to this many characters.
+    pub routing_input_chars: usize,
+    /// Optional routing statistics per layer id (off when empty).
+    pub routing_stats: BTreeMap<String, Vec<RoutingStat>>,
+    /// Revision rounds of `debate` after the independent answers.
+    pub debate_rounds: u32,
+    /// At most this many model calls in flight at once (over a whole batch).
+    pub max_parallel_calls: usize,
+    /// At most this many inputs of a batch in progress at once.
+    pub max_parallel_inputs: usize,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        Self {
+            model: "default".into(),
+            max_tokens: None,
+            seed: None,
+            routing: RoutingMode::Dynamic,
+            routing_input_chars: 1500,
+            routing_stats: BTreeMap::new(),
+            debate_rounds: 2,
+            max_parallel_calls: 8,
+            max_parallel_inputs: 4,
+        }
+    }
+}
+
+/// The final output and the full trace of one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardResult {
+    /// `O_L`, the last layer's output (the caller extracts its answer).
+    pub output: String,
+    pub trace: Trace,
+}
+
+/// Run one input through the network: the task `I` is the network's task description with `input`
+/// rendered in ([`prompts::render_task`]), `I_1 = input`.
+///
+/// Errors: [`GraphError::Invalid`] for a structurally broken network (limits aside),
+/// [`GraphError::LayerFailed`] when a layer got no usable answer, [`GraphError::BudgetExhausted`]
+/// (the run must stop). `extractor` gives the vote key of an output (`majority_vote`, `debate`).
+pub async fn forward(
+    model: &SharedModel,
+    net: &Network,
+    input: &str,
+    extractor: Option<&Extractor>,
+    config: &ForwardConfig,
+) -> Result<ForwardResult, GraphError> {
+    check(net)?;
+    let limiter = Semaphore::new(config.max_parallel_calls.max(1));
+    run(model, net, input, extractor, config, &limiter).await
+}
+
+/// Run many inputs concurrently (at most `max_parallel_inputs` at once, all sharing the
+/// `max_parallel_calls` bound). Per-input failures are returned in place, in input order; an
+/// exhausted budget stops the batch (inputs still running are dropped) and is the outer error.
+pub async fn forward_batch(
+    model: &SharedModel,
+    net: &Network,
+    inputs: &[String],
+    extractor: Option<&Extractor>,
+    config: &ForwardConfig,
+) -> Result<Vec<Result<ForwardResult, GraphError>>, GraphError> {
+    check(net)?;
+    let limiter = Semaphore::new(config.max_parallel_calls.max(1));
+    let limiter = &limiter;
+    // Futures collected first: a stream `map` closure here would make the future not `Send`
+    // (a higher-ranked lifetime limitation of the compiler).
+    let pending: Vec<_> = inputs.iter().map(|input| run(model, net, input, extractor, config, limiter)).collect();
+    let mut runs = futures::stream::iter(pending).buffered(config.max_parallel_inputs.max(1));
+    let mut out = Vec::with_capacity(inputs.len());
+    while let Some(result) = runs.next().await {
+        match result {
+            Err(e) if e.is_budget_exhausted() => return Err(e),
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// The structural invariants the forward pass relies on (the configurable limits are not checked).
+fn check(net: &Network) -> Result<(), GraphError> {
+    let loose = ValidationRules {
+        max_layers: usize::MAX,
+        max_agents: usize::MAX,
+        max_prompt_chars: usize::MAX,
+        answer_format: None,
+    };
+    net.validate(&loose).map_err(GraphError::Invalid)
+}
+
+async fn run(
+    model: &SharedModel,
+    net: &Network,
+    input: &str,
+    extractor: Option<&Extractor>,
+    config: &ForwardConfig,
+    limiter: &Semaphore,
+) -> Result<ForwardResult, GraphError> {
+    let task = prompts::render_task(&net.task_description, input);
+    let mut layers = Vec::with_capacity(net.layers.len());
+    let mut current = input.to_string();
+    for layer in &net.layers {
+        let mut ctx = LayerContext::new(model, config, limiter, layer, &task, &current, extractor);
+        let routing = crate::routing::select(&ctx).await?;
+        ctx.aggregator = Some(routing.aggregator);
+        ctx.forget_errors();
+        let output = aggregator(routing.aggregator).aggregate(&ctx).await?;
+        let (calls, notes) = ctx.finish();
+        layers.push(LayerTrace {
+            layer: layer.id.clone(),
+            input: current,
+            routing,
+            calls,
+            notes,
+            output: output.clone(),
+        });
+        current = output;
+    }
+    Ok(ForwardResult {
+        output: current.clone(),
+        trace: Trace { task, input: input.to_string(), layers, output: current },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use ann_llm::LlmError;
+    use ann_test_support::ScriptedModel;
+
+    use super::*;
+    use crate::testing::{boxed, has, is_agent, is_routing, one_layer, sample_network};
+    use crate::{AggregatorName, RoutingSource};
+
+    /// The scripted run of the sample network: routing picks majority_vote for `solve` and answers
+    /// `verify` with prose (fallback to single); a2 disagrees and loses the vote.
+    fn scripted() -> Arc<ScriptedModel> {
+        Arc::new(
+            ScriptedModel::default()
+                .with_latency(Duration::from_millis(25))
+                .on(|r| {
+                    (is_routing(r) && has(r, "Layer `solve`"))
+                        .then(|| Ok(r#"{"aggregator": "majority_vote", "reason": "a one-step sum"}"#.into()))
+                })
+                .on(|r| (is_routing(r) && has(r, "Layer `verify`")).then(|| Ok("critic_revise, I think".into())))
+                .on(|r| is_agent(r, "understand", "a1").then(|| Ok("Given 2 and 2; asked for their sum.".into())))
+                .on(|r| is_agent(r, "solve", "a1").then(|| Ok("2+2 = 4, so \\boxed{4}".into())))
+                .on(|r| is_agent(r, "solve", "a2").then(|| Ok("about \\boxed{5}".into())))
+                .on(|r| is_agent(r, "solve", "a3").then(|| Ok("by cases: \\boxed{4}".into())))
+                .on(|r| is_agent(r, "verify", "a1").then(|| Ok("Checked. The answer is \\boxed{4}".into()))),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn three_layer_trace() {
+        let model = scripted();
+        let shared: SharedModel = model.clone();
+        let config = ForwardConfig { model: "worker".into(), seed: Some(7), ..Default::default() };
+        let r = forward(&shared, &sample_network(), "What is 2+2?", Some(&boxed), &config).await.unwrap();
+        assert_eq!(r.output, "Checked. The answer is \\boxed{4}");
+        let t = &r.trace;
+        let routing: Vec<_> = t.layers.iter().map(|l| (l.routing.aggregator, l.routing.source)).collect();
+        assert_eq!(
+            routing,
+            [
+                (AggregatorName::Single, RoutingSource::SingleCandidate),
+                (AggregatorName::MajorityVote, RoutingSource::Model),
+                (AggregatorName::Single, RoutingSource::Fallback),
+            ]
+        );
+        assert_eq!(t.layers[1].input, t.layers[0].output, "I_2 = O_1");
+        assert_eq!(t.layers[2].input, "2+2 = 4, so \\boxed{4}", "I_3 = O_2, the vote winner");
+        assert!(
+            t.calls().all(|c| c.messages.iter().any(|m| m.content.contains("What is 2+2?"))),
+            "the task is always visible"
+        );
+        assert_eq!(t.calls().count(), model.calls());
+        assert_eq!(t.calls().count(), 1 + (1 + 3) + (1 + 1));
+        let jsonl = t.to_jsonl();
+        assert_eq!(jsonl.lines().count(), 1 + 7 + 3 + 1);
+        assert!(
+            jsonl
+                .lines()
+                .last()
+                .unwrap()
+                .starts_with(r#"{"event":"output","output":"Checked. The answer is \\boxed{4}","calls":7,"usage":{"#)
+        );
+        insta::assert_json_snapshot!(t);
+    }
+
+    #[tokio::test]
+    async fn requests_carry_model_settings_and_tags() {
+        let model = scripted();
+        let shared: SharedModel = model.clone();
+        let config =
+            ForwardConfig { model: "worker".into(), seed: Some(7), max_tokens: Some(512), ..Default::default() };
+        forward(&shared, &sample_network(), "What is 2+2?", Some(&boxed), &config).await.unwrap();
+        let summary: Vec<String> = model
+            .requests()
+            .iter()
+            .map(|r| {
+                let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!(
+                    "{} t={:?} seed={:?} max={:?} sample={} [{}]",
+                    r.model,
+                    r.temperature,
+                    r.seed,
+                    r.max_tokens,
+                    r.sample_index,
+                    tags.join(" ")
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "worker t=Some(0.0) seed=Some(7) max=Some(512) sample=0 [agent=a1 layer=understand phase=forward]",
+                "worker t=Some(0.0) seed=Some(7) max=Some(512) sample=0 [layer=solve phase=forward]",
+                "worker t=Some(0.0) seed=Some(7) max=Some(512) sample=0 [agent=a1 layer=solve phase=forward]",
+                "worker t=Some(0.7) seed=Some(7) max=Some(512) sample=1 [agent=a2 layer=solve phase=forward]",
+                "worker t=Some(0.7) seed=Some(7) max=Some(512) sample=2 [agent=a3 layer=solve phase=forward]",
+                "worker t=Some(0.0) seed=Some(7) max=Some(512) sample=0 [layer=verify phase=forward]",
+                "worker t=Some(0.0) seed=Some(7) max=Some(512) sample=0 [agent=a1 layer=verify phase=forward]",
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn agents_and_inputs_run_concurrently_within_the_bounds() {
+        let net = one_layer(3, &[AggregatorName::Concatenate]);
+        let inputs: Vec<String> = (0..6).map(|i| format!("input {i}")).collect();
+        let check = |calls: usize, inputs_at_once: usize, expected: usize| {
+            let net = net.clone();
+            let inputs = inputs.clone();
+            async move {
+                let model = Arc::new(
+                    ScriptedModel::default().with_latency(Duration::from_millis(10)).fallback(|_| Ok("ok".into())),
+                );
+                let shared: SharedModel = model.clone();
+                let config = ForwardConfig {
+                    max_parallel_calls: calls,
+                    max_parallel_inputs: inputs_at_once,
+                    routing: crate::RoutingMode::Fixed,
+                    ..Default::default()
+                };
+                let results = forward_batch(&shared, &net, &inputs, None, &config).await.unwrap();
+                assert_eq!(results.len(), 6);
+                for (r, input) in results.iter().zip(&inputs) {
+                    assert_eq!(&r.as_ref().unwrap().trace.input, input, "results keep input order");
+                }
+                assert_eq!(model.calls(), 18);
+                assert_eq!(model.max_in_flight(), expected, "calls={calls} inputs={inputs_at_once}");
+            }
+        };
+        check(100, 1, 3).await; // the three agents of one layer at once
+        check(100, 2, 6).await; // two inputs at once
+        check(4, 6, 4).await; // the call bound holds across inputs
+        check(1, 6, 1).await;
+    }
+
+    #[tokio::test]
+    async fn batch_keeps_failures_in_place_and_stops_on_budget() {
+        let net = one_layer(1, &[AggregatorName::Single]);
+        let model = Arc::new(
+            ScriptedModel::default()
+                .on(|r| has(r, "bad").then(|| Err(LlmError::Timeout(Duration::from_secs(1)))))
+                .fallback(|_| Ok("ok".into())),
+        );
+        let shared: SharedModel = model.clone();
+        let inputs = vec!["good".to_string(), "bad".into(), "good again".into()];
+        let results = forward_batch(&shared, &net, &inputs, None, &ForwardConfig::default()).await.unwrap();
+        let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, false, true]);
+        assert!(matches!(results[1], Err(GraphError::LayerFailed { .. })));
+
+        let model = Arc::new(
+            ScriptedModel::default()
+                .on(|r| has(r, "bad").then(|| Err(LlmError::BudgetExhausted("cap".into()))))
+                .fallback(|_| Ok("ok".into())),
+        );
+        let shared: SharedModel = model.clone();
+        let e = forward_batch(&shared, &net, &inputs, None, &ForwardConfig::default()).await.unwrap_err();
+        assert!(e.is_budget_exhausted(), "{e}");
+    }
+
+    #[test]
+    fn forward_futures_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let model: SharedModel = Arc::new(ScriptedModel::default());
+        let (net, config) = (sample_network(), ForwardConfig::default());
+        let inputs = vec!["x".to_string()];
+        assert_send(&forward(&model, &net, "x", Some(&boxed), &config));
+        assert_send(&forward_batch(&model, &net, &inputs, Some(&boxed), &config));
+        let fallback = sample_network();
+        let rules = ValidationRules::default();
+        assert_send(&crate::construct_team(&model, "t", &[], &rules, &fallback, &Default::default()));
+    }
+
+    #[tokio::test]
+    async fn invalid_networks_are_refused_before_any_call() {
+        let mut net = one_layer(1, &[AggregatorName::Single]);
+        net.layers[0].agents.clear();
+        let model = Arc::new(ScriptedModel::default());
+        let shared: SharedModel = model.clone();
+        let e = forward(&shared, &net, "x", None, &ForwardConfig::default()).await.unwrap_err();
+        assert!(matches!(&e, GraphError::Invalid(v) if v[0].rule() == "agent_count"), "{e}");
+        assert_eq!(model.calls(), 0);
+    }
+}

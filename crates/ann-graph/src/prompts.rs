@@ -1,0 +1,369 @@
+//! Every prompt of the forward phase and of team construction, as pure functions of their inputs.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use ann_llm::Message;
+
+use crate::{Agent, AggregatorName, Layer, ValidationRules};
+
+/// One agent's answer as other prompts show it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    pub agent: &'a str,
+    pub role: &'a str,
+    pub text: &'a str,
+}
+
+/// A candidate aggregator and its running score, as routing statistics show it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoutingStat {
+    pub aggregator: AggregatorName,
+    pub mean_score: f64,
+    pub uses: u64,
+}
+
+/// The task `I` every call sees: the task description with the example's input rendered in.
+pub fn render_task(task_description: &str, input: &str) -> String {
+    format!("{}\n\nInput:\n{}", task_description.trim_end(), input)
+}
+
+/// At most `max` characters of `s`, with a marker when cut.
+pub fn truncate_chars(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => Cow::Borrowed(s),
+        Some((cut, _)) => Cow::Owned(format!("{}\n[... truncated]", &s[..cut])),
+    }
+}
+
+/// Substitute `{task}`, `{input}` and `{peer_outputs}` in one pass (inserted text is never rescanned).
+/// The task stays visible: when the template lacks `{task}` it is put first; peer outputs the
+/// template has no place for are appended.
+pub fn render_agent_prompt(template: &str, task: &str, input: &str, peer_outputs: Option<&str>) -> String {
+    let mut out = String::with_capacity(template.len() + task.len() + input.len() + 64);
+    let has_task = template.contains("{task}");
+    let has_peers = template.contains("{peer_outputs}");
+    if !has_task {
+        out.push_str("Task:\n");
+        out.push_str(task);
+        out.push_str("\n\n");
+    }
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let (value, len) = if tail.starts_with("{task}") {
+            (task, 6)
+        } else if tail.starts_with("{input}") {
+            (input, 7)
+        } else if tail.starts_with("{peer_outputs}") {
+            (peer_outputs.unwrap_or(""), 14)
+        } else {
+            ("{", 1)
+        };
+        out.push_str(value);
+        rest = &tail[len..];
+    }
+    out.push_str(rest);
+    if let (false, Some(peers)) = (has_peers, peer_outputs) {
+        out.push_str("\n\n");
+        out.push_str(peers);
+    }
+    out
+}
+
+/// The system message of an agent: persona, team subtask and output spec.
+pub fn agent_system(layer: &Layer, agent: &Agent) -> String {
+    format!(
+        "{}\nYou are agent `{}` of the team `{}`. The team's subtask: {}\nWhat your output must be: {}",
+        agent.role.trim_end(),
+        agent.id,
+        layer.id,
+        layer.subtask.trim_end(),
+        layer.output_spec.trim_end()
+    )
+}
+
+/// An agent's call: its system message and its rendered prompt.
+pub fn agent_messages(layer: &Layer, agent: &Agent, task: &str, input: &str, peers: Option<&str>) -> Vec<Message> {
+    vec![
+        Message::system(agent_system(layer, agent)),
+        Message::user(render_agent_prompt(&agent.prompt, task, input, peers)),
+    ]
+}
+
+fn answers_block(answers: &[Answer<'_>], numbered: bool) -> String {
+    let mut s = String::new();
+    for (i, a) in answers.iter().enumerate() {
+        if i > 0 {
+            s.push_str("\n\n");
+        }
+        if numbered {
+            let _ = write!(s, "[{}] ", i + 1);
+        }
+        let _ = write!(s, "Agent `{}` ({}):\n{}", a.agent, a.role.trim_end(), a.text.trim_end());
+    }
+    s
+}
+
+/// The `{peer_outputs}` of a debate round: the other agents' latest answers.
+pub fn debate_peers(others: &[Answer<'_>]) -> String {
+    format!(
+        "Answers of the other agents in the previous round:\n\n{}\n\nWeigh their reasoning against yours, then give your updated full answer.",
+        answers_block(others, false)
+    )
+}
+
+/// The `{peer_outputs}` of a refinement step: the previous agent's draft.
+pub fn refine_peers(previous: &Answer<'_>) -> String {
+    format!(
+        "Draft from the previous agent `{}` ({}):\n{}\n\nImprove this draft: fix its errors and fill its gaps, then give the full improved answer.",
+        previous.agent,
+        previous.role.trim_end(),
+        previous.text.trim_end()
+    )
+}
+
+/// `concatenate`: the answers joined, each labelled by agent and role.
+pub fn concatenate(answers: &[Answer<'_>]) -> String {
+    answers_block(answers, false)
+}
+
+fn layer_context(task: &str, layer: &Layer, input: &str) -> String {
+    format!(
+        "Overall task:\n{task}\n\nSubtask of team `{}`: {}\nWhat the output must be: {}\n\nInput of this step:\n{input}",
+        layer.id,
+        layer.subtask.trim_end(),
+        layer.output_spec.trim_end()
+    )
+}
+
+/// `llm_synthesis`: merge the team's answers into one (the synthesiser speaks as `persona`).
+pub fn synthesis(task: &str, layer: &Layer, input: &str, persona: &str, answers: &[Answer<'_>]) -> Vec<Message> {
+    vec![
+        Message::system(format!("{}\nYou synthesise the answers of your team into one answer.", persona.trim_end())),
+        Message::user(format!(
+            "{}\n\nAnswers of the team, as references:\n\n{}\n\nWrite one answer that keeps what is correct in them and fixes what is wrong. Give the answer itself, in the required output form, not a comparison.",
+            layer_context(task, layer, input),
+            answers_block(answers, false)
+        )),
+    ]
+}
+
+/// `select_best`: the judge picks the best answer by its 1-based number.
+pub fn judge(task: &str, layer: &Layer, input: &str, answers: &[Answer<'_>]) -> Vec<Message> {
+    vec![
+        Message::system(
+            "You are a strict judge. You pick the best of several candidate answers. Answer with one line of JSON only.",
+        ),
+        Message::user(format!(
+            "{}\n\nCandidate answers:\n\n{}\n\nWhich candidate is the most correct and complete? Answer with one line of JSON: {{\"best\": <number from 1 to {}>, \"reason\": \"<one sentence>\"}}",
+            layer_context(task, layer, input),
+            answers_block(answers, true),
+            answers.len()
+        )),
+    ]
+}
+
+/// `critic_revise`: one critic reviews the draft (with one agent, the agent critiques its own draft).
+pub fn critique(task: &str, layer: &Layer, input: &str, critic: &Agent, draft: &Answer<'_>) -> Vec<Message> {
+    vec![
+        Message::system(format!("{}\nYou review a draft critically and constructively.", critic.role.trim_end())),
+        Message::user(format!(
+            "{}\n\nDraft by agent `{}`:\n{}\n\nList the draft's concrete errors, gaps and format problems, most important first. Do not rewrite the draft. If it is fully correct, say so.",
+            layer_context(task, layer, input),
+            draft.agent,
+            draft.text.trim_end()
+        )),
+    ]
+}
+
+/// `critic_revise`: the `{peer_outputs}` of the revision: the agent's draft and the critiques.
+pub fn revise_peers(draft: &str, critiques: &[Answer<'_>]) -> String {
+    format!(
+        "Your draft:\n{}\n\nCritiques of your draft:\n\n{}\n\nRevise your draft once, addressing every valid critique, and give the full revised answer.",
+        draft.trim_end(),
+        answers_block(critiques, false)
+    )
+}
+
+/// DynamicRoutingSelect: pick one aggregator for this layer and input.
+pub fn routing(task: &str, layer: &Layer, input: &str, debate_rounds: u32, stats: &[RoutingStat]) -> Vec<Message> {
+    let mut u = String::new();
+    let _ = write!(
+        u,
+        "Overall task:\n{task}\n\nLayer `{}` must produce: {}\nOutput spec: {}\nTeam:\n",
+        layer.id,
+        layer.subtask.trim_end(),
+        layer.output_spec.trim_end()
+    );
+    for a in &layer.agents {
+        let _ = writeln!(u, "- {}: {}", a.id, a.role.trim_end());
+    }
+    let _ = write!(u, "\nLayer input:\n{input}\n\nCandidate aggregators (how the team's answers are combined):\n");
+    for &name in &layer.aggregators {
+        let calls = name.calls(layer.agents.len(), debate_rounds);
+        let plural = if calls == 1 { "" } else { "s" };
+        let _ = writeln!(u, "- {name} ({calls} call{plural}): {}", name.description());
+    }
+    if !layer.routing_hint.trim().is_empty() {
+        let _ = write!(u, "\nHint: {}\n", layer.routing_hint.trim());
+    }
+    if !stats.is_empty() {
+        u.push_str("\nPast results (mean score when chosen):\n");
+        for s in stats {
+            let _ = writeln!(u, "- {}: {:.2} over {} uses", s.aggregator, s.mean_score, s.uses);
+        }
+    }
+    let names: Vec<_> = layer.aggregators.iter().map(|a| a.as_str()).collect();
+    let _ = write!(
+        u,
+        "\nChoose the aggregator that fits this input best; spend calls only where the input is hard. Answer with one line of JSON: {{\"aggregator\": \"<one of: {}>\", \"reason\": \"<one sentence>\"}}",
+        names.join(", ")
+    );
+    vec![
+        Message::system(
+            "You route one layer of a multi-agent system: you choose how the layer's agents combine their answers. Answer with one line of JSON only.",
+        ),
+        Message::user(u),
+    ]
+}
+
+/// Team construction: ask for a whole network for the task, given a few example inputs.
+pub fn decomposition(task_description: &str, examples: &[&str], rules: &ValidationRules) -> Vec<Message> {
+    let mut u = String::new();
+    let _ = write!(
+        u,
+        "Design a team of LLM agents, organised in layers, that solves this task.\n\nTask description:\n{}\n\n",
+        task_description.trim_end()
+    );
+    for (i, e) in examples.iter().enumerate() {
+        let _ = write!(u, "Example input {}:\n{}\n\n", i + 1, e.trim_end());
+    }
+    u.push_str("Aggregators (how a layer combines its agents' answers):\n");
+    for name in AggregatorName::ALL {
+        let needs =
+            if name.min_agents() > 1 { format!(" (needs {}+ agents)", name.min_agents()) } else { String::new() };
+        let _ = writeln!(u, "- {name}{needs}: {}", name.description());
+    }
+    let _ = write!(
+        u,
+        r#"
+Rules:
+- 1 to {max_layers} layers, each a subtask whose output is the next layer's input; 1 to {max_agents} agents per layer.
+- Ids are lowercase slugs ([a-z0-9_-]+), unique: layer ids in the network, agent ids in their layer.
+- Every agent prompt contains {{input}} (the layer's input) and may contain {{task}} (the task with the example) and {{peer_outputs}} (other agents' answers); at most {max_prompt} characters.
+- default_aggregator is one of the layer's aggregators.
+"#,
+        max_layers = rules.max_layers,
+        max_agents = rules.max_agents,
+        max_prompt = rules.max_prompt_chars,
+    );
+    if let Some(format) = &rules.answer_format {
+        let _ = writeln!(u, "- The last layer's output_spec contains the answer format `{format}`.");
+    }
+    u.push_str(
+        r#"
+Reply with the network as JSON only, in this shape:
+{"version": 1, "task_description": "<the task description>", "layers": [{"id": "solve", "subtask": "...", "agents": [{"id": "a1", "role": "<one-sentence persona>", "prompt": "... {task} ... {input} ...", "temperature": 0.0}], "aggregators": ["single"], "default_aggregator": "single", "routing_hint": "", "output_spec": "..."}]}"#,
+    );
+    vec![
+        Message::system(
+            "You design multi-agent LLM systems: layered teams of agents with clear subtasks. You answer with JSON only.",
+        ),
+        Message::user(u),
+    ]
+}
+
+/// Team construction retry: show the model why its network was rejected.
+pub fn decomposition_retry(errors: &[String]) -> String {
+    let mut s = String::from("That network is invalid:\n");
+    for e in errors {
+        let _ = writeln!(s, "- {e}");
+    }
+    s.push_str("Reply with the corrected network as JSON only.");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{check_messages, sample_network};
+
+    fn answers() -> Vec<Answer<'static>> {
+        vec![
+            Answer { agent: "a1", role: "A careful solver.", text: "x = 4, so \\boxed{4}" },
+            Answer { agent: "a2", role: "A fast solver.", text: "\\boxed{5}" },
+        ]
+    }
+
+    #[test]
+    fn render_task_snapshot() {
+        insta::assert_snapshot!(render_task("Solve the problem. Put the answer in \\boxed{}.\n", "What is 2+2?"));
+    }
+
+    #[test]
+    fn agent_prompt_substitutes_once_and_keeps_task_visible() {
+        let with_all = render_agent_prompt("T={task} I={input} P={peer_outputs} {x} \\boxed{}", "t {input}", "i", None);
+        assert_eq!(with_all, "T=t {input} I=i P= {x} \\boxed{}");
+        let no_task = render_agent_prompt("Solve {input}", "the task", "2+2", Some("peers"));
+        insta::assert_snapshot!(no_task);
+        assert_eq!(truncate_chars("héllo", 2), "hé\n[... truncated]");
+        assert_eq!(truncate_chars("héllo", 5), "héllo");
+    }
+
+    #[test]
+    fn agent_messages_snapshot() {
+        let net = sample_network();
+        let layer = &net.layers[1];
+        insta::assert_snapshot!(check_messages(&agent_messages(layer, &layer.agents[0], "TASK", "INPUT", None)));
+    }
+
+    #[test]
+    fn peer_blocks_snapshot() {
+        let a = answers();
+        insta::assert_snapshot!(format!(
+            "{}\n=====\n{}\n=====\n{}\n=====\n{}",
+            debate_peers(&a),
+            refine_peers(&a[0]),
+            concatenate(&a),
+            revise_peers("draft text", &a)
+        ));
+    }
+
+    #[test]
+    fn synthesis_snapshot() {
+        let net = sample_network();
+        insta::assert_snapshot!(check_messages(&synthesis("TASK", &net.layers[1], "INPUT", "A merger.", &answers())));
+    }
+
+    #[test]
+    fn judge_snapshot() {
+        let net = sample_network();
+        insta::assert_snapshot!(check_messages(&judge("TASK", &net.layers[1], "INPUT", &answers())));
+    }
+
+    #[test]
+    fn critique_snapshot() {
+        let net = sample_network();
+        let layer = &net.layers[1];
+        insta::assert_snapshot!(check_messages(&critique("TASK", layer, "INPUT", &layer.agents[1], &answers()[0])));
+    }
+
+    #[test]
+    fn routing_snapshot() {
+        let net = sample_network();
+        let stats = [RoutingStat { aggregator: AggregatorName::MajorityVote, mean_score: 0.625, uses: 8 }];
+        insta::assert_snapshot!(check_messages(&routing("TASK", &net.layers[1], "INPUT", 2, &stats)));
+    }
+
+    #[test]
+    fn decomposition_snapshot() {
+        let rules = ValidationRules::with_answer_format("\\boxed{}");
+        let msgs = decomposition("Solve competition maths problems.", &["What is 2+2?", "Solve x^2=4."], &rules);
+        insta::assert_snapshot!(check_messages(&msgs));
+        insta::assert_snapshot!(decomposition_retry(&[
+            "[placeholder] agent `a1` in layer `solve`: the prompt lacks `{input}`".into()
+        ]));
+    }
+}

@@ -1,0 +1,198 @@
+//! DynamicRoutingSelect (design 7.3): one traced call per layer and input that picks the aggregator.
+
+use ann_llm::ResponseFormat;
+
+use crate::aggregate::{CallSpec, LayerContext, first_json_object};
+use crate::prompts;
+use crate::trace::{CallKind, RoutingDecision, RoutingSource};
+use crate::{AggregatorName, GraphError, Layer};
+
+/// Whether routing asks the model or always takes the layer's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoutingMode {
+    /// One routing call per layer with two or more candidates.
+    #[default]
+    Dynamic,
+    /// Always the layer's default aggregator (ablation).
+    Fixed,
+}
+
+/// The JSON schema of the routing answer, with the layer's candidates as an enum.
+pub fn routing_format(layer: &Layer) -> ResponseFormat {
+    let names: Vec<&str> = layer.aggregators.iter().map(|a| a.as_str()).collect();
+    ResponseFormat::JsonSchema {
+        name: "route".into(),
+        schema: serde_json::json!({
+            "type": "object",
+            "properties": {
+                "aggregator": {"type": "string", "enum": names},
+                "reason": {"type": "string"}
+            },
+            "required": ["aggregator", "reason"],
+            "additionalProperties": false
+        }),
+        strict: true,
+    }
+}
+
+/// Parse a routing reply: the first JSON object's `aggregator` must name one of `candidates`.
+/// Returns the choice and its reason, or why the reply is unusable.
+pub fn parse_routing(reply: &str, candidates: &[AggregatorName]) -> Result<(AggregatorName, String), String> {
+    let object = first_json_object(reply).ok_or("no JSON object in the reply")?;
+    let name = object.get("aggregator").and_then(|v| v.as_str()).ok_or("no string field `aggregator`")?;
+    let choice: AggregatorName = name.parse()?;
+    if !candidates.contains(&choice) {
+        return Err(format!("`{choice}` is not a candidate of this layer"));
+    }
+    let reason = object.get("reason").and_then(|v| v.as_str()).unwrap_or("").trim().to_string();
+    Ok((choice, reason))
+}
+
+/// Choose the layer's aggregator. Never fails on model output: an invalid answer or a failed call
+/// gives the default with [`RoutingSource::Fallback`]; only an exhausted budget is an error.
+pub(crate) async fn select(ctx: &LayerContext<'_>) -> Result<RoutingDecision, GraphError> {
+    let layer = ctx.layer();
+    let default = layer.default_aggregator;
+    let fixed =
+        |source, reason: &str| RoutingDecision { aggregator: default, reason: reason.into(), source, fallback: None };
+    if ctx.config().routing == RoutingMode::Fixed {
+        return Ok(fixed(RoutingSource::Fixed, "routing is fixed: the layer's default"));
+    }
+    if layer.aggregators.len() <= 1 {
+        return Ok(fixed(RoutingSource::SingleCandidate, "one candidate: no routing call"));
+    }
+    let input = prompts::truncate_chars(ctx.input(), ctx.config().routing_input_chars);
+    let stats = ctx.config().routing_stats.get(&layer.id).map(Vec::as_slice).unwrap_or(&[]);
+    let messages = prompts::routing(ctx.task(), layer, &input, ctx.config().debate_rounds, stats);
+    let spec = CallSpec {
+        kind: CallKind::Routing,
+        agent: None,
+        round: 0,
+        messages,
+        temperature: 0.0,
+        response_format: routing_format(layer),
+    };
+    let fallback = |why: String| RoutingDecision {
+        aggregator: default,
+        reason: "fallback to the layer's default".into(),
+        source: RoutingSource::Fallback,
+        fallback: Some(why),
+    };
+    Ok(match ctx.call(spec).await? {
+        None => fallback("the routing call failed".into()),
+        Some(reply) => match parse_routing(&reply, &layer.aggregators) {
+            Ok((aggregator, reason)) => {
+                RoutingDecision { aggregator, reason, source: RoutingSource::Model, fallback: None }
+            }
+            Err(why) => fallback(why),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ann_llm::{LlmError, SharedModel};
+    use ann_test_support::ScriptedModel;
+
+    use super::*;
+    use crate::testing::{is_routing, one_layer};
+    use crate::{ForwardConfig, forward};
+
+    use AggregatorName::{Concatenate, Debate, MajorityVote, SelectBest};
+
+    #[test]
+    fn parse_routing_takes_the_first_json_object() {
+        let c = [MajorityVote, Debate];
+        let check = |reply: &str, expected: Result<(AggregatorName, &str), &str>| {
+            let got = parse_routing(reply, &c);
+            let got = got.as_ref().map(|(a, r)| (*a, r.as_str())).map_err(|e| e.as_str());
+            assert_eq!(got, expected, "{reply}");
+        };
+        check(r#"{"aggregator": "debate", "reason": "hard"}"#, Ok((Debate, "hard")));
+        check(
+            "Sure! {not json} then {\"aggregator\":\"majority_vote\"} {\"aggregator\":\"debate\"}",
+            Ok((MajorityVote, "")),
+        );
+        check("debate", Err("no JSON object in the reply"));
+        check(r#"{"choice": "debate"}"#, Err("no string field `aggregator`"));
+        check(r#"{"aggregator": "select_best"}"#, Err("`select_best` is not a candidate of this layer"));
+        let unknown = parse_routing(r#"{"aggregator": "vote"}"#, &c).unwrap_err();
+        assert!(unknown.starts_with("unknown aggregator `vote`"), "{unknown}");
+    }
+
+    async fn route(
+        reply: Result<&'static str, LlmError>,
+        config: &ForwardConfig,
+    ) -> (RoutingDecision, Arc<ScriptedModel>) {
+        let reply = std::sync::Mutex::new(Some(reply));
+        let model = Arc::new(
+            ScriptedModel::default()
+                .on(move |r| is_routing(r).then(|| reply.lock().unwrap().take().unwrap().map(String::from)))
+                .fallback(|_| Ok("answer".into())),
+        );
+        let mut net = one_layer(3, &[MajorityVote, Debate, Concatenate]);
+        net.layers[0].default_aggregator = Concatenate;
+        let shared: SharedModel = model.clone();
+        let r = forward(&shared, &net, "x", None, config).await.unwrap();
+        (r.trace.layers[0].routing.clone(), model)
+    }
+
+    #[tokio::test]
+    async fn routing_chooses_or_falls_back_to_the_default() {
+        let cfg = ForwardConfig::default();
+        let (d, model) = route(Ok(r#"{"aggregator": "majority_vote", "reason": "easy"}"#), &cfg).await;
+        assert_eq!(
+            d,
+            RoutingDecision {
+                aggregator: MajorityVote,
+                reason: "easy".into(),
+                source: RoutingSource::Model,
+                fallback: None
+            }
+        );
+        let request = &model.requests()[0];
+        assert_eq!((request.temperature, request.tags.get("phase").map(String::as_str)), (Some(0.0), Some("forward")));
+        let ResponseFormat::JsonSchema { schema, .. } = &request.response_format else { panic!("json schema") };
+        assert_eq!(
+            schema["properties"]["aggregator"]["enum"],
+            serde_json::json!(["majority_vote", "debate", "concatenate"])
+        );
+        assert_eq!(model.calls(), 1 + 3);
+
+        for (reply, why) in [
+            (Ok("I'd use select_best"), "no JSON object in the reply"),
+            (Ok(r#"{"aggregator": "select_best"}"#), "`select_best` is not a candidate of this layer"),
+            (Err(LlmError::Timeout(std::time::Duration::from_secs(30))), "the routing call failed"),
+        ] {
+            let (d, _) = route(reply, &cfg).await;
+            assert_eq!(
+                (d.aggregator, d.source, d.fallback.as_deref()),
+                (Concatenate, RoutingSource::Fallback, Some(why))
+            );
+        }
+
+        let fixed = ForwardConfig { routing: RoutingMode::Fixed, ..Default::default() };
+        let (d, model) = route(Ok("unused"), &fixed).await;
+        assert_eq!((d.aggregator, d.source), (Concatenate, RoutingSource::Fixed));
+        assert!(!model.requests().iter().any(is_routing));
+    }
+
+    #[tokio::test]
+    async fn one_candidate_needs_no_call_and_budget_stops_routing() {
+        let model = Arc::new(ScriptedModel::default().fallback(|_| Ok("a".into())));
+        let shared: SharedModel = model.clone();
+        let r = forward(&shared, &one_layer(2, &[SelectBest]), "x", None, &ForwardConfig::default()).await.unwrap();
+        assert_eq!(r.trace.layers[0].routing.source, RoutingSource::SingleCandidate);
+        assert!(!model.requests().iter().any(is_routing));
+
+        let model = Arc::new(ScriptedModel::default().fallback(|_| Err(LlmError::BudgetExhausted("cap".into()))));
+        let shared: SharedModel = model.clone();
+        let e = forward(&shared, &one_layer(2, &[SelectBest, Debate]), "x", None, &ForwardConfig::default())
+            .await
+            .unwrap_err();
+        assert!(e.is_budget_exhausted());
+        assert_eq!(model.calls(), 1);
+    }
+}

@@ -1,0 +1,125 @@
+//! Shared fixtures of the unit tests: the default starting network and message rendering.
+
+use ann_llm::Message;
+
+use crate::Network;
+
+/// The default starting network of the contract (7.10): understand -> solve (3 agents) -> verify.
+pub(crate) const SAMPLE_NETWORK: &str = r#"{
+  "version": 1,
+  "task_description": "Solve the maths problem. Give the final answer in \\boxed{}.",
+  "layers": [
+    {
+      "id": "understand",
+      "subtask": "restate the problem and list what is given and asked",
+      "agents": [
+        {"id": "a1", "role": "A careful reader.", "prompt": "Task: {task}\nRestate this problem: {input}", "temperature": 0.0}
+      ],
+      "aggregators": ["single"],
+      "default_aggregator": "single",
+      "routing_hint": "",
+      "output_spec": "a restatement with givens and the question"
+    },
+    {
+      "id": "solve",
+      "subtask": "solve the problem step by step",
+      "agents": [
+        {"id": "a1", "role": "A rigorous mathematician.", "prompt": "{task}\nSolve: {input}", "temperature": 0.0},
+        {"id": "a2", "role": "A quick estimator.", "prompt": "{task}\nSolve quickly: {input}\n{peer_outputs}", "temperature": 0.7},
+        {"id": "a3", "role": "A checker of cases.", "prompt": "{task}\nSolve by cases: {input}", "temperature": 0.7}
+      ],
+      "aggregators": ["majority_vote", "debate", "llm_synthesis", "select_best"],
+      "default_aggregator": "majority_vote",
+      "routing_hint": "use debate when the problem has several cases",
+      "output_spec": "a full solution ending in \\boxed{answer}"
+    },
+    {
+      "id": "verify",
+      "subtask": "check the solution and format the final answer",
+      "agents": [
+        {"id": "a1", "role": "A verifier.", "prompt": "{task}\nCheck and finalise: {input}", "temperature": 0.0}
+      ],
+      "aggregators": ["single", "critic_revise"],
+      "default_aggregator": "single",
+      "routing_hint": "",
+      "output_spec": "the verified solution, final answer in \\boxed{}"
+    }
+  ]
+}"#;
+
+pub(crate) fn sample_network() -> Network {
+    Network::from_json(SAMPLE_NETWORK).expect("the sample network parses")
+}
+
+/// Messages as readable text for snapshots.
+pub(crate) fn check_messages(messages: &[Message]) -> String {
+    messages.iter().map(|m| format!("--- {:?} ---\n{}", m.role, m.content)).collect::<Vec<_>>().join("\n")
+}
+
+/// A one-layer network with `agents` agents (`a1`, `a2`, ...) and the given candidates.
+pub(crate) fn one_layer(agents: usize, aggregators: &[crate::AggregatorName]) -> Network {
+    let agents = (1..=agents)
+        .map(|i| crate::Agent {
+            id: format!("a{i}"),
+            role: format!("Solver number {i}."),
+            prompt: "Solve: {input}".into(),
+            temperature: 0.0,
+        })
+        .collect();
+    Network {
+        version: 1,
+        task_description: "Answer in \\boxed{}.".into(),
+        layers: vec![crate::Layer {
+            id: "solve".into(),
+            subtask: "solve it".into(),
+            agents,
+            aggregators: aggregators.to_vec(),
+            default_aggregator: aggregators[0],
+            routing_hint: String::new(),
+            output_spec: "an answer in \\boxed{}".into(),
+        }],
+    }
+}
+
+/// The content of the last `\boxed{...}` (no nesting), as the test extractor.
+pub(crate) fn boxed(s: &str) -> Option<String> {
+    let start = s.rfind("\\boxed{")? + "\\boxed{".len();
+    let end = s[start..].find('}')? + start;
+    Some(s[start..end].trim().to_string())
+}
+
+/// Whether any message of `req` contains `needle`.
+pub(crate) fn has(req: &ann_llm::ChatRequest, needle: &str) -> bool {
+    req.messages.iter().any(|m| m.content.contains(needle))
+}
+
+/// Whether `req` is a call of agent `agent` of layer `layer` (its system message names both).
+pub(crate) fn is_agent(req: &ann_llm::ChatRequest, layer: &str, agent: &str) -> bool {
+    req.messages.first().is_some_and(|m| m.content.contains(&format!("You are agent `{agent}` of the team `{layer}`")))
+}
+
+/// Whether `req` is a routing call.
+pub(crate) fn is_routing(req: &ann_llm::ChatRequest) -> bool {
+    has(req, "You route one layer")
+}
+
+/// Run a one-layer network of `agents` agents with routing fixed to `aggregator`.
+pub(crate) async fn run_layer(
+    model: &std::sync::Arc<ann_test_support::ScriptedModel>,
+    agents: usize,
+    aggregator: crate::AggregatorName,
+    extractor: Option<&crate::Extractor>,
+) -> Result<crate::ForwardResult, crate::GraphError> {
+    let net = one_layer(agents, &[aggregator]);
+    let shared: ann_llm::SharedModel = model.clone();
+    let config = crate::ForwardConfig { routing: crate::RoutingMode::Fixed, ..Default::default() };
+    crate::forward(&shared, &net, "What is 2+2?", extractor, &config).await
+}
+
+/// Reply `text` to agent `agent` of the one-layer network (first answers and revisions alike).
+pub(crate) fn reply_of(
+    agent: &'static str,
+    text: &'static str,
+) -> impl Fn(&ann_llm::ChatRequest) -> Option<ann_test_support::Reply> + Send + Sync + 'static {
+    move |req| is_agent(req, "solve", agent).then(|| Ok(text.to_string()))
+}
