@@ -1,0 +1,97 @@
+//! Criterion benchmark: the cost per call of the LLM decorator stack (metering, budget) and of a
+//! response-cache hit, over an instant in-process model.
+//!
+//! Run: `cargo bench -p benches --bench llm_stack -- --warm-up-time 1 --measurement-time 3`.
+//!
+//! The base model is a local `InstantModel` rather than `ann_test_support::ScriptedModel`, because
+//! the scripted model records every request it is asked (a clone each), which would both count in
+//! the figure and grow memory by millions of requests over a measurement.
+
+use std::sync::Arc;
+
+use ann_llm::{
+    Budget, BudgetLimits, BudgetedModel, ChatModel, ChatRequest, ChatResponse, FinishReason, LlmError, Message, Meter,
+    MeteredModel, PriceTable, Usage,
+};
+use ann_llm_cache::{CachedModel, ResponseCache};
+use async_trait::async_trait;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// Answers at once with a fixed response and usage: the cost measured is the decorators' alone.
+struct InstantModel;
+
+#[async_trait]
+impl ChatModel for InstantModel {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        Ok(ChatResponse {
+            text: "4".to_string(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage { prompt_tokens: 20, completion_tokens: 1, cached_tokens: 0 },
+            model: request.model.clone(),
+            latency_ms: 0,
+            cache_hit: false,
+        })
+    }
+
+    fn identity(&self) -> String {
+        "instant".to_string()
+    }
+}
+
+fn request() -> ChatRequest {
+    ChatRequest::new(
+        "gpt-4o-mini",
+        vec![Message::system("You are a careful agent in layer 2 of the network."), Message::user("What is 2 + 2?")],
+    )
+    .with_temperature(0.7)
+    .with_max_tokens(256)
+    .with_tag("phase", "forward")
+    .with_tag("layer", "2")
+    .with_tag("agent", "solver")
+}
+
+fn budget() -> Arc<Budget> {
+    // Limits far above what a benchmark can spend, so every call is checked and none refused.
+    let limits = BudgetLimits {
+        max_tokens: Some(u64::MAX / 2),
+        max_dollars: Some(1e15),
+        max_calls: Some(u64::MAX / 2),
+        ..BudgetLimits::default()
+    };
+    Budget::new(limits, PriceTable::default())
+}
+
+fn llm_stack(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let request = request();
+    let mut group = c.benchmark_group("llm_stack");
+
+    let bare = InstantModel;
+    group.bench_function("instant_model", |b| b.to_async(&rt).iter(|| bare.complete(&request)));
+
+    let metered = MeteredModel::new(InstantModel, Meter::new(PriceTable::default()));
+    group.bench_function("metered", |b| b.to_async(&rt).iter(|| metered.complete(&request)));
+
+    let budgeted = BudgetedModel::new(InstantModel, budget());
+    group.bench_function("budgeted", |b| b.to_async(&rt).iter(|| budgeted.complete(&request)));
+
+    let stack = MeteredModel::new(BudgetedModel::new(InstantModel, budget()), Meter::new(PriceTable::default()));
+    group.bench_function("metered_budgeted", |b| b.to_async(&rt).iter(|| stack.complete(&request)));
+
+    // A cache hit through the full stack: metering above the cache, the budget below it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cache = ResponseCache::open(&dir.path().join("bench.sqlite")).expect("open cache");
+    let cached = MeteredModel::new(
+        CachedModel::new(BudgetedModel::new(InstantModel, budget()), cache),
+        Meter::new(PriceTable::default()),
+    );
+    let warm = rt.block_on(cached.complete(&request)).expect("warm the cache");
+    assert!(!warm.cache_hit);
+    assert!(rt.block_on(cached.complete(&request)).expect("hit").cache_hit, "the second call must be a hit");
+    group.bench_function("metered_cache_hit", |b| b.to_async(&rt).iter(|| cached.complete(&request)));
+
+    group.finish();
+}
+
+criterion_group!(benches, llm_stack);
+criterion_main!(benches);
