@@ -29,4 +29,13 @@ pub use network::{
 pub use prompts::RoutingStat;
 pub use routing::{RoutingMode, parse_routing, routing_format};
 pub use team::{TeamAttempt, TeamConfig, TeamOutcome, TeamSource, construct_team, network_schema, parse_network_reply};
+/// An example network in the schema: the default starting network of design 7.10 for a maths task
+/// (understand -> solve with three agents -> verify). Used in docs and tests.
+pub const EXAMPLE_NETWORK: &str = include_str!("example-network.json");
+
+/// [`EXAMPLE_NETWORK`], parsed.
+pub fn example_network() -> Network {
+    Network::from_json(EXAMPLE_NETWORK).expect("the example network is valid")
+}
+
 pub use trace::{CallKind, CallRecord, LayerTrace, RoutingDecision, RoutingSource, Trace};

@@ -4,52 +4,7 @@ use ann_llm::Message;
 
 use crate::Network;
 
-/// The default starting network of the contract (7.10): understand -> solve (3 agents) -> verify.
-pub(crate) const SAMPLE_NETWORK: &str = r#"{
-  "version": 1,
-  "task_description": "Solve the maths problem. Give the final answer in \\boxed{}.",
-  "layers": [
-    {
-      "id": "understand",
-      "subtask": "restate the problem and list what is given and asked",
-      "agents": [
-        {"id": "a1", "role": "A careful reader.", "prompt": "Task: {task}\nRestate this problem: {input}", "temperature": 0.0}
-      ],
-      "aggregators": ["single"],
-      "default_aggregator": "single",
-      "routing_hint": "",
-      "output_spec": "a restatement with givens and the question"
-    },
-    {
-      "id": "solve",
-      "subtask": "solve the problem step by step",
-      "agents": [
-        {"id": "a1", "role": "A rigorous mathematician.", "prompt": "{task}\nSolve: {input}", "temperature": 0.0},
-        {"id": "a2", "role": "A quick estimator.", "prompt": "{task}\nSolve quickly: {input}\n{peer_outputs}", "temperature": 0.7},
-        {"id": "a3", "role": "A checker of cases.", "prompt": "{task}\nSolve by cases: {input}", "temperature": 0.7}
-      ],
-      "aggregators": ["majority_vote", "debate", "llm_synthesis", "select_best"],
-      "default_aggregator": "majority_vote",
-      "routing_hint": "use debate when the problem has several cases",
-      "output_spec": "a full solution ending in \\boxed{answer}"
-    },
-    {
-      "id": "verify",
-      "subtask": "check the solution and format the final answer",
-      "agents": [
-        {"id": "a1", "role": "A verifier.", "prompt": "{task}\nCheck and finalise: {input}", "temperature": 0.0}
-      ],
-      "aggregators": ["single", "critic_revise"],
-      "default_aggregator": "single",
-      "routing_hint": "",
-      "output_spec": "the verified solution, final answer in \\boxed{}"
-    }
-  ]
-}"#;
-
-pub(crate) fn sample_network() -> Network {
-    Network::from_json(SAMPLE_NETWORK).expect("the sample network parses")
-}
+pub(crate) use crate::{EXAMPLE_NETWORK as SAMPLE_NETWORK, example_network as sample_network};
 
 /// Messages as readable text for snapshots.
 pub(crate) fn check_messages(messages: &[Message]) -> String {
