@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use ann_eval::data::{read_jsonl, seeded_split};
-use ann_eval::{Benchmark, EvalError, Evaluation, Evaluator, Example, Split};
+use ann_eval::data::read_jsonl;
+use ann_eval::{Benchmark, EvalError, Evaluation, Evaluator, Example, Split, Splits};
 use ann_llm::ChatModel;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ impl Evaluator for PassageEvaluator {
 #[derive(Clone)]
 pub struct CreativeWriting {
     evaluator: PassageEvaluator,
-    splits: [Vec<Example>; 3],
+    splits: Splits,
 }
 
 impl CreativeWriting {
@@ -155,9 +155,10 @@ impl CreativeWriting {
         judge_model: Arc<dyn ChatModel>,
         config: &CreativeWritingConfig,
     ) -> Result<Self, EvalError> {
-        let mut parts = seeded_split(examples, sizes, seed)?.into_iter();
-        let mut next = || parts.next().unwrap_or_default();
-        Ok(Self { evaluator: PassageEvaluator::new(judge_model, config), splits: [next(), next(), next()] })
+        Ok(Self {
+            evaluator: PassageEvaluator::new(judge_model, config),
+            splits: Splits::seeded(examples, sizes, seed)?,
+        })
     }
 }
 
@@ -173,11 +174,7 @@ impl Benchmark for CreativeWriting {
         ANSWER_FORMAT
     }
     fn examples(&self, split: Split) -> &[Example] {
-        match split {
-            Split::Train => &self.splits[0],
-            Split::Validation => &self.splits[1],
-            Split::Test => &self.splits[2],
-        }
+        self.splits.get(split)
     }
     /// Passages have no short answer to vote on: aggregators fall back to synthesis.
     fn extract_answer(&self, _output: &str) -> Option<String> {

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ann_eval::data::{read_jsonl, seeded_split};
-use ann_eval::{Benchmark, EvalError, Evaluation, Evaluator, Example, Split};
+use ann_eval::data::read_jsonl;
+use ann_eval::{Benchmark, EvalError, Evaluation, Evaluator, Example, Split, Splits};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -131,7 +131,7 @@ impl Evaluator for TriviaScorer {
 /// Trivia Creative Writing as a benchmark over a user-given file.
 #[derive(Debug, Clone)]
 pub struct TriviaCreativeWriting {
-    splits: [Vec<Example>; 3],
+    splits: Splits,
 }
 
 impl TriviaCreativeWriting {
@@ -139,9 +139,7 @@ impl TriviaCreativeWriting {
     pub fn from_file(path: &Path, sizes: &[usize; 3], seed: u64) -> Result<Self, EvalError> {
         let rows = load_rows(path)?;
         let examples: Vec<Example> = rows.iter().enumerate().map(|(i, r)| to_example(i, r)).collect();
-        let mut parts = seeded_split(&examples, sizes, seed)?.into_iter();
-        let mut next = || parts.next().unwrap_or_default();
-        Ok(Self { splits: [next(), next(), next()] })
+        Ok(Self { splits: Splits::seeded(&examples, sizes, seed)? })
     }
 }
 
@@ -157,11 +155,7 @@ impl Benchmark for TriviaCreativeWriting {
         ANSWER_FORMAT
     }
     fn examples(&self, split: Split) -> &[Example] {
-        match split {
-            Split::Train => &self.splits[0],
-            Split::Validation => &self.splits[1],
-            Split::Test => &self.splits[2],
-        }
+        self.splits.get(split)
     }
     fn extract_answer(&self, _output: &str) -> Option<String> {
         None

@@ -19,7 +19,7 @@ pub mod sandbox;
 use std::path::Path;
 use std::sync::Arc;
 
-use ann_eval::{Benchmark, EvalError, Evaluation, Example, Split};
+use ann_eval::{Benchmark, EvalError, Evaluation, Example, Split, Splits};
 use async_trait::async_trait;
 
 pub use problem::{DEFAULT_SPLIT, Problem, load_problems, parse_problems};
@@ -125,9 +125,7 @@ pub async fn evaluate_completion(
 /// The HumanEval benchmark: its split examples and a shared sandbox.
 #[derive(Debug)]
 pub struct HumanEval {
-    train: Vec<Example>,
-    validation: Vec<Example>,
-    test: Vec<Example>,
+    splits: Splits,
     sandbox: Arc<Sandbox>,
     task_description: String,
 }
@@ -147,12 +145,8 @@ impl HumanEval {
         sandbox: Arc<Sandbox>,
     ) -> Result<Self, EvalError> {
         let examples: Vec<Example> = problems.iter().map(Problem::to_example).collect();
-        let mut parts = ann_eval::data::seeded_split(&examples, &config.split_sizes, config.seed)?.into_iter();
-        let mut next = || parts.next().unwrap_or_default();
         Ok(Self {
-            train: next(),
-            validation: next(),
-            test: next(),
+            splits: Splits::seeded(&examples, &config.split_sizes, config.seed)?,
             sandbox,
             task_description: prompts::task_description(),
         })
@@ -179,11 +173,7 @@ impl Benchmark for HumanEval {
     }
 
     fn examples(&self, split: Split) -> &[Example] {
-        match split {
-            Split::Train => &self.train,
-            Split::Validation => &self.validation,
-            Split::Test => &self.test,
-        }
+        self.splits.get(split)
     }
 
     fn extract_answer(&self, output: &str) -> Option<String> {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ann_eval::data::seeded_split;
-use ann_eval::{Benchmark, EvalError, Evaluation, Example, Split};
+use ann_eval::{Benchmark, EvalError, Evaluation, Example, Split, Splits};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -60,9 +60,7 @@ impl Default for MathConfig {
 #[derive(Debug, Clone)]
 pub struct MathBenchmark {
     config: MathConfig,
-    train: Vec<Example>,
-    validation: Vec<Example>,
-    test: Vec<Example>,
+    splits: Splits,
 }
 
 impl MathBenchmark {
@@ -89,9 +87,11 @@ impl MathBenchmark {
         };
         Ok(Self {
             config: config.clone(),
-            train: train.iter().map(to_example).collect(),
-            validation: validation.iter().map(to_example).collect(),
-            test: test.iter().map(to_example).collect(),
+            splits: Splits {
+                train: train.iter().map(to_example).collect(),
+                validation: validation.iter().map(to_example).collect(),
+                test: test.iter().map(to_example).collect(),
+            },
         })
     }
 
@@ -173,11 +173,7 @@ impl Benchmark for MathBenchmark {
     }
 
     fn examples(&self, split: Split) -> &[Example] {
-        match split {
-            Split::Train => &self.train,
-            Split::Validation => &self.validation,
-            Split::Test => &self.test,
-        }
+        self.splits.get(split)
     }
 
     fn extract_answer(&self, output: &str) -> Option<String> {

@@ -15,8 +15,8 @@ pub mod prompts;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ann_eval::data::{read_jsonl, seeded_split};
-use ann_eval::{Benchmark, EvalError, Evaluation, Evaluator, Example, Split};
+use ann_eval::data::read_jsonl;
+use ann_eval::{Benchmark, EvalError, Evaluation, Evaluator, Example, Split, Splits};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -99,9 +99,7 @@ pub fn score_letter(output: &str, letter: char) -> Evaluation {
 /// The MMLU machine-learning benchmark with its seeded split.
 #[derive(Debug, Clone)]
 pub struct MmluMl {
-    train: Vec<Example>,
-    validation: Vec<Example>,
-    test: Vec<Example>,
+    splits: Splits,
 }
 
 impl MmluMl {
@@ -119,9 +117,7 @@ impl MmluMl {
 
     /// Split ready-made examples into train / validation / test of the given sizes.
     pub fn from_examples(examples: &[Example], sizes: &[usize; 3], seed: u64) -> Result<Self, EvalError> {
-        let mut parts = seeded_split(examples, sizes, seed)?.into_iter();
-        let mut next = || parts.next().unwrap_or_default();
-        Ok(Self { train: next(), validation: next(), test: next() })
+        Ok(Self { splits: Splits::seeded(examples, sizes, seed)? })
     }
 }
 
@@ -153,11 +149,7 @@ impl Benchmark for MmluMl {
     }
 
     fn examples(&self, split: Split) -> &[Example] {
-        match split {
-            Split::Train => &self.train,
-            Split::Validation => &self.validation,
-            Split::Test => &self.test,
-        }
+        self.splits.get(split)
     }
 
     fn extract_answer(&self, output: &str) -> Option<String> {

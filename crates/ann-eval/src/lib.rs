@@ -61,6 +61,32 @@ pub enum Split {
     Test,
 }
 
+/// A benchmark's examples by split.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Splits {
+    pub train: Vec<Example>,
+    pub validation: Vec<Example>,
+    pub test: Vec<Example>,
+}
+
+impl Splits {
+    /// `examples` shuffled with `seed` and cut into train, validation and test of the given sizes.
+    pub fn seeded(examples: &[Example], sizes: &[usize; 3], seed: u64) -> Result<Self, EvalError> {
+        let mut parts = data::seeded_split(examples, sizes, seed)?.into_iter();
+        let mut next = || parts.next().unwrap_or_default();
+        Ok(Self { train: next(), validation: next(), test: next() })
+    }
+
+    /// The examples of one split.
+    pub fn get(&self, split: Split) -> &[Example] {
+        match split {
+            Split::Train => &self.train,
+            Split::Validation => &self.validation,
+            Split::Test => &self.test,
+        }
+    }
+}
+
 /// Infrastructure failures (never model output).
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
