@@ -1,1 +1,208 @@
 //! The embedded offline model (SmolLM2 GGUF through candle) behind ChatModel.
+//!
+//! [`LocalModel`] loads a llama-architecture GGUF file (by default SmolLM2-135M-Instruct Q4_1, fetched
+//! by `cargo xtask fetch-model`), builds the tokenizer and the chat template from the file's metadata,
+//! and answers [`ChatRequest`]s on a dedicated worker thread fed by a bounded queue, so that many
+//! concurrent agents wait their turn instead of blocking the async runtime.
+//!
+//! Decoding: greedy at temperature 0 (the default when a request sets none); otherwise temperature and
+//! top-p sampling from a ChaCha RNG seeded by the request's `seed` and `sample_index`, so every answer
+//! is reproducible. Generation ends at the end-of-turn token, at a stop string (the text is cut before
+//! it), at `max_tokens`, or at the end of the context window (`finish_reason = length`). A prompt that
+//! does not fit the context window is refused with [`LlmError::ContextOverflow`]: nothing is truncated.
+//!
+//! Structured output: [`ResponseFormat::JsonObject`] and [`ResponseFormat::JsonSchema`] constrain every
+//! sampled token with llguidance, so the answer is JSON that fits the schema (unless `max_tokens` cuts
+//! it short, which `finish_reason = length` reports).
+//!
+//! Usage: `prompt_tokens` counts the rendered prompt; `completion_tokens` counts sampled tokens except
+//! the end-of-turn token; `cached_tokens` counts prompt tokens served from the shared-prefix cache.
+//!
+//! Shared prefixes: the prefill is split where whole messages end, and the model state after each
+//! split is kept (bounded by [`LocalConfig::prefix_cache_tokens`]). Agents with the same system prompt
+//! and repeated samples of one prompt then skip the shared part. The split depends only on the prompt,
+//! so a cache hit gives exactly the answer a cold run gives.
+//!
+//! Speed: the transformer (`llama.rs`) is our own code over candle's public tensor ops. Generation
+//! runs on the quantized weights; prompt chunks of 16 tokens or more run on a dequantized f32 copy
+//! ([`LocalConfig::dense_prefill`]), where dense matrix products are several times faster.
+//! `cargo run --release -p ann-llm-local --example speed` prints prefill and generation tokens per
+//! second. candle's CPU kernels spin-wait on a thread barrier: on a machine whose cores are busy with
+//! other work, throughput drops sharply.
+
+mod engine;
+mod error;
+mod llama;
+mod pin;
+mod sampling;
+mod template;
+mod tokenizer;
+
+use std::path::Path;
+
+use ann_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, Message};
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+pub use engine::{ModelInfo, PromptTokens};
+pub use error::LocalError;
+pub use pin::{
+    MODEL_ENV, PINNED_FILE_NAME, PINNED_REQUIREMENT, PINNED_SHA256, PINNED_SIZE, pinned_model_path, sha256_file,
+    verify_file,
+};
+pub use sampling::sample_seed;
+pub use template::{CHATML_TEMPLATE, ChatTemplate, RenderedPrompt};
+
+#[cfg(doc)]
+use ann_llm::ResponseFormat;
+
+use engine::Engine;
+use tokenizer::GgufTokenizer;
+
+/// Settings of the embedded model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalConfig {
+    /// Completion length when a request sets no `max_tokens`.
+    pub default_max_tokens: u32,
+    /// Temperature when a request sets none (0 = greedy).
+    pub default_temperature: f32,
+    /// Seed when a request sets none.
+    pub default_seed: u64,
+    /// Cap on the context window (the file's own applies too).
+    pub context_length: Option<usize>,
+    /// Requests that may wait for the worker before callers wait to enqueue.
+    pub queue_capacity: usize,
+    /// Prompt tokens of shared-prefix KV snapshots kept (about 46 KB each for SmolLM2-135M); 0 turns
+    /// the cache off.
+    pub prefix_cache_tokens: usize,
+    /// Keep a dequantized f32 copy of the weights (about 4 bytes a parameter) for prompt chunks of 16
+    /// tokens or more: prefill then runs as dense matrix products, several times faster.
+    pub dense_prefill: bool,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            default_max_tokens: 512,
+            default_temperature: 0.0,
+            default_seed: 0,
+            context_length: None,
+            queue_capacity: 64,
+            prefix_cache_tokens: 8192,
+            dense_prefill: true,
+        }
+    }
+}
+
+enum Job {
+    Complete(Box<ChatRequest>, oneshot::Sender<Result<ChatResponse, LlmError>>),
+    CountPrompt(Vec<Message>, oneshot::Sender<Result<PromptTokens, LlmError>>),
+}
+
+/// The embedded model behind [`ChatModel`]; share it through an `Arc` (one worker thread per instance).
+pub struct LocalModel {
+    jobs: mpsc::Sender<Job>,
+    info: ModelInfo,
+    tokenizer: GgufTokenizer,
+}
+
+impl LocalModel {
+    /// Open `path` after checking its sha256 against `expected_sha256`; a missing or corrupt file is
+    /// an error naming the path and the expected checksum.
+    pub fn open_verified(path: &Path, expected_sha256: &str, config: LocalConfig) -> Result<Self, LocalError> {
+        let sha = verify_file(path, expected_sha256)?;
+        Self::start(path, sha, config)
+    }
+
+    /// Open the pinned SmolLM2 file at `path`, checking its checksum.
+    pub fn open_pinned(path: &Path, config: LocalConfig) -> Result<Self, LocalError> {
+        Self::open_verified(path, PINNED_SHA256, config)
+    }
+
+    /// Open any llama-architecture GGUF file (its sha256 still names it in [`ChatModel::identity`]).
+    pub fn open(path: &Path, config: LocalConfig) -> Result<Self, LocalError> {
+        if !path.is_file() {
+            return Err(LocalError::Missing { path: path.to_path_buf(), expected_sha256: "(any)".into() });
+        }
+        let sha = sha256_file(path)?;
+        Self::start(path, sha, config)
+    }
+
+    fn start(path: &Path, sha256: String, config: LocalConfig) -> Result<Self, LocalError> {
+        let capacity = config.queue_capacity.max(1);
+        let mut engine = Engine::load(path, sha256, config)?;
+        let info = engine.info().clone();
+        let tokenizer = engine.tokenizer().clone();
+        let (jobs, mut rx) = mpsc::channel::<Job>(capacity);
+        std::thread::Builder::new()
+            .name(format!("ann-llm-local:{}", info.file_name))
+            .spawn(move || {
+                // Ends when every LocalModel handle (every sender) is gone.
+                while let Some(job) = rx.blocking_recv() {
+                    // The callers may have gone away (cancelled); nothing to do then.
+                    match job {
+                        Job::Complete(request, reply) => {
+                            let _ = reply.send(guarded(|| engine.generate(&request)));
+                        }
+                        Job::CountPrompt(messages, reply) => {
+                            let _ = reply.send(guarded(|| Ok(engine.prompt_tokens(&messages)?)));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| LocalError::Runtime(format!("starting the model worker thread: {e}")))?;
+        Ok(Self { jobs, info, tokenizer })
+    }
+
+    /// The model file's name, checksum, context window and vocabulary size.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Tokens of `text` as the model sees it (special tokens such as `<|im_end|>` recognised).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, LocalError> {
+        self.tokenizer.encode(text)
+    }
+
+    /// Text of `ids`, special tokens left out.
+    pub fn detokenize(&self, ids: &[u32]) -> Result<String, LocalError> {
+        self.tokenizer.decode(ids)
+    }
+
+    /// The rendered, tokenized prompt of `messages` (what `usage.prompt_tokens` counts).
+    pub async fn prompt_tokens(&self, messages: &[Message]) -> Result<PromptTokens, LlmError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::CountPrompt(messages.to_vec(), tx), rx).await
+    }
+
+    async fn submit<T>(&self, job: Job, rx: oneshot::Receiver<Result<T, LlmError>>) -> Result<T, LlmError> {
+        let gone = || LlmError::Backend("the embedded model's worker thread has stopped".into());
+        self.jobs.send(job).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+/// Run `f`, turning a panic into an error: model output and runtime faults never bring a run down.
+fn guarded<T>(f: impl FnOnce() -> Result<T, LlmError>) -> Result<T, LlmError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(LlmError::Backend(format!("the embedded model panicked: {why}")))
+    })
+}
+
+#[async_trait]
+impl ChatModel for LocalModel {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Complete(Box::new(request.clone()), tx), rx).await
+    }
+
+    /// `local:<file name>:<first 16 hex digits of its sha256>`.
+    fn identity(&self) -> String {
+        format!("local:{}:{}", self.info.file_name, &self.info.sha256[..16.min(self.info.sha256.len())])
+    }
+}

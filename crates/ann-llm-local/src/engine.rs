@@ -1,0 +1,307 @@
+//! The synchronous engine: prompt rendering, prefill with a shared-prefix KV cache, and the decoding loop.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::Path;
+use std::time::Instant;
+
+use ann_llm::{ChatRequest, ChatResponse, FinishReason, LlmError, ResponseFormat, Usage};
+use candle_core::quantized::gguf_file;
+use llguidance::api::TopLevelGrammar;
+use llguidance::{JsonCompileOptions, Matcher, ParserFactory};
+
+use crate::llama::{KvCache, Llama};
+use crate::sampling::Sampler;
+use crate::template::{CHATML_TEMPLATE, ChatTemplate};
+use crate::tokenizer::GgufTokenizer;
+use crate::{LocalConfig, LocalError};
+
+/// What the engine knows about its model file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// File name of the GGUF file.
+    pub file_name: String,
+    /// Lowercase hex sha256 of the file.
+    pub sha256: String,
+    /// `general.name` from the metadata, else the file stem.
+    pub name: String,
+    /// Context window in tokens (prompt and completion together).
+    pub context_length: usize,
+    /// Width of the logits (vocabulary size).
+    pub vocab_size: usize,
+}
+
+/// The model's state after a prompt prefix: its KV cache and the logits of the next token.
+struct Snapshot {
+    tokens: Vec<u32>,
+    cache: KvCache,
+    logits: Vec<f32>,
+    last_used: u64,
+}
+
+/// Least-recently-used snapshots, bounded by the sum of their token counts.
+struct PrefixCache {
+    entries: Vec<Snapshot>,
+    capacity_tokens: usize,
+    clock: u64,
+}
+
+impl PrefixCache {
+    /// The longest cached prefix of `tokens` whose length is one of `lengths`.
+    fn lookup(&mut self, tokens: &[u32], lengths: &[usize]) -> Option<&Snapshot> {
+        self.clock += 1;
+        let clock = self.clock;
+        let best = self
+            .entries
+            .iter_mut()
+            .filter(|s| lengths.contains(&s.tokens.len()) && tokens.starts_with(&s.tokens))
+            .max_by_key(|s| s.tokens.len())?;
+        best.last_used = clock;
+        Some(best)
+    }
+
+    fn insert(&mut self, tokens: &[u32], cache: &KvCache, logits: &[f32]) {
+        if tokens.len() > self.capacity_tokens || self.entries.iter().any(|s| s.tokens == tokens) {
+            return;
+        }
+        self.clock += 1;
+        self.entries.push(Snapshot {
+            tokens: tokens.to_vec(),
+            cache: cache.clone(),
+            logits: logits.to_vec(),
+            last_used: self.clock,
+        });
+        while self.entries.iter().map(|s| s.tokens.len()).sum::<usize>() > self.capacity_tokens {
+            let oldest = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_used).expect("not empty");
+            self.entries.swap_remove(oldest);
+        }
+    }
+}
+
+/// Most prompt tokens run through the model at once.
+const MAX_CHUNK: usize = 512;
+
+/// One loaded model; not thread-safe by itself (the worker owns it).
+pub struct Engine {
+    model: Llama,
+    tokenizer: GgufTokenizer,
+    template: ChatTemplate,
+    info: ModelInfo,
+    config: LocalConfig,
+    cache: PrefixCache,
+    factory: Option<ParserFactory>,
+}
+
+/// A tokenized prompt and the token counts at which the prefill is split (the ends of whole messages,
+/// then the end of the prompt). The split depends on the prompt alone, so a cached prefix gives
+/// bit-identical results to a cold run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptTokens {
+    pub tokens: Vec<u32>,
+    pub chunk_ends: Vec<usize>,
+}
+
+impl Engine {
+    /// Load `path` (whose sha256 the caller computed) as a llama-architecture GGUF model.
+    pub fn load(path: &Path, sha256: String, config: LocalConfig) -> Result<Self, LocalError> {
+        let format = |reason: String| LocalError::Format { path: path.to_path_buf(), reason };
+        let mut file = File::open(path).map_err(|source| LocalError::Io { path: path.to_path_buf(), source })?;
+        let content = gguf_file::Content::read(&mut file).map_err(|e| format(format!("not a GGUF file: {e}")))?;
+        let meta_str = |key: &str| content.metadata.get(key).and_then(|v| v.to_string().ok()).cloned();
+        let arch = meta_str("general.architecture").unwrap_or_default();
+        if arch != "llama" {
+            return Err(format(format!("architecture `{arch}` is not supported (supported: llama)")));
+        }
+        let tokenizer = GgufTokenizer::from_gguf(&content)?;
+        let token_text = |id: Option<u32>| id.and_then(|id| tokenizer.inner.id_to_token(id)).unwrap_or_default();
+        let eos_id = content.metadata.get("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok());
+        let template = ChatTemplate::new(
+            meta_str("tokenizer.chat_template").as_deref().unwrap_or(CHATML_TEMPLATE),
+            &token_text(tokenizer.bos_id),
+            &token_text(eos_id),
+        )?;
+        let file_context =
+            content.metadata.get("llama.context_length").and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize;
+        let context_length = file_context.min(config.context_length.unwrap_or(usize::MAX)).max(1);
+        let vocab_size = content
+            .metadata
+            .get("llama.vocab_size")
+            .and_then(|v| v.to_u32().ok())
+            .map(|v| v as usize)
+            .unwrap_or_else(|| tokenizer.vocab_size());
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = meta_str("general.name")
+            .unwrap_or_else(|| path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let model = Llama::from_gguf(&content, &mut file, context_length, config.dense_prefill)
+            .map_err(|e| format(e.to_string()))?;
+        let cache = PrefixCache { entries: Vec::new(), capacity_tokens: config.prefix_cache_tokens, clock: 0 };
+        let info = ModelInfo { file_name, sha256, name, context_length, vocab_size };
+        Ok(Self { model, tokenizer, template, info, config, cache, factory: None })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tokenizer
+    }
+
+    /// Render and tokenize a conversation, with the assistant's generation prompt at the end.
+    pub fn prompt_tokens(&self, messages: &[ann_llm::Message]) -> Result<PromptTokens, LocalError> {
+        let rendered = self.template.render(messages)?;
+        let bos = self.tokenizer.bos_id.filter(|_| self.tokenizer.add_bos);
+        let encode = |text: &str| -> Result<Vec<u32>, LocalError> {
+            let mut ids = self.tokenizer.encode(text)?;
+            if let Some(bos) = bos
+                && ids.first() != Some(&bos)
+            {
+                ids.insert(0, bos);
+            }
+            Ok(ids)
+        };
+        let tokens = encode(&rendered.text)?;
+        let mut chunk_ends = Vec::new();
+        for &end in &rendered.message_ends {
+            let prefix = encode(&rendered.text[..end])?;
+            if !prefix.is_empty()
+                && prefix.len() < tokens.len()
+                && tokens.starts_with(&prefix)
+                && chunk_ends.last().is_none_or(|&l| prefix.len() > l)
+            {
+                chunk_ends.push(prefix.len());
+            }
+        }
+        chunk_ends.push(tokens.len());
+        // Long stretches are prefilled in pieces, which bounds the attention matrices' memory.
+        let mut bounded = Vec::with_capacity(chunk_ends.len());
+        let mut start = 0;
+        for end in chunk_ends {
+            while end - start > MAX_CHUNK {
+                start += MAX_CHUNK;
+                bounded.push(start);
+            }
+            bounded.push(end);
+            start = end;
+        }
+        Ok(PromptTokens { tokens, chunk_ends: bounded })
+    }
+
+    fn matcher(&mut self, format: &ResponseFormat) -> Result<Option<Matcher>, LocalError> {
+        let mut schema = match format {
+            ResponseFormat::Text => return Ok(None),
+            ResponseFormat::JsonObject => serde_json::json!({"type": "object"}),
+            ResponseFormat::JsonSchema { schema, .. } => schema.clone(),
+        };
+        // Compact separators and no free whitespace: a small model cannot then loop on blank lines.
+        if let Some(obj) = schema.as_object_mut()
+            && !obj.contains_key("x-guidance")
+        {
+            let options = JsonCompileOptions {
+                whitespace_flexible: false,
+                item_separator: ", ".into(),
+                key_separator: ": ".into(),
+                ..Default::default()
+            };
+            options.apply_to(&mut schema);
+        }
+        if self.factory.is_none() {
+            let env = self.tokenizer.tok_env(self.info.vocab_size)?;
+            let mut factory = ParserFactory::new_simple(&env).map_err(|e| LocalError::Grammar(e.to_string()))?;
+            factory.quiet();
+            self.factory = Some(factory);
+        }
+        let factory = self.factory.as_ref().expect("just built");
+        let parser = factory.create_parser(TopLevelGrammar::from_json_schema(schema));
+        let matcher = Matcher::new(parser);
+        if let Some(err) = matcher.get_error() {
+            return Err(LocalError::Grammar(format!("the JSON schema cannot be used: {err}")));
+        }
+        Ok(Some(matcher))
+    }
+
+    /// Answer one request.
+    pub fn generate(&mut self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let started = Instant::now();
+        let prompt = self.prompt_tokens(&req.messages)?;
+        let context = self.info.context_length;
+        let prompt_len = prompt.tokens.len();
+        if prompt_len >= context {
+            return Err(LlmError::ContextOverflow { prompt_tokens: prompt_len, context });
+        }
+        let mut matcher = self.matcher(&req.response_format)?;
+
+        // Prefill, resuming from the longest cached prefix that ends where one of our chunks ends.
+        let (mut kv, mut logits) = match self.cache.lookup(&prompt.tokens, &prompt.chunk_ends) {
+            Some(s) => (s.cache.clone(), s.logits.clone()),
+            None => (KvCache::default(), Vec::new()),
+        };
+        let cached_tokens = kv.len();
+        for &end in prompt.chunk_ends.iter().filter(|&&e| e > cached_tokens) {
+            logits = self.model.forward(&prompt.tokens[kv.len()..end], &mut kv).map_err(LocalError::from)?;
+            if self.config.prefix_cache_tokens > 0 {
+                self.cache.insert(&prompt.tokens[..end], &kv, &logits);
+            }
+        }
+
+        let max_new = req.max_tokens.map(|m| m as usize).unwrap_or(self.config.default_max_tokens as usize);
+        let temperature = req.temperature.unwrap_or(self.config.default_temperature);
+        let mut sampler = Sampler::new(
+            req.seed.unwrap_or(self.config.default_seed),
+            req.sample_index,
+            temperature,
+            req.top_p.unwrap_or(1.0),
+        );
+        let stop_ids: &BTreeSet<u32> = &self.tokenizer.stop_ids;
+        let mut generated: Vec<u32> = Vec::new();
+        let mut text = String::new();
+        let mut finish = FinishReason::Length;
+        while generated.len() < max_new {
+            if let Some(m) = matcher.as_mut() {
+                let mask = m.compute_mask().map_err(|e| LocalError::Grammar(e.to_string()))?;
+                for (i, l) in logits.iter_mut().enumerate() {
+                    if !mask.is_allowed(i as u32) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let Some(token) = sampler.sample(&logits) else {
+                return Err(LocalError::Runtime("no token is allowed (every logit masked or not finite)".into()).into());
+            };
+            if stop_ids.contains(&token) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            generated.push(token);
+            text = self.tokenizer.decode(&generated)?;
+            if let Some(cut) = req.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(cut);
+                finish = FinishReason::Stop;
+                break;
+            }
+            if let Some(m) = matcher.as_mut() {
+                m.consume_token(token).map_err(|e| LocalError::Grammar(e.to_string()))?;
+                if m.is_stopped() {
+                    finish = FinishReason::Stop;
+                    break;
+                }
+            }
+            if generated.len() >= max_new || prompt_len + generated.len() >= context {
+                break;
+            }
+            logits = self.model.forward(&[token], &mut kv).map_err(LocalError::from)?;
+        }
+        Ok(ChatResponse {
+            text,
+            finish_reason: finish,
+            usage: Usage {
+                prompt_tokens: prompt_len as u64,
+                completion_tokens: generated.len() as u64,
+                cached_tokens: cached_tokens as u64,
+            },
+            model: self.info.name.clone(),
+            latency_ms: started.elapsed().as_millis() as u64,
+            cache_hit: false,
+        })
+    }
+}
