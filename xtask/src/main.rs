@@ -1,5 +1,6 @@
 //! `cargo xtask`: fetch the pinned model and data, run the whole test suite, reproduce experiments.
 
+mod demo;
 mod fetch_data;
 mod fetch_model;
 mod pip;
@@ -25,6 +26,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Fetch the model and data as needed, then run the demo (`ann demo`, release build).
+    Demo {
+        /// Extra arguments passed to `ann demo`.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
     /// Fetch the embedded offline model (SmolLM2-135M-Instruct GGUF) into the cache.
     FetchModel(fetch_model::Args),
     /// Fetch the benchmark datasets into the cache as the project's JSONL.
@@ -34,6 +41,7 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Test { args } => test(&args),
+        Cmd::Demo { args } => demo::run(&args),
         Cmd::FetchModel(args) => fetch_model::run(&args),
         Cmd::FetchData(args) => fetch_data::run(&args),
     }

@@ -1,0 +1,267 @@
+//! The `ann` binary: run, resume and evaluate experiments (`ann demo`, `train`, `resume`, `eval`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ann_experiment::reexports::{MODEL_ENV, Network, OpenAiConfig, Split, pinned_model_path};
+use ann_experiment::{Backend, BackendSource, ExperimentConfig, Report, RunOptions};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The demo experiment, embedded so that `ann demo` works from any folder.
+const DEMO_CONFIG: &str = include_str!("../../../experiments/demo.toml");
+
+#[derive(Parser)]
+#[command(
+    name = "ann",
+    version,
+    about = "Agentic Neural Networks: train multi-agent LLM systems by textual backpropagation"
+)]
+struct Cli {
+    /// Folder that relative paths of a config (data, cache, model) resolve against, and where
+    /// `runs/` goes; default: the current folder.
+    #[arg(long, global = true, env = "ANN_HOME")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// A small MMLU-ML training and evaluation on the embedded offline model (or on the
+    /// OpenAI-compatible endpoint when ANN_OPENAI_BASE_URL is set).
+    Demo {
+        /// Another config instead of `experiments/demo.toml`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Train and evaluate the experiment of a TOML config in a new run directory.
+    Train {
+        #[arg(long)]
+        config: PathBuf,
+        /// Use the OpenAI-compatible endpoint of the environment whatever the config says.
+        #[arg(long)]
+        openai: bool,
+    },
+    /// Resume an interrupted run directory and finish its report.
+    Resume { run_dir: PathBuf },
+    /// Evaluate a network file on a benchmark split (no training).
+    Eval {
+        /// mmlu-ml, math, humaneval or creative-writing.
+        #[arg(long)]
+        benchmark: String,
+        /// The network (JSON or YAML), e.g. a run's `network-trained.json`.
+        #[arg(long)]
+        network: PathBuf,
+        #[arg(long, value_enum, default_value = "test")]
+        split: SplitArg,
+        /// Only the first N examples of the split.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Model, cache and budget settings from this config (its benchmark section is overridden).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    Train,
+    Validation,
+    Test,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result =
+        tokio::runtime::Runtime::new().context("starting the async runtime").and_then(|rt| rt.block_on(run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, one per line (no backtrace: these are user-facing errors).
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// With `ANN_CACHE_DIR` set, the config's default `.cache/...` paths move there (as the fetches do).
+fn relocate_cache(config: &mut ExperimentConfig) {
+    let Some(cache) = std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from) else { return };
+    for path in [&mut config.benchmark.data_dir, &mut config.cache.path] {
+        if let Ok(rest) = path.strip_prefix(".cache") {
+            *path = cache.join(rest);
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let home = match cli.home {
+        Some(h) => h,
+        None => std::env::current_dir().context("reading the current folder")?,
+    };
+    match cli.command {
+        Cmd::Demo { config } => {
+            let mut config = match config {
+                Some(path) => ExperimentConfig::load(&path)?,
+                None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
+            };
+            relocate_cache(&mut config);
+            let openai = OpenAiConfig::from_env().context("reading ANN_OPENAI_* from the environment")?;
+            if let Some(openai) = &openai {
+                use_openai(&mut config, openai);
+            }
+            train(&config, &home, openai).await
+        }
+        Cmd::Train { config, openai: force } => {
+            let mut config = ExperimentConfig::load(&config)?;
+            relocate_cache(&mut config);
+            let openai = endpoint(&config, force)?;
+            if let (true, Some(o)) = (force, &openai) {
+                use_openai(&mut config, o);
+            }
+            train(&config, &home, openai).await
+        }
+        Cmd::Resume { run_dir } => {
+            let config = ExperimentConfig::load(&run_dir.join(ann_experiment::run::CONFIG_FILE))?;
+            let openai = endpoint(&config, false)?;
+            let options = options(&home, openai);
+            let spinner = spinner(&options);
+            let outcome = ann_experiment::resume(&run_dir, &spinner.0).await;
+            spinner.1.finish_and_clear();
+            let outcome = outcome?;
+            print_report(&outcome.run_dir, &outcome.report);
+            Ok(())
+        }
+        Cmd::Eval { benchmark, network, split, limit, config } => {
+            let mut config = match config {
+                Some(path) => ExperimentConfig::load(&path)?,
+                None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
+            };
+            relocate_cache(&mut config);
+            config.benchmark.name = benchmark;
+            config.benchmark.network = None;
+            let (train, validation, test) = match split {
+                SplitArg::Train => (limit, Some(0), Some(0)),
+                SplitArg::Validation => (Some(0), limit, Some(0)),
+                SplitArg::Test => (Some(0), Some(0), limit),
+            };
+            config.benchmark.train = train;
+            config.benchmark.validation = validation;
+            config.benchmark.test = test;
+            let openai = OpenAiConfig::from_env().context("reading ANN_OPENAI_* from the environment")?;
+            if let Some(o) = &openai {
+                use_openai(&mut config, o);
+            }
+            let net = Network::load(&network).with_context(|| format!("loading {}", network.display()))?;
+            let split = match split {
+                SplitArg::Train => Split::Train,
+                SplitArg::Validation => Split::Validation,
+                SplitArg::Test => Split::Test,
+            };
+            let options = options(&home, openai);
+            let spinner = spinner(&options);
+            let outcome = ann_experiment::evaluate_network(&config, &net, split, &spinner.0).await;
+            spinner.1.finish_and_clear();
+            println!("{}", serde_json::to_string_pretty(&outcome?)?);
+            Ok(())
+        }
+    }
+}
+
+/// Point the config at the environment's endpoint (its model name becomes the request model).
+fn use_openai(config: &mut ExperimentConfig, openai: &OpenAiConfig) {
+    config.model.backend = Backend::Openai;
+    config.model.name = openai.model.clone();
+}
+
+/// The endpoint named by the config's environment variables (the standard `ANN_OPENAI_*` names also
+/// accept `OPENAI_API_KEY`); an error when the config (or `--openai`) needs one and there is none.
+fn endpoint(config: &ExperimentConfig, force: bool) -> Result<Option<OpenAiConfig>> {
+    let m = &config.model;
+    let standard = ExperimentConfig::default().model;
+    let openai = if (&m.base_url_env, &m.model_env, &m.api_key_env)
+        == (&standard.base_url_env, &standard.model_env, &standard.api_key_env)
+    {
+        OpenAiConfig::from_env().context("reading ANN_OPENAI_* from the environment")?
+    } else {
+        match std::env::var(&m.base_url_env).ok().filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(urls) => {
+                let model = std::env::var(&m.model_env)
+                    .with_context(|| format!("{} is set but {} is not", m.base_url_env, m.model_env))?;
+                let mut openai = OpenAiConfig::new("", model);
+                openai.base_urls = urls.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
+                openai.api_key_env = m.api_key_env.clone();
+                openai.validate().context("the OpenAI-compatible endpoint of the environment")?;
+                Some(openai)
+            }
+        }
+    };
+    if (force || m.backend == Backend::Openai) && openai.is_none() {
+        anyhow::bail!(
+            "this run uses an OpenAI-compatible endpoint: set {} and {} (and {})",
+            m.base_url_env,
+            m.model_env,
+            m.api_key_env
+        );
+    }
+    Ok(openai)
+}
+
+fn options(home: &Path, openai: Option<OpenAiConfig>) -> RunOptions {
+    let cache = std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| home.join(".cache"));
+    let local_model = std::env::var_os(MODEL_ENV).map(PathBuf::from).unwrap_or_else(|| pinned_model_path(&cache));
+    RunOptions {
+        base_dir: home.to_path_buf(),
+        runs_dir: home.join("runs"),
+        backend: BackendSource::Open { local_model, openai },
+        clock: Arc::new(SystemTime::now),
+        progress: None,
+        benchmark: None,
+    }
+}
+
+/// A spinner showing the run's current phase, wired into the options' progress callback.
+fn spinner(options: &RunOptions) -> (RunOptions, ProgressBar) {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("valid template"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let shown = bar.clone();
+    let mut options = options.clone();
+    options.progress = Some(Arc::new(move |line: &str| {
+        // Without a terminal the spinner is hidden: print the phases as plain lines instead.
+        if shown.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            shown.println(line);
+            shown.set_message(line.to_string());
+        }
+    }));
+    (options, bar)
+}
+
+async fn train(config: &ExperimentConfig, home: &Path, openai: Option<OpenAiConfig>) -> Result<()> {
+    let options = options(home, openai);
+    let spinner = spinner(&options);
+    let outcome = ann_experiment::start(config, &spinner.0).await;
+    spinner.1.finish_and_clear();
+    let outcome = outcome?;
+    print_report(&outcome.run_dir, &outcome.report);
+    Ok(())
+}
+
+fn print_report(run_dir: &Path, report: &Report) {
+    println!("{}", report.to_markdown());
+    println!("Run directory: {}", run_dir.display());
+}

@@ -1,0 +1,105 @@
+//! The `ann` binary as a subprocess: clear errors for a missing model, a bad config, a non-run folder.
+
+use std::process::{Command, Output};
+
+fn ann(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ann"))
+        .args(["--home", home.to_str().unwrap()])
+        .args(args)
+        .env("ANN_CACHE_DIR", home.join("empty-cache"))
+        .env_remove("ANN_OPENAI_BASE_URL")
+        .env_remove("ANN_LOCAL_MODEL")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn demo_without_the_model_says_how_to_fetch_it() {
+    let home = tempfile::tempdir().unwrap();
+    let out = ann(home.path(), &["demo"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("cargo xtask fetch-model"), "{err}");
+    assert!(err.contains("SmolLM2-135M-Instruct.Q4_1.gguf"), "{err}");
+    assert!(!home.path().join("runs").exists(), "a setup error leaves no run directory");
+}
+
+#[test]
+fn a_bad_config_key_is_named() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("bad.toml");
+    std::fs::write(&config, "name = \"x\"\n[benchmark]\nname = \"mmlu-ml\"\n[train]\nepoch = 3\n").unwrap();
+    let out = ann(home.path(), &["train", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unknown field `epoch`") && err.contains("bad.toml"), "{err}");
+}
+
+#[test]
+fn resume_of_a_folder_that_is_no_run_fails_clearly() {
+    let home = tempfile::tempdir().unwrap();
+    let out = ann(home.path(), &["resume", home.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("config.toml"), "{err}");
+}
+
+/// `ann train --openai` against a fake OpenAI-compatible server on 127.0.0.1: the full path from
+/// the environment to a finished run directory, without the key in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn train_on_an_openai_compatible_endpoint_writes_a_report() {
+    use ann_test_support::server::{FakeServer, FakeServerConfig};
+
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cache = std::env::var_os("ANN_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or(workspace.join(".cache"));
+    let data = cache.join("data");
+    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
+    let server =
+        FakeServer::start(FakeServerConfig::default().with_reply(|_| "Reasoning.\nAnswer: B".into())).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("exp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"fake\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = 2\nvalidation = 2\ntest = 4\ndata_dir = {:?}\n\
+             network = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\nepochs = 1\nbatch_size = 2\n",
+            data.to_str().unwrap(),
+            workspace.join("experiments/demo-network.json").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let secret = "sk-cli-test-secret-42";
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"))
+        .args(["--home", home.path().to_str().unwrap(), "train", "--openai", "--config", config.to_str().unwrap()])
+        .env("ANN_OPENAI_BASE_URL", server.url())
+        .env("ANN_OPENAI_MODEL", "fake-model")
+        .env("ANN_OPENAI_API_KEY", secret)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("# Run `fake`: mmlu-ml") && stdout.contains("| test |"), "{stdout}");
+    assert!(server.request_count() > 0);
+
+    let runs: Vec<_> = std::fs::read_dir(home.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs[0].join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["model"], "fake-model");
+    assert_eq!(report["test"]["initial"]["n"], 4);
+    // The effective config names the backend and the variables, never the key.
+    let kept = std::fs::read_to_string(runs[0].join("config.toml")).unwrap();
+    assert!(kept.contains("backend = \"openai\"") && kept.contains("ANN_OPENAI_API_KEY"), "{kept}");
+    for entry in std::fs::read_dir(&runs[0]).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert!(!std::fs::read_to_string(&path).unwrap_or_default().contains(secret), "{}", path.display());
+        }
+    }
+    server.shutdown().await;
+}

@@ -1,0 +1,394 @@
+//! The typed experiment config (TOML): benchmark, model, cache, budget, training, forward, report.
+//!
+//! Every section rejects unknown keys (the error names the key and its line). Secrets never appear:
+//! an OpenAI-compatible endpoint is named by the *names* of environment variables only.
+
+use std::path::{Path, PathBuf};
+
+use ann_graph::{ForwardConfig, RoutingMode, ValidationRules};
+use ann_llm::{BudgetLimits, PriceTable};
+use ann_llm_cache::CacheMode;
+use ann_textgrad::{
+    Ablations, Acceptance, GateMode, LocalForm, OptimizerSettings, PatchLimits, Selection, TrainConfig,
+};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// A whole experiment: what to train on, with which model, under which limits.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Short slug naming the run directory `runs/<name>-<UTC time>/`.
+    pub name: String,
+    pub benchmark: BenchmarkSection,
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub cache: CacheSection,
+    #[serde(default)]
+    pub budget: BudgetSection,
+    #[serde(default)]
+    pub train: TrainSection,
+    #[serde(default)]
+    pub forward: ForwardSection,
+    #[serde(default)]
+    pub report: ReportSection,
+}
+
+/// Which benchmark, how much of each split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BenchmarkSection {
+    /// `mmlu-ml`, `math`, `humaneval` or `creative-writing`.
+    pub name: String,
+    /// Training examples used (the first ones of the benchmark's seeded train split); `None`: all.
+    pub train: Option<usize>,
+    /// Validation examples (the gate's fixed set V); `None`: all.
+    pub validation: Option<usize>,
+    /// Test examples; `None`: all.
+    pub test: Option<usize>,
+    /// Seed of the benchmark's split; `None`: the benchmark's own pinned seed.
+    pub seed: Option<u64>,
+    /// The fetched-data folder; relative paths resolve against the run's base folder.
+    pub data_dir: PathBuf,
+    /// Another starting network (JSON or YAML) instead of the benchmark's own.
+    pub network: Option<PathBuf>,
+}
+
+impl Default for BenchmarkSection {
+    fn default() -> Self {
+        Self {
+            name: "mmlu-ml".into(),
+            train: None,
+            validation: None,
+            test: None,
+            seed: None,
+            data_dir: PathBuf::from(".cache/data"),
+            network: None,
+        }
+    }
+}
+
+/// Which backend answers, and with which sampling defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// The embedded SmolLM2 model (offline, no key).
+    #[default]
+    Local,
+    /// An OpenAI-compatible endpoint named by environment variables.
+    Openai,
+}
+
+/// The model section: the worker (forward) and optimiser (backward) settings of one backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    pub backend: Backend,
+    /// Model name put in every request (for `openai`, empty means the endpoint's configured model).
+    pub name: String,
+    /// The embedded model file; `None`: the pinned file in the cache (`.cache/models/...`).
+    pub local_path: Option<PathBuf>,
+    /// Names (never values) of the environment variables of an OpenAI-compatible endpoint.
+    pub base_url_env: String,
+    pub model_env: String,
+    pub api_key_env: String,
+    /// `max_tokens` of each forward call.
+    pub max_tokens: Option<u32>,
+    /// Seed of each forward call (the agents' own temperatures apply).
+    pub seed: Option<u64>,
+    /// Temperature of the optimiser's calls (loss, gradients, patches).
+    pub optimizer_temperature: f32,
+    /// `max_tokens` of the optimiser's calls.
+    pub optimizer_max_tokens: Option<u32>,
+    /// Prices in USD per million tokens added to the built-in table (model name → price).
+    pub prices: PriceTable,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        let optimizer = OptimizerSettings::default();
+        Self {
+            backend: Backend::Local,
+            name: "smollm2-135m-instruct".into(),
+            local_path: None,
+            base_url_env: "ANN_OPENAI_BASE_URL".into(),
+            model_env: "ANN_OPENAI_MODEL".into(),
+            api_key_env: "ANN_OPENAI_API_KEY".into(),
+            max_tokens: Some(512),
+            seed: Some(0),
+            optimizer_temperature: optimizer.temperature,
+            optimizer_max_tokens: Some(1024),
+            prices: PriceTable::empty(),
+        }
+    }
+}
+
+/// The response cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// The SQLite file (relative paths resolve against the base folder).
+    pub path: PathBuf,
+    pub mode: CacheMode,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite }
+    }
+}
+
+/// Hard limits of the run (`None`: unlimited); cache hits are free.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetSection {
+    pub max_tokens: Option<u64>,
+    pub max_dollars: Option<f64>,
+    pub max_calls: Option<u64>,
+}
+
+impl BudgetSection {
+    pub fn limits(&self) -> BudgetLimits {
+        BudgetLimits {
+            max_tokens: self.max_tokens,
+            max_dollars: self.max_dollars,
+            max_calls: self.max_calls,
+            ..BudgetLimits::default()
+        }
+    }
+}
+
+/// Training settings, mapped onto [`TrainConfig`] (defaults of design 7.10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Stop after this many rejected steps in a row (0: never).
+    pub patience: u64,
+    pub target_val: f64,
+    pub max_failures: usize,
+    pub max_successes: usize,
+    pub blame_threshold: f64,
+    pub max_local_layers: usize,
+    pub local_form: LocalForm,
+    pub structural: bool,
+    pub patch_retries: u32,
+    pub max_patch_ops: usize,
+    pub max_structural_ops: usize,
+    pub momentum_window: usize,
+    pub acceptance: Acceptance,
+    pub gate: GateMode,
+    pub write_traces: bool,
+    pub ablations: AblationsSection,
+}
+
+/// Ablation switches (method section 8), each `false` by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AblationsSection {
+    pub no_backward: bool,
+    pub no_momentum: bool,
+    pub no_gate: bool,
+    pub no_global_gradient: bool,
+    pub fixed_routing: bool,
+}
+
+impl From<AblationsSection> for Ablations {
+    fn from(a: AblationsSection) -> Self {
+        Ablations {
+            no_backward: a.no_backward,
+            no_momentum: a.no_momentum,
+            no_gate: a.no_gate,
+            no_global_gradient: a.no_global_gradient,
+            fixed_routing: a.fixed_routing,
+        }
+    }
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        let t = TrainConfig::default();
+        Self {
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            seed: t.seed,
+            patience: t.patience,
+            target_val: t.target_val,
+            max_failures: t.selection.max_failures,
+            max_successes: t.selection.max_successes,
+            blame_threshold: t.blame_threshold,
+            max_local_layers: t.max_local_layers,
+            local_form: t.local_form,
+            structural: t.structural,
+            patch_retries: t.patch_retries,
+            max_patch_ops: t.limits.max_ops,
+            max_structural_ops: t.limits.max_structural,
+            momentum_window: t.momentum_window,
+            acceptance: t.acceptance,
+            gate: t.gate,
+            write_traces: t.write_traces,
+            ablations: AblationsSection::default(),
+        }
+    }
+}
+
+/// Forward-phase settings, mapped onto [`ForwardConfig`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardSection {
+    pub max_parallel_calls: usize,
+    pub max_parallel_inputs: usize,
+    pub routing: Routing,
+    pub debate_rounds: u32,
+    pub routing_input_chars: usize,
+}
+
+/// Serialized form of [`RoutingMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    #[default]
+    Dynamic,
+    Fixed,
+}
+
+impl Default for ForwardSection {
+    fn default() -> Self {
+        let f = ForwardConfig::default();
+        Self {
+            max_parallel_calls: f.max_parallel_calls,
+            max_parallel_inputs: f.max_parallel_inputs,
+            routing: Routing::Dynamic,
+            debate_rounds: f.debate_rounds,
+            routing_input_chars: f.routing_input_chars,
+        }
+    }
+}
+
+/// Statistics of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSection {
+    pub bootstrap_resamples: usize,
+    pub confidence: f64,
+    pub seed: u64,
+}
+
+impl Default for ReportSection {
+    fn default() -> Self {
+        let b = ann_eval::stats::BootstrapConfig::default();
+        Self { bootstrap_resamples: b.resamples, confidence: b.confidence, seed: b.seed }
+    }
+}
+
+impl ReportSection {
+    pub fn bootstrap(&self) -> ann_eval::stats::BootstrapConfig {
+        ann_eval::stats::BootstrapConfig {
+            resamples: self.bootstrap_resamples,
+            confidence: self.confidence,
+            seed: self.seed,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Parse TOML text; `origin` names the file in errors. Unknown keys are errors naming the key.
+    pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Self> {
+        let config: Self = toml::from_str(text).with_context(|| format!("{origin}: invalid experiment config"))?;
+        config.check().with_context(|| format!("{origin}: invalid experiment config"))?;
+        Ok(config)
+    }
+
+    /// Read and parse a TOML file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The config as TOML (what the run directory keeps).
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        toml::to_string_pretty(self).context("serializing the experiment config")
+    }
+
+    /// Checks beyond the types.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !ann_graph::is_slug(&self.name) {
+            anyhow::bail!("`name` must be a slug of [a-z0-9_-]+, got {:?}", self.name);
+        }
+        if self.train.batch_size == 0 {
+            anyhow::bail!("`train.batch_size` must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.report.confidence) {
+            anyhow::bail!("`report.confidence` must be in [0, 1), got {}", self.report.confidence);
+        }
+        Ok(())
+    }
+
+    /// The training loop's config, with the benchmark's answer-format rule in the format gate.
+    pub fn train_config(&self, answer_format: &str, prices: PriceTable) -> TrainConfig {
+        let t = &self.train;
+        TrainConfig {
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            seed: t.seed,
+            patience: t.patience,
+            target_val: t.target_val,
+            selection: Selection { max_failures: t.max_failures, max_successes: t.max_successes },
+            blame_threshold: t.blame_threshold,
+            max_local_layers: t.max_local_layers,
+            local_form: t.local_form,
+            structural: t.structural,
+            patch_retries: t.patch_retries,
+            limits: PatchLimits { max_ops: t.max_patch_ops, max_structural: t.max_structural_ops },
+            rules: ValidationRules::with_answer_format(answer_format),
+            momentum_window: t.momentum_window,
+            acceptance: t.acceptance,
+            gate: t.gate,
+            ablations: t.ablations.into(),
+            forward: self.forward_config(),
+            optimizer: OptimizerSettings {
+                model: self.model.name.clone(),
+                temperature: self.model.optimizer_temperature,
+                max_tokens: self.model.optimizer_max_tokens,
+                seed: self.model.seed,
+            },
+            prompt_limits: Default::default(),
+            prices,
+            write_traces: t.write_traces,
+        }
+    }
+
+    /// The worker's forward config.
+    pub fn forward_config(&self) -> ForwardConfig {
+        let f = &self.forward;
+        ForwardConfig {
+            model: self.model.name.clone(),
+            max_tokens: self.model.max_tokens,
+            seed: self.model.seed,
+            routing: match f.routing {
+                Routing::Dynamic => RoutingMode::Dynamic,
+                Routing::Fixed => RoutingMode::Fixed,
+            },
+            routing_input_chars: f.routing_input_chars,
+            debate_rounds: f.debate_rounds,
+            max_parallel_calls: f.max_parallel_calls,
+            max_parallel_inputs: f.max_parallel_inputs,
+            ..ForwardConfig::default()
+        }
+    }
+
+    /// The price table: the built-in list prices extended by the config's.
+    pub fn prices(&self) -> PriceTable {
+        let mut prices = PriceTable::default();
+        prices.extend(&self.model.prices);
+        prices
+    }
+}
+
+/// `path` if absolute, else `base/path`.
+pub fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}

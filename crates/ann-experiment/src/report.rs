@@ -1,0 +1,125 @@
+//! The run report: initial vs trained scores with bootstrap intervals, cost, steps (JSON and Markdown).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use ann_eval::stats::{BootstrapConfig, PairedComparison, Summary, bootstrap_ci, paired_bootstrap};
+use ann_llm::{BudgetSpent, Totals};
+use ann_textgrad::{OptimizerState, StopReason};
+use serde::{Deserialize, Serialize};
+
+/// Scores of the starting and the trained network on one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitScores {
+    /// Mean with its bootstrap interval (`None` for an empty split).
+    pub initial: Option<Summary>,
+    pub trained: Option<Summary>,
+    /// Paired bootstrap of trained (b) against initial (a) on the same examples.
+    pub paired: Option<PairedComparison>,
+}
+
+impl SplitScores {
+    /// Bootstrap the per-example scores of both networks (same examples, same order).
+    pub fn of(initial: &[f64], trained: &[f64], config: &BootstrapConfig) -> Self {
+        Self {
+            initial: bootstrap_ci(initial, config).ok(),
+            trained: bootstrap_ci(trained, config).ok(),
+            paired: paired_bootstrap(initial, trained, config).ok(),
+        }
+    }
+}
+
+/// Everything `report.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub name: String,
+    pub benchmark: String,
+    /// The backend's identity (kind, file or endpoint, model); never a secret.
+    pub backend: String,
+    pub model: String,
+    /// UTC times (RFC 3339) given by the caller's clock.
+    pub started_at: String,
+    pub finished_at: String,
+    /// Examples per split (`train`, `validation`, `test`).
+    pub examples: BTreeMap<String, usize>,
+    pub stop: StopReason,
+    /// Steps taken, accepted, rejected and skipped.
+    pub steps: OptimizerState,
+    /// Whether training changed the network that is tested.
+    pub network_changed: bool,
+    pub validation: SplitScores,
+    pub test: SplitScores,
+    /// Every call (cache hits included) as the meter saw it, in this process.
+    pub cost: Totals,
+    /// Per tag (phase, layer, agent) totals of this process.
+    pub cost_by_tag: BTreeMap<String, Totals>,
+    /// What the hard budget counted (backend calls only) in this process.
+    pub budget_spent: BudgetSpent,
+}
+
+fn summary(s: &Option<Summary>) -> String {
+    match s {
+        Some(s) => format!("{:.3} [{:.3}, {:.3}] (n={})", s.mean, s.ci_low, s.ci_high, s.n),
+        None => "n/a (no examples)".into(),
+    }
+}
+
+fn paired(p: &Option<PairedComparison>) -> String {
+    match p {
+        Some(p) => format!(
+            "{:+.3} [{:+.3}, {:+.3}], p = {:.3}, trained better in {:.0}% of resamples",
+            p.difference,
+            p.ci_low,
+            p.ci_high,
+            p.p_value,
+            100.0 * p.fraction_b_better
+        ),
+        None => "n/a".into(),
+    }
+}
+
+impl Report {
+    /// The human-readable report.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let confidence = self.test.initial.as_ref().or(self.validation.initial.as_ref()).map(|s| s.confidence);
+        let level = confidence.map(|c| format!("{:.0}%", 100.0 * c)).unwrap_or_else(|| "95%".into());
+        let _ = writeln!(md, "# Run `{}`: {}\n", self.name, self.benchmark);
+        let _ = writeln!(md, "- backend: `{}` (model `{}`)", self.backend, self.model);
+        let _ = writeln!(md, "- started {}, finished {}", self.started_at, self.finished_at);
+        let counts: Vec<String> = self.examples.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let _ = writeln!(md, "- examples: {}", counts.join(", "));
+        let stop = serde_json::to_value(&self.stop).ok().and_then(|v| v["stop"].as_str().map(String::from));
+        let _ = writeln!(
+            md,
+            "- training: {} steps, {} accepted, {} rejected, {} skipped; stopped: {}; network changed: {}\n",
+            self.steps.steps,
+            self.steps.accepted,
+            self.steps.rejected,
+            self.steps.skipped,
+            stop.unwrap_or_default(),
+            if self.network_changed { "yes" } else { "no" }
+        );
+        let _ = writeln!(md, "| split | initial (mean [{level} CI]) | trained (mean [{level} CI]) |");
+        let _ = writeln!(md, "|---|---|---|");
+        for (name, s) in [("validation", &self.validation), ("test", &self.test)] {
+            let _ = writeln!(md, "| {name} | {} | {} |", summary(&s.initial), summary(&s.trained));
+        }
+        let _ = writeln!(md, "\nPaired bootstrap, trained - initial on test: {}\n", paired(&self.test.paired));
+        let c = &self.cost;
+        let _ = writeln!(
+            md,
+            "Cost: {} calls ({} cache hits, {} errors), {} prompt + {} completion tokens, ${:.4}; budget counted {} calls, {} tokens, ${:.4}.",
+            c.calls,
+            c.cache_hits,
+            c.errors,
+            c.prompt_tokens,
+            c.completion_tokens,
+            c.dollars,
+            self.budget_spent.calls,
+            self.budget_spent.tokens,
+            self.budget_spent.dollars
+        );
+        md
+    }
+}

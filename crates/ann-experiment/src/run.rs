@@ -1,0 +1,301 @@
+//! Running an experiment: run directory, training, initial vs trained evaluation, report; resume.
+//!
+//! A run directory `runs/<name>-<UTC time>/` holds `config.toml` (the effective config, names of
+//! environment variables only, never a secret), `network-initial.json`, the trainer's
+//! `checkpoint.json`, `journal.jsonl` and `traces/`, then `network-trained.json`, per-example
+//! `evaluations/<split>-<initial|trained>.jsonl`, `report.json` and `report.md`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ann_eval::{Benchmark, Split};
+use ann_graph::{Network, ValidationRules};
+use ann_textgrad::{Example, ExampleRun, Objective, StopReason, TrainData, TrainOutcome, Trainer};
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::benchmarks::{Subset, load_benchmark};
+use crate::config::{ExperimentConfig, resolve};
+use crate::objective::{BenchmarkObjective, to_train_example};
+use crate::report::{Report, SplitScores};
+use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
+
+/// The effective config kept in a run directory.
+pub const CONFIG_FILE: &str = "config.toml";
+pub const REPORT_JSON: &str = "report.json";
+pub const REPORT_MD: &str = "report.md";
+
+/// The caller's clock (libraries read no ambient time).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+/// Receives one line per phase of a run (for a progress display).
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What a run needs from its caller.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Relative paths of the config (data, cache, model, network) resolve against this folder.
+    pub base_dir: PathBuf,
+    /// Where new run directories go (usually `<base>/runs`).
+    pub runs_dir: PathBuf,
+    pub backend: BackendSource,
+    pub clock: Clock,
+    pub progress: Option<Progress>,
+    /// A ready benchmark used instead of loading `benchmark.name` from the data folder (tests,
+    /// embedding applications); its splits are still cut to the config's sizes.
+    pub benchmark: Option<Arc<dyn Benchmark>>,
+}
+
+impl RunOptions {
+    fn say(&self, line: &str) {
+        tracing::info!("{line}");
+        if let Some(p) = &self.progress {
+            p(line);
+        }
+    }
+}
+
+/// The result of a finished run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_dir: PathBuf,
+    pub report: Report,
+}
+
+/// UTC time as a compact RFC 3339 stamp for folder names: `20261124T205700Z`.
+pub fn folder_stamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string().replace(['-', ':'], "")
+}
+
+/// Start a new run of `config` in a fresh `runs/<name>-<UTC time>/` (created once the backend,
+/// the benchmark and the starting network are ready, so a setup error leaves no empty run).
+pub async fn start(config: &ExperimentConfig, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+    config.check()?;
+    let prepared = prepare(config, options).await?;
+    let started = (options.clock)();
+    let run_dir = options.runs_dir.join(format!("{}-{}", config.name, folder_stamp(started)));
+    std::fs::create_dir_all(&options.runs_dir).with_context(|| format!("creating {}", options.runs_dir.display()))?;
+    std::fs::create_dir(&run_dir).with_context(|| format!("creating the run directory {}", run_dir.display()))?;
+    std::fs::write(run_dir.join(CONFIG_FILE), config.to_toml()?)
+        .with_context(|| format!("writing {}", run_dir.join(CONFIG_FILE).display()))?;
+    options.say(&format!("run directory {}", run_dir.display()));
+    execute(config, prepared, &run_dir, options, started).await
+}
+
+/// Resume the run in `run_dir` (its `config.toml` and checkpoint) and finish its evaluation.
+pub async fn resume(run_dir: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+    let path = run_dir.join(CONFIG_FILE);
+    if !path.is_file() {
+        bail!("{} is not a run directory: it has no {CONFIG_FILE}", run_dir.display());
+    }
+    let config = ExperimentConfig::load(&path)?;
+    let started = (options.clock)();
+    options.say(&format!("resuming {}", run_dir.display()));
+    let prepared = prepare(&config, options).await?;
+    execute(&config, prepared, run_dir, options, started).await
+}
+
+/// The parts of an experiment shared by training and plain evaluation.
+pub struct Prepared {
+    pub benchmark: Arc<dyn Benchmark>,
+    pub stack: ModelStack,
+    pub trainer: Trainer,
+    pub start: Network,
+}
+
+/// Open the backend, stack the model, load the benchmark and the starting network (validated with
+/// the benchmark's answer format), and build the trainer.
+pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow::Result<Prepared> {
+    let base = &options.base_dir;
+    let kind = match config.model.backend {
+        crate::Backend::Local => "embedded (local)",
+        crate::Backend::Openai => "OpenAI-compatible",
+    };
+    options.say(&format!("opening the {kind} backend"));
+    let backend = open_backend(config, &options.backend, base)?;
+    let prices = config.prices();
+    let stack = build_stack(config, backend, base, prices.clone())?;
+    let data_dir = resolve(base, &config.benchmark.data_dir);
+    options.say(&format!("loading benchmark {}", config.benchmark.name));
+    let benchmark = match &options.benchmark {
+        Some(given) => {
+            let b = &config.benchmark;
+            Arc::new(Subset::new(given.clone(), [b.train, b.validation, b.test])) as Arc<dyn Benchmark>
+        }
+        None => load_benchmark(&config.benchmark, &data_dir, stack.model.clone()).await?,
+    };
+    let start = match &config.benchmark.network {
+        Some(path) => {
+            let path = resolve(base, path);
+            Network::load(&path).with_context(|| format!("loading the starting network {}", path.display()))?
+        }
+        None => Network::from_json(benchmark.starting_network())
+            .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?,
+    };
+    check_network(&start, benchmark.as_ref())?;
+    let objective: Arc<dyn Objective> = Arc::new(BenchmarkObjective::new(benchmark.clone()));
+    let train_config = config.train_config(benchmark.answer_format(), prices);
+    let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), objective, train_config);
+    Ok(Prepared { benchmark, stack, trainer, start })
+}
+
+/// Validate `network` against the default limits and `benchmark`'s answer-format rule.
+pub fn check_network(network: &Network, benchmark: &dyn Benchmark) -> anyhow::Result<()> {
+    network.validate(&ValidationRules::with_answer_format(benchmark.answer_format())).map_err(|violations| {
+        let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the network does not validate for benchmark {}:\n  {}", benchmark.name(), lines.join("\n  "))
+    })
+}
+
+/// The examples of `split` as the trainer sees them (references only on training examples).
+pub fn split_examples(benchmark: &dyn Benchmark, split: Split) -> Vec<Example> {
+    benchmark.examples(split).iter().map(|e| to_train_example(e, split == Split::Train)).collect()
+}
+
+/// One example's line in `evaluations/*.jsonl`.
+#[derive(Serialize)]
+struct EvaluationLine<'a> {
+    id: &'a str,
+    score: f64,
+    passed: bool,
+    feedback: &'a str,
+    output: &'a str,
+}
+
+fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow::Result<()> {
+    let dir = run_dir.join("evaluations");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut text = String::new();
+    for r in runs {
+        let line = EvaluationLine {
+            id: &r.id,
+            score: r.score.score,
+            passed: r.score.passed,
+            feedback: &r.score.feedback,
+            output: &r.output,
+        };
+        text.push_str(&serde_json::to_string(&line)?);
+        text.push('\n');
+    }
+    let path = dir.join(format!("{name}.jsonl"));
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Evaluate `net` on `examples`, write the per-example lines, return the scores.
+async fn evaluate(
+    trainer: &Trainer,
+    net: &Network,
+    examples: &[Example],
+    run_dir: &Path,
+    name: &str,
+) -> anyhow::Result<Vec<f64>> {
+    let refs: Vec<&Example> = examples.iter().collect();
+    let runs = trainer.evaluate(net, &refs).await.with_context(|| {
+        format!("evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)")
+    })?;
+    write_evaluations(run_dir, name, &runs)?;
+    Ok(runs.iter().map(|r| r.score.score).collect())
+}
+
+async fn execute(
+    config: &ExperimentConfig,
+    prepared: Prepared,
+    run_dir: &Path,
+    options: &RunOptions,
+    started: SystemTime,
+) -> anyhow::Result<RunOutcome> {
+    let Prepared { benchmark, stack, trainer, start } = prepared;
+    start.save(&run_dir.join("network-initial.json")).context("saving the starting network")?;
+    let data = TrainData {
+        train: split_examples(benchmark.as_ref(), Split::Train),
+        validation: split_examples(benchmark.as_ref(), Split::Validation),
+    };
+    let test = split_examples(benchmark.as_ref(), Split::Test);
+    options.say(&format!(
+        "training on {} examples, validating on {} ({} epochs, batch {})",
+        data.train.len(),
+        data.validation.len(),
+        config.train.epochs,
+        config.train.batch_size
+    ));
+    let outcome: TrainOutcome = trainer.train(&start, &data, run_dir).await.context("training")?;
+    if let StopReason::BudgetExhausted { detail } = &outcome.stop {
+        bail!(
+            "the budget ran out during training ({detail}); the run directory {} keeps its checkpoint: raise \
+             [budget] in its config.toml and run `ann resume {}`",
+            run_dir.display(),
+            run_dir.display()
+        );
+    }
+    outcome.best.save(&run_dir.join("network-trained.json")).context("saving the trained network")?;
+    options.say(&format!(
+        "training stopped ({} steps, {} accepted); evaluating initial and trained networks",
+        outcome.optimizer.steps, outcome.optimizer.accepted
+    ));
+    let val_initial = evaluate(&trainer, &start, &data.validation, run_dir, "validation-initial").await?;
+    let val_trained = evaluate(&trainer, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
+    options.say(&format!("testing on {} examples", test.len()));
+    let test_initial = evaluate(&trainer, &start, &test, run_dir, "test-initial").await?;
+    let test_trained = evaluate(&trainer, &outcome.best, &test, run_dir, "test-trained").await?;
+
+    let bootstrap = config.report.bootstrap();
+    let meter = stack.meter.report();
+    let report = Report {
+        name: config.name.clone(),
+        benchmark: benchmark.name().to_string(),
+        backend: stack.identity.clone(),
+        model: config.model.name.clone(),
+        started_at: humantime::format_rfc3339_seconds(started).to_string(),
+        finished_at: humantime::format_rfc3339_seconds((options.clock)()).to_string(),
+        examples: [("train", data.train.len()), ("validation", data.validation.len()), ("test", test.len())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        stop: outcome.stop.clone(),
+        steps: outcome.optimizer,
+        network_changed: outcome.best != start,
+        validation: SplitScores::of(&val_initial, &val_trained, &bootstrap),
+        test: SplitScores::of(&test_initial, &test_trained, &bootstrap),
+        cost: meter.total,
+        cost_by_tag: meter.by_tag,
+        budget_spent: stack.budget.spent(),
+    };
+    let json = serde_json::to_string_pretty(&report)? + "\n";
+    std::fs::write(run_dir.join(REPORT_JSON), json).context("writing report.json")?;
+    std::fs::write(run_dir.join(REPORT_MD), report.to_markdown()).context("writing report.md")?;
+    options.say(&format!("report written to {}", run_dir.join(REPORT_MD).display()));
+    Ok(RunOutcome { run_dir: run_dir.to_path_buf(), report })
+}
+
+/// Scores of one network on one split (for `ann eval`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalOutcome {
+    pub benchmark: String,
+    pub split: Split,
+    pub summary: Option<ann_eval::stats::Summary>,
+    pub passed: usize,
+    pub cost: ann_llm::Totals,
+}
+
+/// Evaluate `network` on `split` of the configured benchmark (no training, no run directory).
+pub async fn evaluate_network(
+    config: &ExperimentConfig,
+    network: &Network,
+    split: Split,
+    options: &RunOptions,
+) -> anyhow::Result<EvalOutcome> {
+    let prepared = prepare(config, options).await?;
+    check_network(network, prepared.benchmark.as_ref())?;
+    let examples = split_examples(prepared.benchmark.as_ref(), split);
+    options.say(&format!("evaluating on {} {} examples", examples.len(), format!("{split:?}").to_lowercase()));
+    let refs: Vec<&Example> = examples.iter().collect();
+    let runs = prepared.trainer.evaluate(network, &refs).await.context("evaluating")?;
+    let scores: Vec<f64> = runs.iter().map(|r| r.score.score).collect();
+    Ok(EvalOutcome {
+        benchmark: prepared.benchmark.name().to_string(),
+        split,
+        summary: ann_eval::stats::bootstrap_ci(&scores, &config.report.bootstrap()).ok(),
+        passed: runs.iter().filter(|r| r.score.passed).count(),
+        cost: prepared.stack.meter.report().total,
+    })
+}

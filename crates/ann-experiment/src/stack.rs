@@ -1,0 +1,103 @@
+//! The model stack of a run: Metered(Cached(Budgeted(backend))), and opening the configured backend.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ann_llm::{Budget, Meter, MeteredModel, PriceTable, SharedModel};
+use ann_llm_cache::{CachedModel, ResponseCache};
+use ann_llm_local::{LocalConfig, LocalModel};
+use ann_llm_openai::{OpenAiConfig, OpenAiModel};
+use anyhow::{Context, bail};
+
+use crate::config::{Backend, ExperimentConfig, resolve};
+
+/// Where the backend of a run comes from. The library never reads the environment: a binary
+/// passes what it found there.
+#[derive(Clone)]
+pub enum BackendSource {
+    /// A ready model (tests, embedding applications).
+    Model(SharedModel),
+    /// Open the configured backend.
+    Open {
+        /// The embedded model file used when the config names none (the pinned file in the cache).
+        local_model: PathBuf,
+        /// The OpenAI-compatible endpoint read from the environment by the binary, if any.
+        openai: Option<OpenAiConfig>,
+    },
+}
+
+/// The stacked model of a run and its meter and budget.
+pub struct ModelStack {
+    /// Metered(Cached(Budgeted(backend))).
+    pub model: SharedModel,
+    pub meter: Arc<Meter>,
+    pub budget: Arc<Budget>,
+    /// The backend's identity (cache key part, shown in the report).
+    pub identity: String,
+}
+
+/// Open the backend `config.model` asks for.
+pub fn open_backend(
+    config: &ExperimentConfig,
+    source: &BackendSource,
+    base: &std::path::Path,
+) -> anyhow::Result<SharedModel> {
+    match source {
+        BackendSource::Model(model) => Ok(model.clone()),
+        BackendSource::Open { local_model, openai } => match config.model.backend {
+            Backend::Local => {
+                let path = config.model.local_path.as_deref().map(|p| resolve(base, p)).unwrap_or(local_model.clone());
+                if !path.is_file() {
+                    bail!("the embedded model file {} is missing: run `cargo xtask fetch-model` first", path.display());
+                }
+                let local = LocalConfig {
+                    default_max_tokens: config.model.max_tokens.unwrap_or(512),
+                    default_seed: config.model.seed.unwrap_or(0),
+                    ..LocalConfig::default()
+                };
+                let opened = if config.model.local_path.is_some() {
+                    LocalModel::open(&path, local)
+                } else {
+                    LocalModel::open_pinned(&path, local)
+                };
+                let model = opened.with_context(|| format!("opening the embedded model {}", path.display()))?;
+                Ok(Arc::new(model))
+            }
+            Backend::Openai => {
+                let Some(openai) = openai else {
+                    bail!(
+                        "model.backend = \"openai\" needs an endpoint: set {} and {} (and {} for a key)",
+                        config.model.base_url_env,
+                        config.model.model_env,
+                        config.model.api_key_env
+                    );
+                };
+                let model = OpenAiModel::from_env(openai.clone()).context("opening the OpenAI-compatible backend")?;
+                Ok(Arc::new(model))
+            }
+        },
+    }
+}
+
+/// Stack the decorators around `backend`: the meter outermost (it sees cache hits), the cache,
+/// then the budget (below the cache, so hits are free).
+pub fn build_stack(
+    config: &ExperimentConfig,
+    backend: SharedModel,
+    base: &std::path::Path,
+    prices: PriceTable,
+) -> anyhow::Result<ModelStack> {
+    let identity = backend.identity();
+    let budget = Budget::new(config.budget.limits(), prices.clone());
+    let budgeted: SharedModel = Arc::new(ann_llm::BudgetedModel::new(backend, budget.clone()));
+    let cache_path = resolve(base, &config.cache.path);
+    if let Some(parent) = cache_path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let cache = ResponseCache::open(&cache_path)
+        .with_context(|| format!("opening the response cache {}", cache_path.display()))?;
+    let cached: SharedModel = Arc::new(CachedModel::new(budgeted, cache).with_mode(config.cache.mode));
+    let meter = Meter::new(prices);
+    let model: SharedModel = Arc::new(MeteredModel::new(cached, meter.clone()));
+    Ok(ModelStack { model, meter, budget, identity })
+}

@@ -1,0 +1,294 @@
+//! End-to-end tests of experiments: config parsing, the benchmark adapter, runs, resume, networks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ann_bench_mmlu_ml::MmluMl;
+use ann_eval::{Benchmark, Split};
+use ann_experiment::{
+    BackendSource, BenchmarkObjective, ExperimentConfig, Report, RunOptions, check_network, to_train_example,
+};
+use ann_graph::Network;
+use ann_llm::SharedModel;
+use ann_test_support::ScriptedModel;
+use ann_textgrad::Objective;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The four committed MMLU-ML fixture rows, split 2 train / 1 validation / 1 test.
+fn fixture_benchmark() -> Arc<dyn Benchmark> {
+    let rows = ann_bench_mmlu_ml::load_rows(&workspace().join("datasets/mmlu-ml/mmlu-ml-sample.jsonl")).unwrap();
+    let examples: Vec<_> = rows.iter().enumerate().map(|(i, r)| ann_bench_mmlu_ml::to_example(i, r)).collect();
+    Arc::new(MmluMl::from_examples(&examples, &[2, 1, 1], 7).unwrap())
+}
+
+const SMALL: &str = r#"
+name = "small"
+[benchmark]
+name = "mmlu-ml"
+[model]
+max_tokens = 32
+optimizer_max_tokens = 64
+[train]
+epochs = 1
+batch_size = 2
+patience = 0
+[report]
+bootstrap_resamples = 200
+"#;
+
+fn fixed_clock() -> ann_experiment::Clock {
+    Arc::new(|| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+}
+
+fn options(dir: &Path, model: SharedModel) -> RunOptions {
+    RunOptions {
+        base_dir: dir.to_path_buf(),
+        runs_dir: dir.join("runs"),
+        backend: BackendSource::Model(model),
+        clock: fixed_clock(),
+        progress: None,
+        benchmark: Some(fixture_benchmark()),
+    }
+}
+
+/// A model that answers every call "Answer: A" (routing, gradients and patches unparsable: data).
+fn always_a() -> Arc<ScriptedModel> {
+    Arc::new(ScriptedModel::new("scripted").fallback(|_| Ok("Reasoning.\nAnswer: A".into())))
+}
+
+fn read_report(run_dir: &Path) -> Report {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn demo_config_parses_and_maps_onto_the_training_config() {
+    let config = ExperimentConfig::load(&workspace().join("experiments/demo.toml")).unwrap();
+    assert_eq!(config.name, "demo");
+    assert_eq!(
+        (config.benchmark.train, config.benchmark.validation, config.benchmark.test),
+        (Some(2), Some(3), Some(6))
+    );
+    let train = config.train_config("Answer: X", config.prices());
+    assert_eq!((train.epochs, train.batch_size), (1, 2));
+    assert_eq!(train.rules.answer_format.as_deref(), Some("Answer: X"));
+    assert_eq!(train.forward.max_tokens, Some(32));
+    // The demo's compact network keeps the benchmark's answer format.
+    let network = config.benchmark.network.as_ref().unwrap();
+    let net = Network::load(&workspace().join(network)).unwrap();
+    net.validate(&train.rules).unwrap();
+    // The config survives its own serialization (what a run directory keeps).
+    let again = ExperimentConfig::from_toml(&config.to_toml().unwrap(), "copy").unwrap();
+    assert_eq!(again, config);
+}
+
+#[test]
+fn config_errors_name_the_bad_key() {
+    let check = |text: &str, needles: &[&str]| {
+        let err = format!("{:#}", ExperimentConfig::from_toml(text, "bad.toml").unwrap_err());
+        for needle in needles {
+            assert!(err.contains(needle), "{needle:?} not in: {err}");
+        }
+    };
+    check(&format!("{SMALL}\n[budget]\nmax_tokenz = 5\n"), &["bad.toml", "unknown field `max_tokenz`", "max_tokens"]);
+    check(&SMALL.replace("epochs = 1", "epochs = 1\nepohcs = 2"), &["unknown field `epohcs`"]);
+    check(&SMALL.replace("max_tokens = 32", "max_tokens = 32\ncolour = 1"), &["unknown field `colour`"]);
+    check(&format!("{SMALL}\n[train.ablations]\nno_gates = true\n"), &["unknown field `no_gates`"]);
+    check(&format!("{SMALL}\nsecret = 1\n"), &["unknown field `secret`"]);
+    check(
+        &SMALL.replace("mmlu-ml\"\n[model]", "mmlu-ml\"\n[model]\nbackend = \"gpu\""),
+        &["backend", "unknown variant `gpu`"],
+    );
+    check(&SMALL.replace("name = \"small\"", "name = \"Small Run\""), &["`name` must be a slug"]);
+    check(&SMALL.replace("batch_size = 2", "batch_size = 0"), &["batch_size"]);
+}
+
+#[tokio::test]
+async fn the_adapter_scores_with_the_benchmark_and_hides_references_outside_training() {
+    let benchmark = fixture_benchmark();
+    let objective = BenchmarkObjective::new(benchmark.clone());
+    let test = &benchmark.examples(Split::Test)[0];
+    let gold = test.reference.clone().unwrap();
+    let converted = to_train_example(test, false);
+    assert_eq!(
+        (converted.id.as_str(), converted.input.as_str(), converted.reference.as_deref()),
+        (test.id.as_str(), test.input.as_str(), None)
+    );
+    let train = &benchmark.examples(Split::Train)[0];
+    assert_eq!(to_train_example(train, true).reference, train.reference);
+
+    let right = objective.evaluate(&converted, &format!("Because.\nAnswer: {gold}")).await.unwrap();
+    assert_eq!((right.score, right.passed), (1.0, true));
+    let wrong_letter = if gold == "A" { "B" } else { "A" };
+    let wrong = objective.evaluate(&converted, &format!("Answer: {wrong_letter}")).await.unwrap();
+    assert_eq!((wrong.score, wrong.passed), (0.0, false));
+    assert!(wrong.feedback.contains(&format!("correct is {gold}")), "{}", wrong.feedback);
+    assert_eq!(objective.extract_answer("Answer: C"), Some("C".to_string()));
+    let unknown = ann_textgrad::Example::new("mmlu-ml/999", "?");
+    let err = objective.evaluate(&unknown, "Answer: A").await.unwrap_err();
+    assert!(err.to_string().contains("mmlu-ml/999"), "{err}");
+}
+
+#[test]
+fn every_benchmark_starting_network_validates_with_its_answer_format() {
+    let formats: [(&str, &str); 5] = [
+        ("ann-bench-mmlu-ml/network.json", ann_bench_mmlu_ml::ANSWER_FORMAT),
+        ("ann-bench-math/network.json", ann_bench_math::ANSWER_FORMAT),
+        ("ann-bench-humaneval/network.json", ann_bench_humaneval::prompts::ANSWER_FORMAT),
+        ("ann-bench-creative-writing/network.json", ann_bench_creative_writing::ANSWER_FORMAT),
+        ("ann-bench-creative-writing/network-trivia.json", ann_bench_creative_writing::trivia::ANSWER_FORMAT),
+    ];
+    let crates = workspace().join("crates");
+    let mut found: Vec<String> = std::fs::read_dir(&crates)
+        .unwrap()
+        .flat_map(|dir| std::fs::read_dir(dir.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            name.starts_with("network") && name.ends_with(".json")
+        })
+        .map(|p| p.strip_prefix(&crates).unwrap().to_string_lossy().replace('\\', "/"))
+        .filter(|p| p.starts_with("ann-bench-"))
+        .collect();
+    found.sort();
+    let mut listed: Vec<String> = formats.iter().map(|(p, _)| p.to_string()).collect();
+    listed.sort();
+    assert_eq!(found, listed, "a benchmark network without an answer format in this test");
+    for (path, format) in formats {
+        let net = Network::load(&crates.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        net.validate(&ann_graph::ValidationRules::with_answer_format(format))
+            .unwrap_or_else(|v| panic!("{path}: {v:?}"));
+    }
+    // And through the benchmark itself, as a run checks it.
+    let benchmark = fixture_benchmark();
+    let net = Network::from_json(benchmark.starting_network()).unwrap();
+    check_network(&net, benchmark.as_ref()).unwrap();
+    let mut broken = net.clone();
+    broken.layers.last_mut().unwrap().output_spec = "anything".into();
+    let err = check_network(&broken, benchmark.as_ref()).unwrap_err().to_string();
+    assert!(err.contains("mmlu-ml"), "{err}");
+}
+
+#[tokio::test]
+async fn a_run_writes_its_directory_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = always_a();
+    let config = ExperimentConfig::from_toml(SMALL, "small.toml").unwrap();
+    let outcome = ann_experiment::start(&config, &options(dir.path(), model.clone())).await.unwrap();
+
+    assert_eq!(outcome.run_dir, dir.path().join("runs/small-20270115T080000Z"));
+    for file in [
+        "config.toml",
+        "checkpoint.json",
+        "journal.jsonl",
+        "network-initial.json",
+        "network-trained.json",
+        "evaluations/test-initial.jsonl",
+        "evaluations/test-trained.jsonl",
+        "evaluations/validation-initial.jsonl",
+        "report.json",
+        "report.md",
+    ] {
+        assert!(outcome.run_dir.join(file).is_file(), "{file} missing");
+    }
+    assert_eq!(ExperimentConfig::load(&outcome.run_dir.join("config.toml")).unwrap(), config);
+
+    let report = read_report(&outcome.run_dir);
+    assert_eq!(report, outcome.report);
+    let benchmark = fixture_benchmark();
+    let expected = |split| {
+        let examples = benchmark.examples(split);
+        examples.iter().filter(|e| e.reference.as_deref() == Some("A")).count() as f64 / examples.len() as f64
+    };
+    assert_eq!(
+        (report.name.as_str(), report.benchmark.as_str(), report.backend.as_str()),
+        ("small", "mmlu-ml", "scripted:scripted")
+    );
+    assert_eq!(report.started_at, "2027-01-15T08:00:00Z");
+    assert_eq!(report.examples.values().copied().collect::<Vec<_>>(), vec![1, 2, 1]);
+    let test = report.test.initial.as_ref().unwrap();
+    assert_eq!((test.n, test.mean), (1, expected(Split::Test)));
+    assert_eq!(report.test.trained.as_ref().unwrap().mean, expected(Split::Test));
+    assert_eq!(report.validation.initial.as_ref().unwrap().mean, expected(Split::Validation));
+    assert_eq!(report.test.paired.as_ref().unwrap().difference, 0.0);
+    // Unparsable gradients and patches are rejected steps, never errors; nothing changes.
+    assert_eq!(report.steps.accepted, 0);
+    assert_eq!(report.steps.steps, report.steps.rejected + report.steps.skipped + report.steps.accepted);
+    assert!(!report.network_changed);
+    // The meter saw every call, the re-evaluations came from the cache, the budget only backend calls.
+    assert_eq!(report.budget_spent.calls, model.calls() as u64);
+    assert!(report.cost.cache_hits > 0 && report.cost.calls > report.budget_spent.calls, "{:?}", report.cost);
+    let md = std::fs::read_to_string(outcome.run_dir.join("report.md")).unwrap();
+    assert!(md.contains("# Run `small`: mmlu-ml"), "{md}");
+    assert!(md.contains("| test |"), "{md}");
+    assert!(md.contains("Paired bootstrap"), "{md}");
+}
+
+#[tokio::test]
+async fn an_interrupted_run_resumes_to_the_same_report() {
+    // Uninterrupted reference.
+    let reference_dir = tempfile::tempdir().unwrap();
+    let config = ExperimentConfig::from_toml(SMALL, "small.toml").unwrap();
+    let reference = ann_experiment::start(&config, &options(reference_dir.path(), always_a())).await.unwrap().report;
+
+    // The same run with a budget that stops it after the initial validation.
+    let dir = tempfile::tempdir().unwrap();
+    let mut tight = config.clone();
+    tight.budget.max_calls = Some(8);
+    let err = ann_experiment::start(&tight, &options(dir.path(), always_a())).await.unwrap_err();
+    assert!(format!("{err:#}").contains("ann resume"), "{err:#}");
+    let run_dir = dir.path().join("runs/small-20270115T080000Z");
+    assert!(run_dir.join("checkpoint.json").is_file());
+    assert!(!run_dir.join("report.json").exists());
+
+    // Raise the budget in the run's config and resume.
+    std::fs::write(run_dir.join("config.toml"), config.to_toml().unwrap()).unwrap();
+    let model = always_a();
+    let resumed = ann_experiment::resume(&run_dir, &options(dir.path(), model.clone())).await.unwrap();
+    assert_eq!(resumed.run_dir, run_dir);
+    let report = read_report(&run_dir);
+    assert_eq!(
+        (&report.validation, &report.test, &report.steps, &report.stop, report.network_changed),
+        (&reference.validation, &reference.test, &reference.steps, &reference.stop, reference.network_changed)
+    );
+    // The answers of the interrupted part came from the cache.
+    assert!(report.cost.cache_hits > 0);
+
+    let missing = ann_experiment::resume(dir.path(), &options(dir.path(), always_a())).await.unwrap_err();
+    assert!(missing.to_string().contains("not a run directory"), "{missing}");
+}
+
+#[tokio::test]
+async fn the_api_key_never_reaches_the_run_directory_or_the_cache() {
+    use ann_llm_openai::{ApiKey, OpenAiConfig, OpenAiModel};
+    use ann_test_support::server::{FakeServer, FakeServerConfig};
+
+    const SECRET: &str = "sk-test-secret-0123456789";
+    let server = FakeServer::start(FakeServerConfig::default()).await.unwrap();
+    let model = OpenAiModel::new(OpenAiConfig::new(server.url(), "fake-model"), Some(ApiKey::new(SECRET))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ExperimentConfig::from_toml(SMALL, "small.toml").unwrap();
+    let outcome = ann_experiment::start(&config, &options(dir.path(), Arc::new(model))).await.unwrap();
+    assert!(server.request_count() > 0);
+    assert!(outcome.report.backend.contains("fake-model"), "{}", outcome.report.backend);
+
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { files(&path, out) } else { out.push(path) }
+        }
+    }
+    let mut all = Vec::new();
+    files(dir.path(), &mut all);
+    assert!(
+        all.iter().any(|f| f.ends_with("report.json")) && all.iter().any(|f| f.to_string_lossy().contains("sqlite"))
+    );
+    for file in all {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "the key is in {}", file.display());
+    }
+    server.shutdown().await;
+}
