@@ -1,6 +1,5 @@
 //! `cargo xtask`: fetch the pinned model and data, run the whole test suite, reproduce experiments.
 
-mod demo;
 mod fetch_data;
 mod fetch_model;
 mod pip;
@@ -32,6 +31,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Fetch the embedded model as needed, then print its prefill and generation speed (release build).
+    LocalSpeed {
+        /// Extra arguments passed to the `speed` example (`--quantized-prefill`, a GGUF path).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
     /// Fetch the embedded offline model (SmolLM2-135M-Instruct GGUF) into the cache.
     FetchModel(fetch_model::Args),
     /// Fetch the benchmark datasets into the cache as the project's JSONL.
@@ -41,7 +46,8 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Test { args } => test(&args),
-        Cmd::Demo { args } => demo::run(&args),
+        Cmd::Demo { args } => demo(&args),
+        Cmd::LocalSpeed { args } => local_speed(&args),
         Cmd::FetchModel(args) => fetch_model::run(&args),
         Cmd::FetchData(args) => fetch_data::run(&args),
     }
@@ -60,17 +66,37 @@ pub fn cache_dir() -> PathBuf {
     std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".cache"))
 }
 
-fn test(extra: &[String]) -> Result<()> {
-    fetch_model::run(&fetch_model::Args::default()).context("fetching the embedded model")?;
-    fetch_data::run(&fetch_data::Args::default()).context("fetching the datasets")?;
+/// Run `cargo ARGS... EXTRA...` in the workspace root, failing unless it succeeds.
+pub fn cargo(args: &[&str], extra: &[String]) -> Result<()> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(workspace_root())
-        .args(["test", "--workspace", "--all-targets"])
+        .args(args)
         .args(extra)
         .status()
-        .context("running cargo test")?;
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
     if !status.success() {
-        bail!("cargo test failed ({status})");
+        bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// Fetch the embedded model and the datasets as needed (both fetches are idempotent).
+fn fetch_all() -> Result<()> {
+    fetch_model::run(&fetch_model::Args::default()).context("fetching the embedded model")?;
+    fetch_data::run(&fetch_data::Args::default()).context("fetching the datasets")
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    fetch_all()?;
+    cargo(&["test", "--workspace", "--all-targets"], extra)
+}
+
+fn demo(extra: &[String]) -> Result<()> {
+    fetch_all()?;
+    cargo(&["run", "--release", "--quiet", "-p", "ann-cli", "--", "demo"], extra)
+}
+
+fn local_speed(extra: &[String]) -> Result<()> {
+    fetch_model::run(&fetch_model::Args::default()).context("fetching the embedded model")?;
+    cargo(&["run", "--release", "--quiet", "-p", "ann-llm-local", "--example", "speed", "--"], extra)
 }
