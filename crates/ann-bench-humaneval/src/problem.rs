@@ -63,14 +63,7 @@ impl Problem {
 /// Read and check `humaneval.jsonl` (or a fixture in the same format). A malformed row is an
 /// [`EvalError::BadRow`] naming the file and the 1-based line; a missing file says how to fetch it.
 pub fn load_problems(path: &Path) -> Result<Vec<Problem>, EvalError> {
-    let text = std::fs::read_to_string(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            EvalError::MissingData { path: path.to_path_buf(), hint: "run `cargo xtask fetch-data`".into() }
-        } else {
-            EvalError::Io { path: path.to_path_buf(), source }
-        }
-    })?;
-    parse_problems(&text, path)
+    parse_problems(&ann_eval::data::read_data_file(path)?, path)
 }
 
 /// Parse JSONL text that came from `path` (named in errors).

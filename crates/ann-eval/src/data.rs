@@ -11,14 +11,18 @@ use crate::EvalError;
 
 /// Parse every non-blank line of a JSONL file as `T`; a bad row is an error naming file and line.
 pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, EvalError> {
-    let text = std::fs::read_to_string(path).map_err(|source| {
+    parse_jsonl(&read_data_file(path)?, path)
+}
+
+/// Read a dataset file as text; a missing file is [`EvalError::MissingData`] saying how to fetch it.
+pub fn read_data_file(path: &Path) -> Result<String, EvalError> {
+    std::fs::read_to_string(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             EvalError::MissingData { path: path.to_path_buf(), hint: "run `cargo xtask fetch-data`".into() }
         } else {
             EvalError::Io { path: path.to_path_buf(), source }
         }
-    })?;
-    parse_jsonl(&text, path)
+    })
 }
 
 /// Parse JSONL text that came from `path` (used in error messages).
