@@ -33,7 +33,7 @@ enum Cmd {
     },
     /// Fetch the embedded model as needed, then print its prefill and generation speed (release build).
     LocalSpeed {
-        /// Extra arguments passed to the `speed` example (`--quantized-prefill`, a GGUF path).
+        /// Extra arguments passed to the `speed` example (a GGUF path other than the pinned model).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },

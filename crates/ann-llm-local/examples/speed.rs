@@ -1,10 +1,12 @@
 //! Prefill and generation speed of the embedded model, for a short and a ~450-token prompt.
 //!
-//! `cargo run --release -p ann-llm-local --example speed [-- [--quantized-prefill] [PATH.gguf]]`
-//! (default: `$ANN_LOCAL_MODEL`, else the pinned model in `<workspace>/.cache`). The prefix cache is
-//! off so every prompt is prefilled; `--quantized-prefill` turns the dense f32 prefill off.
+//! `cargo run --release -p ann-llm-local --example speed [-- PATH.gguf]` (default: `$ANN_LOCAL_MODEL`,
+//! else the pinned model in `<workspace>/.cache`). Measures the default configuration and, as the
+//! reference in the same run, the plain one (the file's own quantized weights for every step, as
+//! candle's quantized llama runs them), then prints the ratios. The prefix cache is off so every
+//! prompt is prefilled.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ann_llm::{ChatModel, ChatRequest, Message};
@@ -18,21 +20,9 @@ fn long_prompt() -> String {
     sentence.repeat(16) + "\n"
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let dense = !args.iter().any(|a| a == "--quantized-prefill");
-    let path = args
-        .iter()
-        .find(|a| *a != "--quantized-prefill")
-        .cloned()
-        .or_else(|| std::env::var_os(MODEL_ENV))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            ann_llm_local::pinned_model_path(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache"))
-        });
-    let config = LocalConfig { prefix_cache_tokens: 0, dense_prefill: dense, ..Default::default() };
-    let model = LocalModel::open(&path, config).unwrap_or_else(|e| panic!("{e}\nRun `cargo xtask fetch-model` first."));
+/// Prefill and generation tokens per second for the short and the long prompt.
+async fn measure(path: &Path, label: &str, config: LocalConfig) -> [(f64, f64); 2] {
+    let model = LocalModel::open(path, config).unwrap_or_else(|e| panic!("{e}\nRun `cargo xtask fetch-model` first."));
     let time = |req: ChatRequest| {
         let model = &model;
         async move {
@@ -43,15 +33,13 @@ async fn main() {
     };
     // Warm up (first-touch of the weights, allocator).
     time(ChatRequest::new("local", vec![Message::user("Hi")]).with_max_tokens(4)).await;
-    println!("model: {} ({}), dense prefill: {dense}", model.info().file_name, model.info().name);
-    for (label, text) in [("short", String::new()), ("long", long_prompt())] {
+    println!("{label}: {} ({})", model.info().file_name, model.info().name);
+    let mut rates = [(0.0, 0.0); 2];
+    for (i, (name, text)) in [("short", String::new()), ("long", long_prompt())].into_iter().enumerate() {
         let ask = format!("{text}Count from 1 to 100, separated by commas.");
         let messages = vec![Message::system("You are a helpful assistant."), Message::user(ask)];
-        let mut prefill = f64::MAX;
-        let mut total = f64::MAX;
-        let mut prompt_tokens = 0;
-        let mut completion = 0;
-        let mut sample = String::new();
+        let (mut prefill, mut total) = (f64::MAX, f64::MAX);
+        let (mut prompt_tokens, mut completion, mut sample) = (0, 0, String::new());
         for _ in 0..3 {
             let (t1, r1) = time(ChatRequest::new("local", messages.clone()).with_max_tokens(1)).await;
             let (tn, rn) = time(ChatRequest::new("local", messages.clone()).with_max_tokens(GENERATED)).await;
@@ -61,11 +49,27 @@ async fn main() {
             completion = rn.usage.completion_tokens;
             sample = rn.text.chars().take(40).collect();
         }
-        let gen_rate = (completion.saturating_sub(1)) as f64 / (total - prefill).max(1e-9);
+        rates[i] =
+            (prompt_tokens as f64 / prefill, (completion.saturating_sub(1)) as f64 / (total - prefill).max(1e-9));
         println!(
-            "{label:>5} prompt: {prompt_tokens:>4} tokens, prefill {:>7.1} tok/s; generation {:>6.1} tok/s ({completion} tokens: {sample:?}...)",
-            prompt_tokens as f64 / prefill,
-            gen_rate
+            "  {name:>5} prompt: {prompt_tokens:>4} tokens, prefill {:>7.1} tok/s; generation {:>6.1} tok/s ({completion} tokens: {sample:?}...)",
+            rates[i].0, rates[i].1
         );
+    }
+    rates
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let path =
+        std::env::args_os().nth(1).or_else(|| std::env::var_os(MODEL_ENV)).map(PathBuf::from).unwrap_or_else(|| {
+            ann_llm_local::pinned_model_path(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache"))
+        });
+    let base = LocalConfig { prefix_cache_tokens: 0, ..Default::default() };
+    let ours = measure(&path, "default (dense prefill, Q8_0 decode)", base.clone()).await;
+    let plain = LocalConfig { dense_prefill: false, requantize_q8: false, ..base };
+    let reference = measure(&path, "reference (the file's quantized weights throughout)", plain).await;
+    for (name, (o, r)) in ["short", "long"].iter().zip(ours.iter().zip(&reference)) {
+        println!("  {name:>5} prompt: prefill {:.2}x, generation {:.2}x the reference", o.0 / r.0, o.1 / r.1);
     }
 }

@@ -10,7 +10,7 @@ use candle_core::quantized::gguf_file;
 use llguidance::api::TopLevelGrammar;
 use llguidance::{JsonCompileOptions, Matcher, ParserFactory};
 
-use crate::llama::{KvCache, Llama};
+use crate::llama::{KvCache, Llama, WeightPlan};
 use crate::sampling::Sampler;
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
 use crate::tokenizer::GgufTokenizer;
@@ -132,8 +132,8 @@ impl Engine {
         let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let name = meta_str("general.name")
             .unwrap_or_else(|| path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        let model = Llama::from_gguf(&content, &mut file, context_length, config.dense_prefill)
-            .map_err(|e| format(e.to_string()))?;
+        let plan = WeightPlan { dense_prefill: config.dense_prefill, requantize_q8: config.requantize_q8 };
+        let model = Llama::from_gguf(&content, &mut file, context_length, plan).map_err(|e| format(e.to_string()))?;
         let cache = PrefixCache { entries: Vec::new(), capacity_tokens: config.prefix_cache_tokens, clock: 0 };
         let info = ModelInfo { file_name, sha256, name, context_length, vocab_size };
         Ok(Self { model, tokenizer, template, info, config, cache, factory: None })

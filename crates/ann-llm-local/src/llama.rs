@@ -5,29 +5,75 @@
 //! a dense matrix multiplication is several times faster than the quantized dot products).
 
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use std::io::{Read, Seek};
-use std::sync::Arc;
 
-/// The causal mask of `seq` new positions after `pos` cached ones: 1 where a query may not look.
-fn causal_mask(seq: usize, pos: usize, device: &Device) -> Result<Tensor> {
+/// The causal mask of `seq` new positions after `pos` cached ones, for query rows grouped as
+/// `rep` copies of the `seq` positions (the query heads that share one key/value head): 1 where a
+/// query may not look.
+fn causal_mask(seq: usize, pos: usize, rep: usize, device: &Device) -> Result<Tensor> {
     let kv = pos + seq;
-    let mask: Vec<u8> = (0..seq).flat_map(|i| (0..kv).map(move |j| u8::from(j > pos + i))).collect();
-    Tensor::from_vec(mask, (seq, kv), device)
+    let mask: Vec<u8> = (0..rep * seq).flat_map(|row| (0..kv).map(move |j| u8::from(j > pos + row % seq))).collect();
+    Tensor::from_vec(mask, (rep * seq, kv), device)
 }
 
-/// Grouped-query attention: each key/value head serves `n_rep` query heads.
-fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x);
+/// Dot product with eight independent accumulators, so that it vectorises.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
     }
-    let (b, n_kv, len, d) = x.dims4()?;
-    x.unsqueeze(2)?.expand((b, n_kv, n_rep, len, d))?.reshape((b, n_kv * n_rep, len, d))
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Attention of one new position over every cached one, read in place from the cache (copying the
+/// keys and values per token would cost more than the arithmetic). `q` and `out` are `[head][dim]`,
+/// `k` and `v` are `[position][kv head][dim]`; query head `h` reads kv head `h / (heads / kv heads)`.
+fn attend_one(q: &[f32], k: &[f32], v: &[f32], n_kv: usize, d: usize, scale: f32, out: &mut [f32]) {
+    let n_head = q.len() / d;
+    let rep = n_head / n_kv;
+    let len = k.len() / (n_kv * d);
+    let mut scores = vec![0f32; n_head * len];
+    for (j, row) in k.chunks_exact(n_kv * d).enumerate() {
+        for (h, qh) in q.chunks_exact(d).enumerate() {
+            let g = h / rep;
+            scores[h * len + j] = dot(qh, &row[g * d..(g + 1) * d]) * scale;
+        }
+    }
+    for s in scores.chunks_exact_mut(len) {
+        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for x in s.iter_mut() {
+            *x = (*x - max).exp();
+            sum += *x;
+        }
+        s.iter_mut().for_each(|x| *x /= sum);
+    }
+    out.fill(0.0);
+    for (j, row) in v.chunks_exact(n_kv * d).enumerate() {
+        for (h, oh) in out.chunks_exact_mut(d).enumerate() {
+            let (g, p) = (h / rep, scores[h * len + j]);
+            oh.iter_mut().zip(&row[g * d..(g + 1) * d]).for_each(|(o, x)| *o += p * x);
+        }
+    }
 }
 
 /// Chunks of at least this many tokens use the f32 weights.
 const DENSE_MIN_ROWS: usize = 16;
+
+/// How the projections' weights are kept in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightPlan {
+    /// Also keep a dequantized f32 copy, used for chunks of at least [`DENSE_MIN_ROWS`] tokens.
+    pub dense_prefill: bool,
+    /// Requantize block formats that candle has no SIMD dot product for (Q4_1, Q5_0, Q5_1) to Q8_0.
+    pub requantize_q8: bool,
+}
 
 /// One projection: quantized weights, and optionally a dense copy for long chunks.
 struct Linear {
@@ -36,10 +82,19 @@ struct Linear {
 }
 
 impl Linear {
-    fn new(q: QTensor, dense: bool) -> Result<Self> {
-        let q = Arc::new(q);
-        let dense = if dense { Some(QMatMul::Tensor(q.dequantize(&q.device())?)) } else { None };
-        Ok(Self { quantized: QMatMul::from_arc(q)?, dense })
+    fn new(q: QTensor, plan: WeightPlan) -> Result<Self> {
+        let device = q.device();
+        let slow = matches!(q.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1);
+        let f32_copy =
+            if plan.dense_prefill || (plan.requantize_q8 && slow) { Some(q.dequantize(&device)?) } else { None };
+        let quantized = match &f32_copy {
+            // Q8_0 adds a rounding step of at most 1/254 of each block's largest weight, far below
+            // the 4-bit format's own step, and its dot product is several times faster.
+            Some(w) if plan.requantize_q8 && slow => QTensor::quantize(w, GgmlDType::Q8_0)?,
+            _ => q,
+        };
+        let dense = if plan.dense_prefill { f32_copy.map(QMatMul::Tensor) } else { None };
+        Ok(Self { quantized: QMatMul::from_qtensor(quantized)?, dense })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -62,10 +117,11 @@ struct Layer {
     down: Linear,
 }
 
-/// The attention keys and values of every processed position; cheap to clone (tensors are shared).
+/// The attention keys and values of every processed position: per layer, keys and values laid out
+/// as `[position][kv head][head dim]`, so that new positions are appended in place.
 #[derive(Clone, Default)]
 pub struct KvCache {
-    layers: Vec<(Tensor, Tensor)>,
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
     len: usize,
 }
 
@@ -112,7 +168,7 @@ impl Llama {
         ct: &Content,
         reader: &mut R,
         max_positions: usize,
-        dense_prefill: bool,
+        plan: WeightPlan,
     ) -> Result<Self> {
         let device = Device::Cpu;
         let n_head = meta_usize(ct, "llama.attention.head_count")?;
@@ -136,22 +192,22 @@ impl Llama {
             let mut t = |n: &str| tensor(&format!("blk.{i}.{n}.weight"));
             layers.push(Layer {
                 attn_norm: t("attn_norm")?.dequantize(&device)?,
-                wq: Linear::new(t("attn_q")?, dense_prefill)?,
-                wk: Linear::new(t("attn_k")?, dense_prefill)?,
-                wv: Linear::new(t("attn_v")?, dense_prefill)?,
-                wo: Linear::new(t("attn_output")?, dense_prefill)?,
+                wq: Linear::new(t("attn_q")?, plan)?,
+                wk: Linear::new(t("attn_k")?, plan)?,
+                wv: Linear::new(t("attn_v")?, plan)?,
+                wo: Linear::new(t("attn_output")?, plan)?,
                 ffn_norm: t("ffn_norm")?.dequantize(&device)?,
-                gate: Linear::new(t("ffn_gate")?, dense_prefill)?,
-                up: Linear::new(t("ffn_up")?, dense_prefill)?,
-                down: Linear::new(t("ffn_down")?, dense_prefill)?,
+                gate: Linear::new(t("ffn_gate")?, plan)?,
+                up: Linear::new(t("ffn_up")?, plan)?,
+                down: Linear::new(t("ffn_down")?, plan)?,
             });
         }
         let norm = tensor("output_norm.weight")?.dequantize(&device)?;
         // Only the last position is projected to logits: the quantized weights suffice. Small models
         // tie the output projection to the embeddings.
         let output = match tensor("output.weight") {
-            Ok(q) => Linear::new(q, false)?,
-            Err(_) => Linear::new(embed_q, false)?,
+            Ok(q) => Linear::new(q, WeightPlan { dense_prefill: false, ..plan })?,
+            Err(_) => Linear::new(embed_q, WeightPlan { dense_prefill: false, ..plan })?,
         };
         let half = head_dim / 2;
         let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / rope_base.powf((2 * i) as f32 / head_dim as f32)).collect();
@@ -172,50 +228,72 @@ impl Llama {
 
     /// Run `tokens` after the positions in `cache` (extending it) and return the logits of the last one.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        let pos = cache.len;
+        let result = self.forward_inner(tokens, cache);
+        // On an error the cache keeps exactly the positions it had.
+        let keep = pos * self.shape.n_kv_head * self.shape.head_dim;
+        match result {
+            Ok(_) => cache.len = pos + tokens.len(),
+            Err(_) => cache.layers.iter_mut().for_each(|(k, v)| {
+                k.truncate(keep);
+                v.truncate(keep);
+            }),
+        }
+        result
+    }
+
+    fn forward_inner(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
         let s = &self.shape;
         let (seq, pos) = (tokens.len(), cache.len);
         if seq == 0 || pos + seq > s.max_positions {
             candle_core::bail!("{seq} tokens at position {pos} do not fit {} positions", s.max_positions);
         }
+        let (n_kv, d) = (s.n_kv_head, s.head_dim);
+        let rep = s.n_head / n_kv;
         let device = self.embed.device();
         let ids = Tensor::new(tokens, device)?;
         let mut x = self.embed.index_select(&ids, 0)?.unsqueeze(0)?;
         let cos = self.cos.narrow(0, pos, seq)?;
         let sin = self.sin.narrow(0, pos, seq)?;
-        let mask = if seq > 1 { Some(causal_mask(seq, pos, device)?) } else { None };
+        let mask = if seq > 1 { Some(causal_mask(seq, pos, rep, device)?) } else { None };
         let neg_inf = Tensor::new(f32::NEG_INFINITY, device)?;
-        let scale = 1.0 / (s.head_dim as f64).sqrt();
-        let heads = |t: Tensor, n: usize| t.reshape((1, seq, n, s.head_dim))?.transpose(1, 2)?.contiguous();
-        let mut new_cache = Vec::with_capacity(self.layers.len());
-        for (i, layer) in self.layers.iter().enumerate() {
+        let scale = 1.0 / (d as f64).sqrt();
+        let heads = |t: Tensor, n: usize| t.reshape((1, seq, n, d))?.transpose(1, 2)?.contiguous();
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        cache.layers.resize_with(self.layers.len(), Default::default);
+        for (layer, (kc, vc)) in self.layers.iter().zip(&mut cache.layers) {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, s.eps as f32)?;
             let q = heads(layer.wq.forward(&h)?, s.n_head)?;
-            let k = heads(layer.wk.forward(&h)?, s.n_kv_head)?;
-            let v = heads(layer.wv.forward(&h)?, s.n_kv_head)?;
+            let k = heads(layer.wk.forward(&h)?, n_kv)?;
             let q = candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?;
-            let (k, v) = match cache.layers.get(i) {
-                Some((kc, vc)) => (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?),
-                None => (k, v),
+            // Append in the cache's `[position][kv head][dim]` layout (the value projection's rows
+            // already are).
+            kc.extend(flat(&k.transpose(1, 2)?.contiguous()?)?);
+            vc.extend(flat(&layer.wv.forward(&h)?)?);
+            let y = match &mask {
+                None => {
+                    let mut out = vec![0f32; s.dim];
+                    attend_one(&flat(&q)?, kc, vc, n_kv, d, scale as f32, &mut out);
+                    Tensor::from_vec(out, (1, 1, s.dim), device)?
+                }
+                Some(mask) => {
+                    // Query heads grouped by the kv head they share: (kv head, rep * seq, dim).
+                    let kv =
+                        |c: &[f32]| Tensor::from_slice(c, (pos + seq, n_kv, d), device)?.transpose(0, 1)?.contiguous();
+                    let q = q.reshape((n_kv, rep * seq, d))?;
+                    let att = (q.matmul(&kv(kc)?.t()?)? * scale)?;
+                    let shape = att.shape();
+                    let att = mask.broadcast_as(shape)?.where_cond(&neg_inf.broadcast_as(shape)?, &att)?;
+                    let att = candle_nn::ops::softmax_last_dim(&att)?;
+                    att.matmul(&kv(vc)?)?.reshape((1, s.n_head, seq, d))?.transpose(1, 2)?.reshape((1, seq, s.dim))?
+                }
             };
-            new_cache.push((k.clone(), v.clone()));
-            let rep = s.n_head / s.n_kv_head;
-            let k = repeat_kv(k, rep)?;
-            let v = repeat_kv(v, rep)?.contiguous()?;
-            let att = (q.matmul(&k.t()?)? * scale)?;
-            let att = match &mask {
-                Some(m) => m.broadcast_as(att.shape())?.where_cond(&neg_inf.broadcast_as(att.shape())?, &att)?,
-                None => att,
-            };
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((1, seq, s.dim))?;
             x = (x + layer.wo.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32)?;
             let act = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
             x = (x + layer.down.forward(&act)?)?;
         }
-        cache.layers = new_cache;
-        cache.len = pos + seq;
         let last = x.i((.., seq - 1.., ..))?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, s.eps as f32)?;
         let logits = self.output.forward(&last)?;
@@ -228,20 +306,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn causal_mask_hides_only_later_positions() {
-        let m = causal_mask(3, 2, &Device::Cpu).unwrap();
+    fn causal_mask_hides_only_later_positions_for_every_query_head_of_a_group() {
+        let m = causal_mask(2, 1, 2, &Device::Cpu).unwrap();
         let rows: Vec<Vec<u8>> = m.to_vec2().unwrap();
-        assert_eq!(rows, vec![vec![0, 0, 0, 1, 1], vec![0, 0, 0, 0, 1], vec![0, 0, 0, 0, 0]]);
+        assert_eq!(rows, vec![vec![0, 0, 1], vec![0, 0, 0], vec![0, 0, 1], vec![0, 0, 0]]);
     }
 
     #[test]
-    fn repeat_kv_serves_consecutive_query_heads() {
-        let x = Tensor::arange(0f32, 8.0, &Device::Cpu).unwrap().reshape((1, 2, 2, 2)).unwrap();
-        let r = repeat_kv(x, 3).unwrap();
-        assert_eq!(r.dims(), &[1, 6, 2, 2]);
-        let heads: Vec<Vec<Vec<f32>>> = r.squeeze(0).unwrap().to_vec3().unwrap();
-        assert_eq!(heads[0], heads[2]);
-        assert_eq!(heads[3], heads[5]);
-        assert_ne!(heads[2], heads[3]);
+    fn dot_matches_the_plain_sum_with_a_remainder() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.1).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - plain).abs() < 1e-4);
+    }
+
+    /// Softmax attention written out naively, one query head at a time.
+    fn reference(q: &[f32], k: &[f32], v: &[f32], n_kv: usize, d: usize, scale: f32) -> Vec<f32> {
+        let n_head = q.len() / d;
+        let len = k.len() / (n_kv * d);
+        let mut out = Vec::new();
+        for h in 0..n_head {
+            let g = h / (n_head / n_kv);
+            let at = |c: &[f32], j: usize, i: usize| c[(j * n_kv + g) * d + i];
+            let s: Vec<f32> =
+                (0..len).map(|j| (0..d).map(|i| q[h * d + i] * at(k, j, i)).sum::<f32>() * scale).collect();
+            let z: f32 = s.iter().map(|x| x.exp()).sum();
+            out.extend((0..d).map(|i| (0..len).map(|j| s[j].exp() / z * at(v, j, i)).sum::<f32>()));
+        }
+        out
+    }
+
+    #[test]
+    fn attend_one_matches_naive_grouped_attention() {
+        let (n_head, n_kv, d, len) = (6, 2, 16, 5);
+        let wave = |n: usize, f: f32| (0..n).map(|i| ((i as f32) * f).sin()).collect::<Vec<_>>();
+        let (q, k, v) = (wave(n_head * d, 0.37), wave(len * n_kv * d, 0.11), wave(len * n_kv * d, 0.53));
+        let mut out = vec![1.0; n_head * d];
+        attend_one(&q, &k, &v, n_kv, d, 0.25, &mut out);
+        let want = reference(&q, &k, &v, n_kv, d, 0.25);
+        assert!(out.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5), "{out:?} vs {want:?}");
+        // Query heads of one group read the same keys: equal queries give equal outputs.
+        let mut shared = q.clone();
+        shared.copy_within(0..d, d);
+        attend_one(&shared, &k, &v, n_kv, d, 0.25, &mut out);
+        assert_eq!(out[..d], out[d..2 * d]);
     }
 }
