@@ -53,7 +53,8 @@ pub struct Report {
     pub cost: Totals,
     /// Per tag (phase, layer, agent) totals of this process.
     pub cost_by_tag: BTreeMap<String, Totals>,
-    /// What the hard budget counted (backend calls only) in this process.
+    /// What the hard budget counted (backend calls only) over the whole run, earlier interrupted
+    /// parts included (the run's `budget.json`).
     pub budget_spent: BudgetSpent,
 }
 

@@ -1,16 +1,24 @@
 //! Running an experiment: run directory, training, initial vs trained evaluation, report; resume.
 //!
 //! A run directory `runs/<name>-<UTC time>/` holds `config.toml` (the effective config, names of
-//! environment variables only, never a secret), `network-initial.json`, the trainer's
-//! `checkpoint.json`, `journal.jsonl` and `traces/`, then `network-trained.json`, per-example
-//! `evaluations/<split>-<initial|trained>.jsonl`, `report.json` and `report.md`.
+//! environment variables only, never a secret), `network-initial.json`, `budget.json` (what the
+//! run has spent under its budget), the trainer's `checkpoint.json`, `journal.jsonl` and `traces/`,
+//! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`,
+//! `report.json` and `report.md`.
+//!
+//! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
+//! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
+//! its budget from it, so the limits hold for the start and all resumes together.
 
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use ann_eval::{Benchmark, Split};
 use ann_graph::{Network, ValidationRules};
+use ann_llm::{Budget, BudgetLedger};
 use ann_textgrad::{Example, ExampleRun, Objective, StopReason, TrainData, TrainOutcome, Trainer};
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -25,6 +33,8 @@ use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
 pub const CONFIG_FILE: &str = "config.toml";
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_MD: &str = "report.md";
+/// What the run has spent (and holds reserved for calls in flight), as a [`BudgetLedger`].
+pub const BUDGET_FILE: &str = "budget.json";
 
 /// The caller's clock (libraries read no ambient time).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -82,7 +92,9 @@ pub async fn start(config: &ExperimentConfig, options: &RunOptions) -> anyhow::R
     execute(config, prepared, &run_dir, options, started).await
 }
 
-/// Resume the run in `run_dir` (its `config.toml` and checkpoint) and finish its evaluation.
+/// Resume the run in `run_dir` (its `config.toml`, and its checkpoint and `budget.json` when it
+/// has them) and finish its evaluation. A run stopped before its first checkpoint (during the
+/// initial validation) begins its training anew; the calls it made come from the response cache.
 pub async fn resume(run_dir: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
     let path = run_dir.join(CONFIG_FILE);
     if !path.is_file() {
@@ -205,6 +217,7 @@ async fn execute(
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
     let Prepared { benchmark, stack, trainer, start } = prepared;
+    carry_budget(&stack.budget, run_dir)?;
     start.save(&run_dir.join("network-initial.json")).context("saving the starting network")?;
     let data = TrainData {
         train: split_examples(benchmark.as_ref(), Split::Train),
@@ -221,8 +234,8 @@ async fn execute(
     let outcome: TrainOutcome = trainer.train(&start, &data, run_dir).await.context("training")?;
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
         bail!(
-            "the budget ran out during training ({detail}); the run directory {} keeps its checkpoint: raise \
-             [budget] in its config.toml and run `ann resume {}`",
+            "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
+             spent: raise [budget] in its config.toml and run `ann resume {}`",
             run_dir.display(),
             run_dir.display()
         );
@@ -265,6 +278,44 @@ async fn execute(
     std::fs::write(run_dir.join(REPORT_MD), report.to_markdown()).context("writing report.md")?;
     options.say(&format!("report written to {}", run_dir.join(REPORT_MD).display()));
     Ok(RunOutcome { run_dir: run_dir.to_path_buf(), report })
+}
+
+/// Count what earlier processes of the run spent (`budget.json` in `run_dir`, if any) in `budget`,
+/// and record its ledger there from now on: before every call is sent and after it settles.
+fn carry_budget(budget: &Arc<Budget>, run_dir: &Path) -> anyhow::Result<()> {
+    let path = run_dir.join(BUDGET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let earlier: BudgetLedger =
+                serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+            // Calls that were in flight when an earlier process stopped may have been billed.
+            budget.clone().with_spent(earlier.committed().plus(budget.spent()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let dir = run_dir.to_path_buf();
+    budget
+        .record_with(move |ledger| write_ledger(&dir, ledger).map_err(|e| format!("{e:#}")))
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Replace `budget.json` in `dir` atomically: write a temporary file, sync it, rename it over.
+fn write_ledger(dir: &Path, ledger: &BudgetLedger) -> anyhow::Result<()> {
+    let path = dir.join(BUDGET_FILE);
+    let tmp = dir.join(format!("{BUDGET_FILE}.tmp"));
+    let text = serde_json::to_string_pretty(ledger)? + "\n";
+    let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
+    file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    // Make the rename itself durable.
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// Scores of one network on one split (for `ann eval`).

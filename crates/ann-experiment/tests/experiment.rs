@@ -10,7 +10,7 @@ use ann_experiment::{
     BackendSource, BenchmarkObjective, ExperimentConfig, Report, RunOptions, check_network, to_train_example,
 };
 use ann_graph::Network;
-use ann_llm::SharedModel;
+use ann_llm::{BudgetLedger, SharedModel};
 use ann_test_support::ScriptedModel;
 use ann_textgrad::Objective;
 
@@ -62,6 +62,82 @@ fn always_a() -> Arc<ScriptedModel> {
 
 fn read_report(run_dir: &Path) -> Report {
     serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// What the run in `run_dir` has spent under its budget.
+fn budget_file(run_dir: &Path) -> BudgetLedger {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("budget.json")).unwrap()).unwrap()
+}
+
+/// What a run stopped by its budget did in each part: backend calls made by the start, by a resume
+/// with the same config and by a resume with the limit lifted, and the final report.
+struct Interrupted {
+    run_dir: PathBuf,
+    /// The error that stopped the start, and whether the trainer had written a checkpoint by then.
+    stopped_by: String,
+    checkpointed: bool,
+    upstream: [usize; 3],
+    report: Report,
+}
+
+/// Start the small run with at most `max_calls` backend calls, resume it with the same config (it
+/// must stop again at once, paying for nothing), then lift the limit and resume it to the end.
+async fn stop_resume_raise(dir: &Path, max_calls: u64) -> Interrupted {
+    let config = ExperimentConfig::from_toml(SMALL, "small.toml").unwrap();
+    let mut tight = config.clone();
+    tight.budget.max_calls = Some(max_calls);
+    let first = always_a();
+    let stopped_by = format!("{:#}", ann_experiment::start(&tight, &options(dir, first.clone())).await.unwrap_err());
+    assert!(stopped_by.contains("ann resume") && stopped_by.contains(&format!("limit {max_calls}")), "{stopped_by}");
+    let run_dir = dir.join("runs/small-20270115T080000Z");
+    let checkpointed = run_dir.join("checkpoint.json").is_file();
+    let stopped = budget_file(&run_dir);
+    assert_eq!(stopped.committed().calls, first.calls() as u64, "every backend call is counted");
+    assert!(stopped.committed().calls <= max_calls, "{stopped:?}");
+
+    // The same budget again: the calls so far come from the cache for free, the next one is refused.
+    let again = always_a();
+    let err = ann_experiment::resume(&run_dir, &options(dir, again.clone())).await.unwrap_err();
+    assert!(format!("{err:#}").contains(&format!("limit {max_calls}")), "{err:#}");
+    assert_eq!(again.calls(), 0, "a resumed run spends only what is left of the run's budget");
+    assert!(first.calls() + again.calls() <= max_calls as usize);
+    assert_eq!(budget_file(&run_dir), stopped);
+    assert!(!run_dir.join("report.json").exists());
+
+    // Lift the limit in the run's config and finish.
+    std::fs::write(run_dir.join("config.toml"), config.to_toml().unwrap()).unwrap();
+    let last = always_a();
+    let outcome = ann_experiment::resume(&run_dir, &options(dir, last.clone())).await.unwrap();
+    assert_eq!(outcome.report, read_report(&run_dir));
+    Interrupted {
+        run_dir,
+        stopped_by,
+        checkpointed,
+        upstream: [first.calls(), again.calls(), last.calls()],
+        report: outcome.report,
+    }
+}
+
+/// The uninterrupted small run: its report and how many calls reached the backend.
+async fn uninterrupted() -> (Report, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ExperimentConfig::from_toml(SMALL, "small.toml").unwrap();
+    let model = always_a();
+    let report = ann_experiment::start(&config, &options(dir.path(), model.clone())).await.unwrap().report;
+    (report, model.calls())
+}
+
+/// The resumed run ends as the uninterrupted one did, each backend call paid once, the whole run's
+/// spend in its report and `budget.json`.
+fn assert_same_run(run: &Interrupted, reference: &Report, reference_calls: usize) {
+    let r = &run.report;
+    assert_eq!(
+        (&r.validation, &r.test, &r.steps, &r.stop, r.network_changed),
+        (&reference.validation, &reference.test, &reference.steps, &reference.stop, reference.network_changed)
+    );
+    assert_eq!(run.upstream.iter().sum::<usize>(), reference_calls, "no call paid twice: {:?}", run.upstream);
+    assert_eq!(r.budget_spent, reference.budget_spent, "the report counts the whole run");
+    assert_eq!(budget_file(&run.run_dir), BudgetLedger { spent: r.budget_spent, ..BudgetLedger::default() });
 }
 
 #[test]
@@ -182,6 +258,7 @@ async fn a_run_writes_its_directory_and_report() {
     assert_eq!(outcome.run_dir, dir.path().join("runs/small-20270115T080000Z"));
     for file in [
         "config.toml",
+        "budget.json",
         "checkpoint.json",
         "journal.jsonl",
         "network-initial.json",
@@ -220,6 +297,7 @@ async fn a_run_writes_its_directory_and_report() {
     assert!(!report.network_changed);
     // The meter saw every call, the re-evaluations came from the cache, the budget only backend calls.
     assert_eq!(report.budget_spent.calls, model.calls() as u64);
+    assert_eq!(budget_file(&outcome.run_dir), BudgetLedger { spent: report.budget_spent, ..BudgetLedger::default() });
     assert!(report.cost.cache_hits > 0 && report.cost.calls > report.budget_spent.calls, "{:?}", report.cost);
     let md = std::fs::read_to_string(outcome.run_dir.join("report.md")).unwrap();
     assert!(md.contains("# Run `small`: mmlu-ml"), "{md}");
@@ -259,6 +337,37 @@ async fn an_interrupted_run_resumes_to_the_same_report() {
 
     let missing = ann_experiment::resume(dir.path(), &options(dir.path(), always_a())).await.unwrap_err();
     assert!(missing.to_string().contains("not a run directory"), "{missing}");
+}
+
+#[tokio::test]
+async fn a_run_stopped_by_its_budget_stays_within_it_across_resumes_until_it_is_raised() {
+    let (reference, reference_calls) = uninterrupted().await;
+    // Eight calls: the initial validation is done and checkpointed, training is not.
+    let dir = tempfile::tempdir().unwrap();
+    let run = stop_resume_raise(dir.path(), 8).await;
+    assert!(run.checkpointed && run.stopped_by.contains("the budget ran out during training"), "{}", run.stopped_by);
+    assert!(run.upstream[0] > 0 && run.upstream[2] > 0, "{:?}", run.upstream);
+    assert_same_run(&run, &reference, reference_calls);
+
+    // One call short: training is over, the final evaluation on the test split stops.
+    let dir = tempfile::tempdir().unwrap();
+    let run = stop_resume_raise(dir.path(), reference_calls as u64 - 1).await;
+    assert!(run.checkpointed && run.stopped_by.contains("evaluating test-initial"), "{}", run.stopped_by);
+    assert_eq!(run.upstream[1..], [0, 1]);
+    assert_same_run(&run, &reference, reference_calls);
+}
+
+#[tokio::test]
+async fn a_budget_stop_during_the_initial_validation_resumes_paying_no_call_twice() {
+    let (reference, reference_calls) = uninterrupted().await;
+    // One call: the run stops inside the initial validation, before the trainer's first checkpoint;
+    // resuming begins the training anew and the call made comes from the cache.
+    let dir = tempfile::tempdir().unwrap();
+    let run = stop_resume_raise(dir.path(), 1).await;
+    assert!(!run.checkpointed, "stopped before the first checkpoint");
+    assert_eq!(run.upstream[..2], [1, 0]);
+    assert!(run.run_dir.join("checkpoint.json").is_file());
+    assert_same_run(&run, &reference, reference_calls);
 }
 
 #[tokio::test]

@@ -46,7 +46,8 @@ pub struct BudgetSpent {
 }
 
 impl BudgetSpent {
-    fn plus(self, other: BudgetSpent) -> BudgetSpent {
+    /// The sum of two amounts.
+    pub fn plus(self, other: BudgetSpent) -> BudgetSpent {
         BudgetSpent {
             tokens: self.tokens + other.tokens,
             dollars: self.dollars + other.dollars,
@@ -62,30 +63,79 @@ impl BudgetSpent {
     }
 }
 
-#[derive(Debug, Default)]
-struct Ledger {
-    spent: BudgetSpent,
-    reserved: BudgetSpent,
+/// A budget's books: what finished calls spent and the worst case reserved by calls in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetLedger {
+    pub spent: BudgetSpent,
+    pub in_flight: BudgetSpent,
+}
+
+impl BudgetLedger {
+    /// The most the calls so far can have cost: what a resumed run must count as already spent
+    /// (a call in flight when its process died may have been billed).
+    pub fn committed(&self) -> BudgetSpent {
+        self.spent.plus(self.in_flight)
+    }
+}
+
+/// Receives the ledger after every change (see [`Budget::record_with`]); an error says why the
+/// ledger could not be recorded.
+type Recorder = Box<dyn Fn(&BudgetLedger) -> Result<(), String> + Send + Sync>;
+
+#[derive(Default)]
+struct Books {
+    ledger: BudgetLedger,
+    recorder: Option<Recorder>,
+}
+
+impl std::fmt::Debug for Books {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Books")
+            .field("ledger", &self.ledger)
+            .field("recorder", &self.recorder.as_ref().map(|_| "installed"))
+            .finish()
+    }
 }
 
 /// A shared hard budget. Every call reserves its worst case first (prompt upper bound plus
 /// `max_tokens`), so concurrent calls can never together exceed a limit.
+///
+/// A budget belongs to a run, not to a process: [`Budget::with_spent`] starts it from what earlier
+/// processes of the run spent, and [`Budget::record_with`] hands every change of the ledger to the
+/// caller (who keeps it next to the run's checkpoint).
 #[derive(Debug)]
 pub struct Budget {
     limits: BudgetLimits,
     prices: PriceTable,
-    ledger: Mutex<Ledger>,
+    books: Mutex<Books>,
 }
 
 impl Budget {
     pub fn new(limits: BudgetLimits, prices: PriceTable) -> Arc<Self> {
-        Arc::new(Self { limits, prices, ledger: Mutex::new(Ledger::default()) })
+        Arc::new(Self { limits, prices, books: Mutex::new(Books::default()) })
     }
 
     /// Resume with what an earlier (checkpointed) part of the run already spent.
     pub fn with_spent(self: Arc<Self>, spent: BudgetSpent) -> Arc<Self> {
-        self.ledger.lock().expect("budget lock").spent = spent;
+        self.books.lock().expect("budget lock").ledger.spent = spent;
         self
+    }
+
+    /// Record the ledger with `recorder` now and after every change from now on: before each call
+    /// is sent (its worst case reserved) and after it settles, in order (the recorder runs under
+    /// the budget's lock; keep it short). A failure to record before a call refuses the call with
+    /// [`LlmError::BudgetExhausted`] (an unrecorded spend could be counted by no resumed run); a
+    /// failure after a call is logged (the recorded ledger then still holds the call's worst case).
+    /// Returns the first recording's error.
+    pub fn record_with(
+        &self,
+        recorder: impl Fn(&BudgetLedger) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Result<(), String> {
+        let mut books = self.books.lock().expect("budget lock");
+        recorder(&books.ledger)?;
+        books.recorder = Some(Box::new(recorder));
+        Ok(())
     }
 
     pub fn limits(&self) -> &BudgetLimits {
@@ -94,7 +144,12 @@ impl Budget {
 
     /// What finished calls have spent.
     pub fn spent(&self) -> BudgetSpent {
-        self.ledger.lock().expect("budget lock").spent
+        self.books.lock().expect("budget lock").ledger.spent
+    }
+
+    /// What finished calls have spent and calls in flight hold reserved.
+    pub fn ledger(&self) -> BudgetLedger {
+        self.books.lock().expect("budget lock").ledger
     }
 
     fn worst_case(&self, request: &ChatRequest) -> BudgetSpent {
@@ -104,11 +159,12 @@ impl Budget {
         BudgetSpent { tokens: usage.total(), dollars: self.prices.cost(&request.model, &usage), calls: 1 }
     }
 
-    /// Reserve the worst case of `request`, or say which limit it would break.
+    /// Reserve the worst case of `request` (and record it), or say which limit it would break.
     fn reserve(&self, request: &ChatRequest) -> Result<BudgetSpent, LlmError> {
         let worst = self.worst_case(request);
-        let mut ledger = self.ledger.lock().expect("budget lock");
-        let after = ledger.spent.plus(ledger.reserved).plus(worst);
+        let mut books = self.books.lock().expect("budget lock");
+        let ledger = books.ledger;
+        let after = ledger.committed().plus(worst);
         let l = &self.limits;
         let broken = if l.max_calls.is_some_and(|m| after.calls > m) {
             Some(format!("calls: {} spent, limit {}", ledger.spent.calls, l.max_calls.unwrap_or_default()))
@@ -116,7 +172,7 @@ impl Budget {
             Some(format!(
                 "tokens: {} spent, {} in flight, this call may use {}, limit {}",
                 ledger.spent.tokens,
-                ledger.reserved.tokens,
+                ledger.in_flight.tokens,
                 worst.tokens,
                 l.max_tokens.unwrap_or_default()
             ))
@@ -124,7 +180,7 @@ impl Budget {
             Some(format!(
                 "dollars: {:.6} spent, {:.6} in flight, this call may cost {:.6}, limit {:.6}",
                 ledger.spent.dollars,
-                ledger.reserved.dollars,
+                ledger.in_flight.dollars,
                 worst.dollars,
                 l.max_dollars.unwrap_or_default()
             ))
@@ -134,17 +190,30 @@ impl Budget {
         if let Some(why) = broken {
             return Err(LlmError::BudgetExhausted(why));
         }
-        ledger.reserved = ledger.reserved.plus(worst);
+        let reserved = BudgetLedger { spent: ledger.spent, in_flight: ledger.in_flight.plus(worst) };
+        if let Some(record) = &books.recorder {
+            record(&reserved).map_err(|why| {
+                LlmError::BudgetExhausted(format!("the spend could not be recorded before the call: {why}"))
+            })?;
+        }
+        books.ledger = reserved;
         Ok(worst)
     }
 
     fn settle(&self, model: &str, reserved: BudgetSpent, usage: Option<&Usage>) {
-        let mut ledger = self.ledger.lock().expect("budget lock");
-        ledger.reserved = ledger.reserved.minus(reserved);
+        let mut books = self.books.lock().expect("budget lock");
         // A failed call counts as a call; its tokens are unknown and taken as zero.
         let usage = usage.copied().unwrap_or_default();
         let actual = BudgetSpent { tokens: usage.total(), dollars: self.prices.cost(model, &usage), calls: 1 };
+        let ledger = &mut books.ledger;
+        ledger.in_flight = ledger.in_flight.minus(reserved);
         ledger.spent = ledger.spent.plus(actual);
+        let ledger = books.ledger;
+        if let Some(record) = &books.recorder
+            && let Err(why) = record(&ledger)
+        {
+            tracing::warn!("the budget's ledger could not be recorded after a call: {why}");
+        }
     }
 }
 

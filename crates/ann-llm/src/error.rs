@@ -23,7 +23,8 @@ pub enum LlmError {
     /// Retries ran out; the last error is kept.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted { attempts: u32, last: Box<LlmError> },
-    /// A hard budget would be exceeded by this call's worst case; nothing was sent.
+    /// A hard budget would be exceeded by this call's worst case (or its spend could not be
+    /// recorded for a resumed run); nothing was sent.
     #[error("budget exhausted: {0}")]
     BudgetExhausted(String),
     /// Replay-only cache mode and no recorded answer for this request.

@@ -9,7 +9,7 @@ mod metering;
 mod model;
 mod types;
 
-pub use budget::{Budget, BudgetLimits, BudgetSpent, BudgetedModel};
+pub use budget::{Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel};
 pub use error::LlmError;
 pub use metering::{Meter, MeterReport, MeteredModel, Price, PriceTable, Totals};
 pub use model::{ChatModel, SharedModel};

@@ -1,12 +1,12 @@
 //! Metering and budget decorators over a small in-test model.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ann_llm::{
-    Budget, BudgetLimits, BudgetedModel, ChatModel, ChatRequest, ChatResponse, LlmError, Message, Meter, MeteredModel,
-    Price, PriceTable, Usage,
+    Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel, ChatModel, ChatRequest, ChatResponse, LlmError,
+    Message, Meter, MeteredModel, Price, PriceTable, Usage,
 };
 use async_trait::async_trait;
 
@@ -110,4 +110,52 @@ async fn call_and_dollar_limits() {
     }
     assert_eq!(admitted, 37);
     assert!((budget.spent().dollars - 74.0).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn the_ledger_is_recorded_before_each_call_is_sent_and_after_it_settles() {
+    let inner = fixed(3, 2);
+    let earlier = BudgetSpent { tokens: 10, dollars: 0.0, calls: 1 };
+    let limits = BudgetLimits { max_calls: Some(3), ..Default::default() };
+    let budget = Budget::new(limits, PriceTable::empty()).with_spent(earlier);
+    let seen: Arc<Mutex<Vec<(BudgetLedger, u64)>>> = Arc::default();
+    let (log, backend) = (seen.clone(), inner.clone());
+    budget
+        .record_with(move |ledger| {
+            log.lock().unwrap().push((*ledger, backend.calls.load(Ordering::SeqCst)));
+            Ok(())
+        })
+        .unwrap();
+    let model = BudgetedModel::new(inner.clone(), budget.clone());
+    let req = ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(10);
+    model.complete(&req).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    // Installed, reserved (before the backend saw the call), settled.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[0], (BudgetLedger { spent: earlier, in_flight: BudgetSpent::default() }, 0));
+    let (reserved, backend_calls) = seen[1];
+    assert_eq!((reserved.spent, reserved.in_flight.calls, backend_calls), (earlier, 1, 0));
+    assert_eq!(reserved.committed().calls, 2);
+    let settled = BudgetSpent { tokens: 15, dollars: 0.0, calls: 2 };
+    assert_eq!(seen[2], (BudgetLedger { spent: settled, in_flight: BudgetSpent::default() }, 1));
+    assert_eq!(budget.ledger().committed(), settled);
+    // The limit counts the earlier spend: one more call fits, the next is refused.
+    model.complete(&req).await.unwrap();
+    assert!(matches!(model.complete(&req).await, Err(LlmError::BudgetExhausted(_))));
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_call_whose_spend_cannot_be_recorded_is_not_sent() {
+    let inner = fixed(1, 1);
+    let budget = Budget::new(BudgetLimits::default(), PriceTable::empty());
+    budget.record_with(|ledger| if ledger.in_flight.calls > 0 { Err("disk full".into()) } else { Ok(()) }).unwrap();
+    let model = BudgetedModel::new(inner.clone(), budget.clone());
+    let err = model.complete(&ChatRequest::new("m", vec![Message::user("x")])).await.unwrap_err();
+    assert!(matches!(&err, LlmError::BudgetExhausted(why) if why.contains("disk full")), "{err}");
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(budget.ledger(), BudgetLedger::default(), "the reservation is withdrawn");
+    // A recorder that fails at once is not installed.
+    let other = Budget::new(BudgetLimits::default(), PriceTable::empty());
+    assert_eq!(other.record_with(|_| Err("read-only".into())), Err("read-only".to_string()));
 }

@@ -6,7 +6,8 @@
 //! layer after it), the structure call when asked for, the merge of the patches, the format gate,
 //! the pre-check on the step's failing examples and the validation gate. After every step a
 //! journal line and an atomic checkpoint; a run directory with a checkpoint resumes where it
-//! stopped. An exhausted budget stops the run (the last checkpoint stays resumable).
+//! stopped. An exhausted budget stops the run (the last checkpoint stays resumable; a stop during
+//! the initial validation leaves none, and training again in the directory begins anew).
 
 use std::sync::{Arc, Mutex};
 
@@ -377,7 +378,10 @@ impl Trainer {
     ///
     /// `dir` holds `checkpoint.json` and `journal.jsonl`. An exhausted budget is not an error: the
     /// outcome says [`StopReason::BudgetExhausted`] and the run directory resumes where the last
-    /// step ended. A finished run directory returns its outcome again without any call.
+    /// step ended. A stop during the initial validation, before the first checkpoint, leaves an
+    /// empty journal and no checkpoint: training again in `dir` begins anew (behind a response
+    /// cache, the calls already made are answered from it, so none is paid twice). A finished run
+    /// directory returns its outcome again without any call.
     pub async fn train(
         &self,
         start: &Network,
@@ -393,6 +397,7 @@ impl Trainer {
             }
             None => match self.begin(start, data, &files).await {
                 Ok(cp) => cp,
+                // No checkpoint yet: the next `train` in `dir` begins anew.
                 Err(TrainError::BudgetExhausted(detail)) => {
                     return Ok(TrainOutcome {
                         best: start.clone(),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ann_graph::RoutingMode;
 use ann_llm::{Budget, BudgetLimits, BudgetedModel, ChatRequest, PriceTable, SharedModel};
+use ann_llm_cache::{CachedModel, ResponseCache};
 use ann_test_support::ScriptedModel;
 use ann_textgrad::{
     Ablations, Decision, GateMode, JournalEvent, LocalForm, RunFiles, StepRecord, StopReason, TrainConfig,
@@ -279,6 +280,40 @@ async fn a_run_stopped_by_its_budget_resumes_exactly() {
     let idle = Arc::new(ScriptedModel::new("idle"));
     let again = train(idle.clone(), idle.clone(), config(), dir.path()).await;
     assert_eq!((again, idle.calls()), (reference, 0));
+}
+
+#[tokio::test]
+async fn a_budget_stop_during_the_initial_validation_begins_anew_paying_no_call_twice() {
+    // One scripted model answers as worker and optimiser, behind a response cache per run.
+    let cached = |inner: SharedModel, dir: &std::path::Path| -> SharedModel {
+        Arc::new(CachedModel::new(inner, ResponseCache::open(&dir.join("responses.sqlite")).unwrap()))
+    };
+    let whole = tempfile::tempdir().unwrap();
+    let env = Arc::new(scripted("env"));
+    let model = cached(env.clone(), whole.path());
+    let run = whole.path().join("run");
+    let reference = train(model.clone(), model, config(), &run).await;
+
+    // Two calls: the run stops inside the initial validation (4 examples, 2 layers), before any
+    // checkpoint or journal line.
+    let dir = tempfile::tempdir().unwrap();
+    let first = Arc::new(scripted("env"));
+    let budget = Budget::new(BudgetLimits { max_calls: Some(2), ..BudgetLimits::default() }, PriceTable::empty());
+    let limited = cached(Arc::new(BudgetedModel::new(first.clone(), budget)), dir.path());
+    let stopped = train(limited.clone(), limited, config(), &dir.path().join("run")).await;
+    assert!(matches!(stopped.stop, StopReason::BudgetExhausted { .. }), "{:?}", stopped.stop);
+    let files = RunFiles::new(&dir.path().join("run")).unwrap();
+    assert_eq!(files.load_checkpoint().unwrap(), None);
+    assert!(files.read_journal().unwrap().is_empty());
+    assert_eq!(first.calls(), 2);
+
+    // Training again in the same directory begins anew; the two answers come from the cache.
+    let second = Arc::new(scripted("env"));
+    let model = cached(second.clone(), dir.path());
+    let resumed = train(model.clone(), model, config(), &dir.path().join("run")).await;
+    assert_eq!(resumed, reference);
+    assert_eq!(journal(&dir.path().join("run")), journal(&run));
+    assert_eq!(first.calls() + second.calls(), env.calls(), "no call reached the model twice");
 }
 
 #[tokio::test]
