@@ -118,7 +118,12 @@ impl CoherenceJudge {
     /// Judge one passage: `samples` replies in parallel, garbled ones re-asked in order.
     pub async fn judge(&self, passage: &str) -> Result<Verdict, EvalError> {
         let n = self.config.samples.max(1);
-        let first = futures::future::try_join_all((0..n).map(|i| self.ask(passage, i))).await?;
+        // Every sent call is awaited even when one fails (an exhausted budget), so that no answer
+        // already paid for is dropped before it reaches the response cache.
+        let first = futures::future::join_all((0..n).map(|i| self.ask(passage, i)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         let mut garbled_replies = first.iter().filter(|r| r.is_none()).count();
         let mut replies = first;
         let mut next_index = n;

@@ -3,10 +3,11 @@
 //! Each aggregator runs the layer's agents through a [`LayerContext`], which makes every model call
 //! (bounded by the forward pass's call limit, tagged for metering) and records it in the trace in a
 //! deterministic order. An agent call that fails after the model's retries is recorded and skipped
-//! where the aggregator can do without it; an exhausted budget always propagates.
+//! where the aggregator can do without it; an exhausted budget always propagates, and from then on
+//! no call of the pass (or batch) starts, while the calls already sent finish.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use ann_llm::{ChatRequest, LlmError, Message, ResponseFormat, SharedModel};
 use async_trait::async_trait;
@@ -55,11 +56,36 @@ pub struct CallSpec {
     pub response_format: ResponseFormat,
 }
 
+/// What every call of one forward pass (or of a whole batch) shares: the bound on calls in flight,
+/// and the budget stop. Once a call finds the budget exhausted, no further call starts; calls
+/// already sent are left to finish, so that a response a provider may already bill reaches the
+/// response cache (and a resumed run does not pay for it again).
+pub(crate) struct CallGate {
+    limiter: Semaphore,
+    stop: OnceLock<LlmError>,
+}
+
+impl CallGate {
+    pub(crate) fn new(max_parallel_calls: usize) -> Self {
+        Self { limiter: Semaphore::new(max_parallel_calls.max(1)), stop: OnceLock::new() }
+    }
+
+    /// The budget error that stopped the calls, if one did.
+    fn stopped(&self) -> Option<&LlmError> {
+        self.stop.get()
+    }
+
+    /// Start no call from now on (the first budget error is kept).
+    fn stop(&self, error: &LlmError) {
+        let _ = self.stop.set(error.clone());
+    }
+}
+
 /// Everything one layer execution needs, and the record of its calls.
 pub struct LayerContext<'a> {
     model: &'a SharedModel,
     config: &'a ForwardConfig,
-    limiter: &'a Semaphore,
+    gate: &'a CallGate,
     layer: &'a Layer,
     task: &'a str,
     input: &'a str,
@@ -75,7 +101,7 @@ impl<'a> LayerContext<'a> {
     pub(crate) fn new(
         model: &'a SharedModel,
         config: &'a ForwardConfig,
-        limiter: &'a Semaphore,
+        gate: &'a CallGate,
         layer: &'a Layer,
         task: &'a str,
         input: &'a str,
@@ -84,7 +110,7 @@ impl<'a> LayerContext<'a> {
         Self {
             model,
             config,
-            limiter,
+            gate,
             layer,
             task,
             input,
@@ -123,6 +149,9 @@ impl<'a> LayerContext<'a> {
     /// model's retries (recorded; the first such error is kept for [`GraphError::LayerFailed`]);
     /// `Err` only for an exhausted budget. The trace position is fixed when this is called, not when
     /// the call completes, so concurrent calls are recorded in a deterministic order.
+    ///
+    /// After any call of the pass (or batch) found the budget exhausted, a call that has not yet
+    /// been sent is not sent: it returns that budget error and is not recorded (it was never made).
     pub fn call(
         &self,
         spec: CallSpec,
@@ -144,9 +173,13 @@ impl<'a> LayerContext<'a> {
         request.seed = self.config.seed;
         let (kind, round) = (spec.kind, spec.round);
         let agent_id = agent.map(|(_, a)| a.id.clone());
+        let stage = move || format!("layer `{}`", self.layer.id);
         async move {
             let result = {
-                let _permit = self.limiter.acquire().await.ok();
+                let _permit = self.gate.limiter.acquire().await.ok();
+                if let Some(stop) = self.gate.stopped() {
+                    return Err(GraphError::BudgetExhausted { stage: stage(), source: stop.clone(), trace: None });
+                }
                 self.model.complete(&request).await
             };
             let mut record = CallRecord {
@@ -175,7 +208,8 @@ impl<'a> LayerContext<'a> {
                 Err(error) => {
                     record.error = Some(error.to_string());
                     if is_budget(&error) {
-                        Err(GraphError::BudgetExhausted { stage: format!("layer `{}`", self.layer.id), source: error })
+                        self.gate.stop(&error);
+                        Err(GraphError::BudgetExhausted { stage: stage(), source: error, trace: None })
                     } else {
                         self.first_error.lock().expect("error lock").get_or_insert(error);
                         Ok(None)
@@ -213,7 +247,8 @@ impl<'a> LayerContext<'a> {
         join_all(calls).await.into_iter().collect()
     }
 
-    /// The error that makes the layer fail: the first failed call's error.
+    /// The error that makes the layer fail: the first failed call's error. The forward pass fills
+    /// in its trace (the layers so far and this layer's calls) when the error leaves the layer.
     pub fn layer_failed(&self) -> GraphError {
         let source = self
             .first_error
@@ -221,7 +256,7 @@ impl<'a> LayerContext<'a> {
             .expect("error lock")
             .clone()
             .unwrap_or_else(|| LlmError::Backend("no agent produced an answer".into()));
-        GraphError::LayerFailed { layer: self.layer.id.clone(), source }
+        GraphError::LayerFailed { layer: self.layer.id.clone(), source, trace: Box::default() }
     }
 
     /// Majority vote over `(agent index, output)` candidates (see [`majority_vote`]); notes the tally.
@@ -689,7 +724,7 @@ mod tests {
         let model = Arc::new(ScriptedModel::default().on(fails("a1")));
         let e = run_layer(&model, 1, AggregatorName::Single, None).await.unwrap_err();
         assert!(
-            matches!(&e, GraphError::LayerFailed { layer, source: LlmError::RetriesExhausted { .. } } if layer == "solve"),
+            matches!(&e, GraphError::LayerFailed { layer, source: LlmError::RetriesExhausted { .. }, .. } if layer == "solve"),
             "{e}"
         );
     }

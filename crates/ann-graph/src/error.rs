@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use ann_llm::LlmError;
 
-use crate::Violation;
+use crate::{Trace, Violation};
 
 /// Why a graph operation failed. Model output is never an error: an unparsable routing answer or
 /// judge verdict falls back to a default and is recorded in the trace.
@@ -24,12 +24,16 @@ pub enum GraphError {
     #[error("invalid network: {}", join_violations(.0))]
     Invalid(Vec<Violation>),
     /// The budget ran out: the run must stop (with a checkpoint). Never swallowed by fallbacks.
+    /// The forward pass started no call after it and let the calls already sent finish.
     #[error("budget exhausted during {stage}: {source}")]
     BudgetExhausted {
         /// Where: ``layer `solve` `` or `team construction`.
         stage: String,
         #[source]
         source: LlmError,
+        /// In a forward pass, its trace up to the stop (see [`GraphError::trace`]); `None`
+        /// elsewhere (team construction).
+        trace: Option<Box<Trace>>,
     },
     /// Every agent call the layer's aggregator needed failed after the model's retries; the first
     /// error is kept. The example fails, the run goes on.
@@ -38,6 +42,8 @@ pub enum GraphError {
         layer: String,
         #[source]
         source: LlmError,
+        /// The forward pass's trace up to and including the failed layer (see [`GraphError::trace`]).
+        trace: Box<Trace>,
     },
 }
 
@@ -45,6 +51,36 @@ impl GraphError {
     /// Whether this error must stop the run (an exhausted budget).
     pub fn is_budget_exhausted(&self) -> bool {
         matches!(self, GraphError::BudgetExhausted { .. })
+    }
+
+    /// The partial trace of a failed forward pass: every layer that finished, then the layer that
+    /// failed (when it made any call) with its calls, its [`LayerTrace::error`](crate::LayerTrace::error)
+    /// and an empty output. `None` for errors outside a forward pass.
+    pub fn trace(&self) -> Option<&Trace> {
+        match self {
+            GraphError::BudgetExhausted { trace, .. } => trace.as_deref(),
+            GraphError::LayerFailed { trace, .. } => Some(trace),
+            _ => None,
+        }
+    }
+
+    /// [`GraphError::trace`], by value.
+    pub fn into_trace(self) -> Option<Trace> {
+        match self {
+            GraphError::BudgetExhausted { trace, .. } => trace.map(|t| *t),
+            GraphError::LayerFailed { trace, .. } => Some(*trace),
+            _ => None,
+        }
+    }
+
+    /// Attach the forward pass's partial trace to a layer failure or a budget stop.
+    pub(crate) fn with_trace(mut self, partial: Trace) -> Self {
+        match &mut self {
+            GraphError::BudgetExhausted { trace, .. } => *trace = Some(Box::new(partial)),
+            GraphError::LayerFailed { trace, .. } => **trace = partial,
+            _ => {}
+        }
+        self
     }
 }
 

@@ -4,11 +4,10 @@ use std::collections::BTreeMap;
 
 use ann_llm::SharedModel;
 use futures::StreamExt;
-use tokio::sync::Semaphore;
 
-use crate::aggregate::{Extractor, LayerContext, aggregator};
+use crate::aggregate::{CallGate, Extractor, LayerContext, aggregator};
 use crate::prompts::{self, RoutingStat};
-use crate::trace::{LayerTrace, Trace};
+use crate::trace::{LayerTrace, RoutingDecision, RoutingSource, Trace};
 use crate::{GraphError, Network, RoutingMode, ValidationRules};
 
 /// Settings of the forward phase.
@@ -63,7 +62,9 @@ pub struct ForwardResult {
 ///
 /// Errors: [`GraphError::Invalid`] for a structurally broken network (limits aside),
 /// [`GraphError::LayerFailed`] when a layer got no usable answer, [`GraphError::BudgetExhausted`]
-/// (the run must stop). `extractor` gives the vote key of an output (`majority_vote`, `debate`).
+/// (the run must stop: no call starts after it, the calls already sent finish first). Both of the
+/// latter carry the partial trace ([`GraphError::trace`]). `extractor` gives the vote key of an
+/// output (`majority_vote`, `debate`).
 pub async fn forward(
     model: &SharedModel,
     net: &Network,
@@ -72,13 +73,16 @@ pub async fn forward(
     config: &ForwardConfig,
 ) -> Result<ForwardResult, GraphError> {
     check(net)?;
-    let limiter = Semaphore::new(config.max_parallel_calls.max(1));
-    run(model, net, input, extractor, config, &limiter).await
+    let gate = CallGate::new(config.max_parallel_calls);
+    run(model, net, input, extractor, config, &gate).await
 }
 
 /// Run many inputs concurrently (at most `max_parallel_inputs` at once, all sharing the
-/// `max_parallel_calls` bound). Per-input failures are returned in place, in input order; an
-/// exhausted budget stops the batch (inputs still running are dropped) and is the outer error.
+/// `max_parallel_calls` bound). Per-input failures are returned in place, in input order.
+///
+/// An exhausted budget stops the batch: from then on no call starts (in any input), the calls
+/// already sent are awaited (so their responses reach a response cache below, and a resumed run
+/// does not pay for them again), then the first budget error in input order is the outer error.
 pub async fn forward_batch(
     model: &SharedModel,
     net: &Network,
@@ -87,20 +91,28 @@ pub async fn forward_batch(
     config: &ForwardConfig,
 ) -> Result<Vec<Result<ForwardResult, GraphError>>, GraphError> {
     check(net)?;
-    let limiter = Semaphore::new(config.max_parallel_calls.max(1));
-    let limiter = &limiter;
+    let gate = CallGate::new(config.max_parallel_calls);
+    let gate = &gate;
     // Futures collected first: a stream `map` closure here would make the future not `Send`
     // (a higher-ranked lifetime limitation of the compiler).
-    let pending: Vec<_> = inputs.iter().map(|input| run(model, net, input, extractor, config, limiter)).collect();
+    let pending: Vec<_> = inputs.iter().map(|input| run(model, net, input, extractor, config, gate)).collect();
     let mut runs = futures::stream::iter(pending).buffered(config.max_parallel_inputs.max(1));
     let mut out = Vec::with_capacity(inputs.len());
+    let mut stop = None;
+    // Drained to the end even after a budget stop: dropping the stream would drop calls in flight.
+    // Inputs begun after the stop end at their first call, which is not sent.
     while let Some(result) = runs.next().await {
         match result {
-            Err(e) if e.is_budget_exhausted() => return Err(e),
+            Err(e) if e.is_budget_exhausted() => {
+                stop.get_or_insert(e);
+            }
             other => out.push(other),
         }
     }
-    Ok(out)
+    match stop {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// The structural invariants the forward pass relies on (the configurable limits are not checked).
@@ -120,27 +132,52 @@ async fn run(
     input: &str,
     extractor: Option<&Extractor>,
     config: &ForwardConfig,
-    limiter: &Semaphore,
+    gate: &CallGate,
 ) -> Result<ForwardResult, GraphError> {
     let task = prompts::render_task(&net.task_description, input);
     let mut layers = Vec::with_capacity(net.layers.len());
     let mut current = input.to_string();
     for layer in &net.layers {
-        let mut ctx = LayerContext::new(model, config, limiter, layer, &task, &current, extractor);
-        let routing = crate::routing::select(&ctx).await?;
-        ctx.aggregator = Some(routing.aggregator);
-        ctx.forget_errors();
-        let output = aggregator(routing.aggregator).aggregate(&ctx).await?;
+        let mut ctx = LayerContext::new(model, config, gate, layer, &task, &current, extractor);
+        let outcome = run_layer(&mut ctx).await;
         let (calls, notes) = ctx.finish();
-        layers.push(LayerTrace {
-            layer: layer.id.clone(),
-            input: current,
-            routing,
-            calls,
-            notes,
-            output: output.clone(),
-        });
-        current = output;
+        match outcome {
+            Ok((routing, output)) => {
+                let trace = LayerTrace {
+                    layer: layer.id.clone(),
+                    input: current,
+                    routing,
+                    calls,
+                    notes,
+                    error: None,
+                    output: output.clone(),
+                };
+                layers.push(trace);
+                current = output;
+            }
+            Err((routing, error)) => {
+                // The failed layer is kept when it made any call (a call never sent is not recorded).
+                if !calls.is_empty() {
+                    let routing = routing.unwrap_or_else(|| RoutingDecision {
+                        aggregator: layer.default_aggregator,
+                        reason: "no aggregator was chosen: the forward pass stopped".into(),
+                        source: RoutingSource::Fallback,
+                        fallback: Some("the routing call failed".into()),
+                    });
+                    layers.push(LayerTrace {
+                        layer: layer.id.clone(),
+                        input: current,
+                        routing,
+                        calls,
+                        notes,
+                        error: Some(error.to_string()),
+                        output: String::new(),
+                    });
+                }
+                let partial = Trace { task, input: input.to_string(), layers, output: String::new() };
+                return Err(error.with_trace(partial));
+            }
+        }
     }
     Ok(ForwardResult {
         output: current.clone(),
@@ -148,12 +185,28 @@ async fn run(
     })
 }
 
+/// Route one layer and run its aggregator: the routing decision and the layer output, or the
+/// error with the routing decision if one was made (routing itself can be stopped by the budget).
+async fn run_layer(
+    ctx: &mut LayerContext<'_>,
+) -> Result<(RoutingDecision, String), (Option<RoutingDecision>, GraphError)> {
+    let routing = crate::routing::select(ctx).await.map_err(|e| (None, e))?;
+    ctx.aggregator = Some(routing.aggregator);
+    ctx.forget_errors();
+    match aggregator(routing.aggregator).aggregate(ctx).await {
+        Ok(output) => Ok((routing, output)),
+        Err(error) => Err((Some(routing), error)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering::SeqCst;
     use std::time::Duration;
 
-    use ann_llm::LlmError;
+    use ann_llm::{Budget, BudgetLimits, BudgetedModel, LlmError};
     use ann_test_support::ScriptedModel;
 
     use super::*;
@@ -309,6 +362,149 @@ mod tests {
         let shared: SharedModel = model.clone();
         let e = forward_batch(&shared, &net, &inputs, None, &ForwardConfig::default()).await.unwrap_err();
         assert!(e.is_budget_exhausted(), "{e}");
+    }
+
+    /// A model decorator that counts the calls it received and the calls that came back, taking
+    /// `delay(request)` of tokio time before passing each call on.
+    struct Probe {
+        inner: SharedModel,
+        delay: fn(&ann_llm::ChatRequest) -> Duration,
+        started: AtomicUsize,
+        finished: AtomicUsize,
+    }
+
+    impl Probe {
+        fn new(inner: SharedModel, delay: fn(&ann_llm::ChatRequest) -> Duration) -> Arc<Self> {
+            Arc::new(Self { inner, delay, started: AtomicUsize::new(0), finished: AtomicUsize::new(0) })
+        }
+        /// (calls received, calls that came back).
+        fn counts(&self) -> (usize, usize) {
+            (self.started.load(SeqCst), self.finished.load(SeqCst))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ann_llm::ChatModel for Probe {
+        async fn complete(&self, request: &ann_llm::ChatRequest) -> Result<ann_llm::ChatResponse, LlmError> {
+            self.started.fetch_add(1, SeqCst);
+            tokio::time::sleep((self.delay)(request)).await;
+            let result = self.inner.complete(request).await;
+            self.finished.fetch_add(1, SeqCst);
+            result
+        }
+        fn identity(&self) -> String {
+            self.inner.identity()
+        }
+    }
+
+    /// `attempts` (every call the forward pass sends) over a budget of `max_calls` calls over
+    /// `backend` (which answers "ok" after `delay`).
+    fn budgeted(max_calls: u64, delay: fn(&ann_llm::ChatRequest) -> Duration) -> (Arc<Probe>, Arc<Budget>, Arc<Probe>) {
+        let backend = Probe::new(Arc::new(ScriptedModel::default().fallback(|_| Ok("ok".into()))), delay);
+        let budget = Budget::new(BudgetLimits { max_calls: Some(max_calls), ..Default::default() }, Default::default());
+        let attempts = Probe::new(Arc::new(BudgetedModel::new(backend.clone(), budget.clone())), |_| Duration::ZERO);
+        (attempts, budget, backend)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_stop_lets_calls_in_flight_finish_and_starts_no_more() {
+        // Two single-agent layers; the "slow" input's calls take 100 ms, the other's 10 ms.
+        let mut net = one_layer(1, &[AggregatorName::Single]);
+        let mut check = net.layers[0].clone();
+        check.id = "check".into();
+        net.layers.push(check);
+        let (attempts, budget, backend) = budgeted(2, |r| Duration::from_millis(if has(r, "slow") { 100 } else { 10 }));
+        let shared: SharedModel = attempts.clone();
+        let config = ForwardConfig { routing: crate::RoutingMode::Fixed, ..Default::default() };
+        let inputs = vec!["fast".to_string(), "slow".into()];
+        // Both first-layer calls start; at 10 ms the fast input's second call finds the budget
+        // spent while the slow input's first call is still in flight.
+        let e = forward_batch(&shared, &net, &inputs, None, &config).await.unwrap_err();
+        assert!(e.is_budget_exhausted(), "{e}");
+        assert_eq!(backend.counts(), (2, 2), "every call sent to the backend came back");
+        assert_eq!(budget.ledger().in_flight, Default::default(), "no call was left unsettled");
+        assert_eq!(budget.ledger().spent.calls, 2);
+        assert_eq!(attempts.counts().0, 3, "the slow input's second call was never sent");
+        // The error keeps the fast input's calls: its first layer, then the refused call.
+        let trace = e.trace().expect("a budget stop in a forward pass carries its trace");
+        assert_eq!(trace.input, "fast");
+        let layers: Vec<_> =
+            trace.layers.iter().map(|l| (l.layer.as_str(), l.calls.len(), l.error.is_some())).collect();
+        assert_eq!(layers, [("solve", 1, false), ("check", 1, true)]);
+        assert!(trace.layers[1].calls[0].error.as_deref().unwrap().starts_with("budget exhausted: calls"));
+        assert_eq!(trace.output, "");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_stop_in_a_layer_sends_no_queued_call() {
+        // Four agents, two calls at a time, one call allowed: a1 is sent, a2 is refused by the
+        // budget; a3 and a4 (waiting for a slot) are never sent; a1 still finishes.
+        let net = one_layer(4, &[AggregatorName::Concatenate]);
+        let (attempts, budget, backend) = budgeted(1, |_| Duration::from_millis(10));
+        let shared: SharedModel = attempts.clone();
+        let config = ForwardConfig { routing: crate::RoutingMode::Fixed, max_parallel_calls: 2, ..Default::default() };
+        let e = forward(&shared, &net, "x", None, &config).await.unwrap_err();
+        assert!(e.is_budget_exhausted(), "{e}");
+        assert_eq!(attempts.counts(), (2, 2));
+        assert_eq!(backend.counts(), (1, 1));
+        assert_eq!(budget.ledger().in_flight, Default::default());
+        let trace = e.into_trace().unwrap();
+        let calls: Vec<_> = trace.layers[0]
+            .calls
+            .iter()
+            .map(|c| (c.agent.as_deref().unwrap(), c.output.as_deref(), c.error.is_some()))
+            .collect();
+        assert_eq!(calls, [("a1", Some("ok"), false), ("a2", None, true)]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_layer_keeps_the_calls_made_before_it() {
+        // `solve` routes to majority_vote, then every agent's call fails after retries.
+        let model = Arc::new(
+            ScriptedModel::default()
+                .on(|r| {
+                    (is_routing(r) && has(r, "Layer `solve`"))
+                        .then(|| Ok(r#"{"aggregator": "majority_vote", "reason": "vote"}"#.into()))
+                })
+                .on(|r| is_agent(r, "understand", "a1").then(|| Ok("Given 2 and 2.".into())))
+                .on(|r| has(r, "of the team `solve`").then(|| Err(LlmError::Timeout(Duration::from_secs(30))))),
+        );
+        let shared: SharedModel = model.clone();
+        let e = forward(&shared, &sample_network(), "What is 2+2?", Some(&boxed), &ForwardConfig::default())
+            .await
+            .unwrap_err();
+        let GraphError::LayerFailed { layer, trace, .. } = &e else { panic!("{e}") };
+        assert_eq!(layer, "solve");
+        assert_eq!(trace.calls().count(), model.calls(), "every call made is in the trace");
+        assert_eq!((trace.task.contains("What is 2+2?"), trace.input.as_str()), (true, "What is 2+2?"));
+        let understand = &trace.layers[0];
+        assert_eq!((understand.output.as_str(), understand.error.as_deref()), ("Given 2 and 2.", None));
+        let solve = &trace.layers[1];
+        assert_eq!(solve.input, "Given 2 and 2.");
+        assert_eq!(
+            (solve.routing.aggregator, solve.routing.source),
+            (AggregatorName::MajorityVote, RoutingSource::Model)
+        );
+        let kinds: Vec<_> = solve.calls.iter().map(|c| (c.kind, c.agent.as_deref(), c.error.is_some())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (crate::CallKind::Routing, None, false),
+                (crate::CallKind::Agent, Some("a1"), true),
+                (crate::CallKind::Agent, Some("a2"), true),
+                (crate::CallKind::Agent, Some("a3"), true),
+            ]
+        );
+        assert_eq!(solve.error.as_deref(), Some(e.to_string().as_str()));
+        assert_eq!((solve.output.as_str(), trace.output.as_str(), trace.layers.len()), ("", "", 2));
+        let jsonl = trace.to_jsonl();
+        let layer_line = jsonl.lines().find(|l| l.contains(r#""layer":"solve","input""#)).unwrap();
+        assert!(layer_line.contains(r#""error":"layer `solve` produced no output: "#), "{layer_line}");
+        // In a batch the failure stays in place, with its trace.
+        let inputs = vec!["What is 2+2?".to_string()];
+        let results =
+            forward_batch(&shared, &sample_network(), &inputs, Some(&boxed), &ForwardConfig::default()).await.unwrap();
+        assert_eq!(results[0].as_ref().unwrap_err().trace(), Some(&**trace));
     }
 
     #[test]

@@ -194,5 +194,13 @@ mod tests {
             .unwrap_err();
         assert!(e.is_budget_exhausted());
         assert_eq!(model.calls(), 1);
+        // The refused routing call is kept in the partial trace; no aggregator was chosen.
+        let layer = &e.trace().unwrap().layers[0];
+        assert_eq!((layer.calls.len(), layer.calls[0].kind), (1, CallKind::Routing));
+        assert_eq!(
+            (layer.routing.source, layer.routing.fallback.as_deref()),
+            (RoutingSource::Fallback, Some("the routing call failed"))
+        );
+        assert_eq!(layer.error.as_deref(), Some("budget exhausted during layer `solve`: budget exhausted: cap"));
     }
 }

@@ -144,7 +144,7 @@ pub async fn construct_team(
                 response.text
             }
             Err(e) if is_budget(&e) => {
-                return Err(GraphError::BudgetExhausted { stage: "team construction".into(), source: e });
+                return Err(GraphError::BudgetExhausted { stage: "team construction".into(), source: e, trace: None });
             }
             Err(e) => {
                 attempts.push(TeamAttempt { messages, reply: None, errors: vec![format!("call failed: {e}")] });

@@ -90,6 +90,10 @@ pub struct LayerTrace {
     /// What the aggregator recorded: ties and how they were broken, failures it worked around.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Why the layer produced no output (a layer failure or a budget stop). Only the last layer
+    /// of a failed forward pass's trace can have it; its `output` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// `O_l`.
     pub output: String,
 }
@@ -114,15 +118,17 @@ impl LayerTrace {
     }
 }
 
-/// The trace of one input through the network.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The trace of one input through the network. A failed forward pass keeps its partial trace
+/// (see [`GraphError::trace`](crate::GraphError::trace)): `output` is empty and the failed layer,
+/// when it made any call, is the last layer, with its error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trace {
     /// The rendered task `I` every call saw.
     pub task: String,
     /// The example input `x` (= `I_1`).
     pub input: String,
     pub layers: Vec<LayerTrace>,
-    /// The last layer's output.
+    /// The last layer's output (empty when the pass failed).
     pub output: String,
 }
 
@@ -141,6 +147,8 @@ enum Event<'a> {
         routing: &'a RoutingDecision,
         #[serde(skip_serializing_if = "<[String]>::is_empty")]
         notes: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
         output: &'a str,
     },
     Output {
@@ -167,7 +175,8 @@ impl Trace {
     }
 
     /// JSON Lines for inspection: a `forward` line, then per layer its `call` lines and a `layer`
-    /// line (routing, notes, output), then an `output` line with the call count and total usage.
+    /// line (routing, notes, the error of a failed layer, output), then an `output` line with the
+    /// call count and total usage.
     pub fn to_jsonl(&self) -> String {
         let mut lines = vec![Event::Forward { task: &self.task, input: &self.input }];
         for layer in &self.layers {
@@ -177,6 +186,7 @@ impl Trace {
                 input: &layer.input,
                 routing: &layer.routing,
                 notes: &layer.notes,
+                error: layer.error.as_deref(),
                 output: &layer.output,
             });
         }

@@ -137,7 +137,14 @@ fn trace_digest(out: &mut String, layers: &[LayerTrace], limits: &PromptLimits) 
         for (agent, text) in layer.agent_outputs() {
             let _ = writeln!(out, "    Agent `{agent}` said: {}", truncate_chars(text.trim(), limits.output_chars));
         }
-        let _ = writeln!(out, "    Layer output: {}", truncate_chars(layer.output.trim(), limits.output_chars));
+        match &layer.error {
+            Some(error) => {
+                let _ = writeln!(out, "    The layer failed: {}", truncate_chars(error.trim(), limits.output_chars));
+            }
+            None => {
+                let _ = writeln!(out, "    Layer output: {}", truncate_chars(layer.output.trim(), limits.output_chars));
+            }
+        }
     }
 }
 
@@ -275,7 +282,15 @@ fn layer_section(u: &mut String, brief: &LayerBrief<'_>, examples: &[ExampleView
         for (agent, text) in trace.agent_outputs() {
             let _ = writeln!(u, "  Agent `{agent}` said: {}", truncate_chars(text.trim(), limits.output_chars));
         }
-        let _ = writeln!(u, "  Output of this layer: {}", truncate_chars(trace.output.trim(), limits.output_chars));
+        match &trace.error {
+            Some(error) => {
+                let _ = writeln!(u, "  This layer failed: {}", truncate_chars(error.trim(), limits.output_chars));
+            }
+            None => {
+                let _ =
+                    writeln!(u, "  Output of this layer: {}", truncate_chars(trace.output.trim(), limits.output_chars));
+            }
+        }
         let _ = writeln!(u, "  Final feedback: {}", e.feedback.trim());
         if brief.downstream_requirement.is_none() {
             let _ = writeln!(u, "  Requirement (from the loss): {}", e.requirement.trim());

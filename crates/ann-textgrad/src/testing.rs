@@ -38,6 +38,7 @@ pub(crate) fn sample_traces() -> Vec<ann_graph::LayerTrace> {
         },
         calls,
         notes: Vec::new(),
+        error: None,
         output: output.into(),
     };
     vec![

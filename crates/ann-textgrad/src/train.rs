@@ -197,7 +197,8 @@ pub struct ExampleRun {
     /// The final output (empty when the forward failed).
     pub output: String,
     pub score: Score,
-    /// `None` when the forward failed.
+    /// The forward trace; when the forward failed, its partial trace (the layers before the
+    /// failed one, then the failed layer's calls and error: [`ann_graph::GraphError::trace`]).
     pub trace: Option<Trace>,
 }
 
@@ -209,8 +210,9 @@ pub fn mean_score(runs: &[ExampleRun]) -> f64 {
     runs.iter().map(|r| r.score.score).sum::<f64>() / runs.len() as f64
 }
 
-/// The examples a backward step uses (7.4): failures with a trace, lowest score first (ties in
-/// batch order), at most `max_failures`, then at most `max_successes` successes. Indices into `runs`.
+/// The examples a backward step uses (7.4): failures with a trace (a failed forward's partial trace
+/// counts), lowest score first (ties in batch order), at most `max_failures`, then at most
+/// `max_successes` successes. Indices into `runs`.
 pub fn select_examples(runs: &[ExampleRun], selection: &Selection) -> Vec<usize> {
     let traced = |i: &usize| runs[*i].trace.is_some();
     let mut failures: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].score.score < 1.0).filter(traced).collect();
@@ -334,7 +336,9 @@ impl Trainer {
     }
 
     /// Forward every example through `net` and score it (in input order). A failed forward is a
-    /// zero score with the error as feedback; an exhausted budget is an error.
+    /// zero score with the error as feedback, and keeps its partial trace (the calls it made are
+    /// written with the batch's traces and seen by the backward phase); an exhausted budget is an
+    /// error.
     pub async fn evaluate(&self, net: &Network, examples: &[&Example]) -> Result<Vec<ExampleRun>, TrainError> {
         let inputs: Vec<String> = examples.iter().map(|e| e.input.clone()).collect();
         let for_votes = self.objective.clone();
@@ -358,7 +362,7 @@ impl Trainer {
                             return Err(graph_error(e));
                         }
                         let score = Score::fail(format!("the network produced no output: {e}"));
-                        Ok(ExampleRun { id: example.id.clone(), output: String::new(), score, trace: None })
+                        Ok(ExampleRun { id: example.id.clone(), output: String::new(), score, trace: e.into_trace() })
                     }
                 }
             })
@@ -1108,7 +1112,7 @@ pub fn global_gradient_format(net: &Network) -> ResponseFormat {
 
 fn graph_error(e: GraphError) -> TrainError {
     match e {
-        GraphError::BudgetExhausted { stage, source } => {
+        GraphError::BudgetExhausted { stage, source, .. } => {
             TrainError::BudgetExhausted(format!("{stage}: {}", budget(&source).unwrap_or_else(|| source.to_string())))
         }
         other => TrainError::Graph(other),

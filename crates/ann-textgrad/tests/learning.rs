@@ -389,6 +389,63 @@ async fn failed_and_unparsable_optimiser_answers_fall_back_and_the_requirement_c
 }
 
 #[tokio::test]
+async fn a_failed_forward_keeps_its_calls_in_the_traces_and_the_backward_step() {
+    // The worker's `answer` agent fails (after its retries) on Atlantis: that layer has no output.
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Arc::new(scripted("worker").on(|r| {
+        (r.messages[0].content.contains("of the team `answer`")
+            && r.messages.iter().any(|m| m.content.contains("atlantis")))
+        .then(|| Err(ann_llm::LlmError::Timeout(std::time::Duration::from_secs(30))))
+    }));
+    let optimizer = Arc::new(scripted("optimizer"));
+    let cfg = TrainConfig { epochs: 1, batch_size: 4, ..config() };
+    train(worker, optimizer.clone(), cfg, dir.path()).await;
+
+    // The batch's trace file holds the failed example's calls: the `read` layer, then the routing
+    // call and the failed agent call of `answer`, whose layer line carries the error.
+    let traces = std::fs::read_to_string(RunFiles::new(dir.path()).unwrap().traces_path(0, 0)).unwrap();
+    let atlantis: Vec<serde_json::Value> = traces
+        .lines()
+        .skip_while(|l| !l.contains(r#""id":"q-atlantis""#))
+        .skip(1)
+        .take_while(|l| !l.contains(r#""event":"example""#))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<String> = atlantis
+        .iter()
+        .map(|e| match e["event"].as_str().unwrap() {
+            "call" => format!("call {} {}", e["layer"], e["kind"]),
+            "layer" => format!("layer {} error={}", e["layer"], e.get("error").is_some()),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "forward",
+            r#"call "read" "agent""#,
+            r#"layer "read" error=false"#,
+            r#"call "answer" "routing""#,
+            r#"call "answer" "agent""#,
+            r#"layer "answer" error=true"#,
+            "output",
+        ]
+    );
+    let error = atlantis[5]["error"].as_str().unwrap();
+    assert!(error.starts_with("layer `answer` produced no output: "), "{error}");
+    assert_eq!((atlantis[6]["output"].as_str(), atlantis[6]["calls"].as_u64()), (Some(""), Some(3)));
+
+    // The backward step sees the example and where it failed.
+    let requests = optimizer.requests();
+    let global = requests.iter().find(|r| r.messages[0].content.contains("critic of a multi-layer")).unwrap();
+    let prompt = &global.messages[1].content;
+    assert!(prompt.contains("(`q-atlantis`"), "{prompt}");
+    assert!(prompt.contains("    The layer failed: layer `answer` produced no output: "), "{prompt}");
+    let local = requests.iter().find(|r| is_local_answer(r)).unwrap();
+    assert!(local.messages[1].content.contains("  This layer failed: layer `answer` produced no output: "));
+}
+
+#[tokio::test]
 async fn the_per_layer_gate_credits_each_patch_on_its_own() {
     let optimizer = || {
         Arc::new(
