@@ -111,7 +111,12 @@ pub struct LocalModel {
     jobs: mpsc::Sender<Job>,
     info: ModelInfo,
     tokenizer: GgufTokenizer,
+    numerics: String,
 }
+
+/// Bumped whenever a change of the engine changes its outputs (the order or precision of its
+/// arithmetic), so that cached answers of an older engine are never served as this one's.
+const ENGINE_REVISION: u32 = 2;
 
 impl LocalModel {
     /// Open `path` after checking its sha256 against `expected_sha256`; a missing or corrupt file is
@@ -137,6 +142,11 @@ impl LocalModel {
 
     fn start(path: &Path, sha256: String, config: LocalConfig) -> Result<Self, LocalError> {
         let capacity = config.queue_capacity.max(1);
+        let numerics = format!(
+            "e{ENGINE_REVISION}{}{}",
+            if config.dense_prefill { "-dense" } else { "" },
+            if config.requantize_q8 { "-q8" } else { "" }
+        );
         let mut engine = Engine::load(path, sha256, config)?;
         let info = engine.info().clone();
         let tokenizer = engine.tokenizer().clone();
@@ -158,7 +168,7 @@ impl LocalModel {
                 }
             })
             .map_err(|e| LocalError::Runtime(format!("starting the model worker thread: {e}")))?;
-        Ok(Self { jobs, info, tokenizer })
+        Ok(Self { jobs, info, tokenizer, numerics })
     }
 
     /// The model file's name, checksum, context window and vocabulary size.
@@ -208,8 +218,10 @@ impl ChatModel for LocalModel {
         self.submit(Job::Complete(Box::new(request.clone()), tx), rx).await
     }
 
-    /// `local:<file name>:<first 16 hex digits of its sha256>`.
+    /// `local:<file name>:<first 16 hex digits of its sha256>:<numerics>`, where the numerics name
+    /// the engine revision and the options that change answers (`e2-dense-q8` by default).
     fn identity(&self) -> String {
-        format!("local:{}:{}", self.info.file_name, &self.info.sha256[..16.min(self.info.sha256.len())])
+        let sha = &self.info.sha256[..16.min(self.info.sha256.len())];
+        format!("local:{}:{sha}:{}", self.info.file_name, self.numerics)
     }
 }

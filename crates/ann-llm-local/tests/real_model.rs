@@ -240,14 +240,19 @@ fn a_missing_or_corrupt_file_names_the_path_and_the_checksum() {
 }
 
 #[test]
-fn identity_names_the_file_and_its_checksum() {
+fn identity_names_the_file_its_checksum_and_the_numerics() {
     let id = model().identity();
     let info = model().info();
-    assert_eq!(id, format!("local:{}:{}", info.file_name, &info.sha256[..16]));
+    assert_eq!(id, format!("local:{}:{}:e2-dense-q8", info.file_name, &info.sha256[..16]));
     if std::env::var_os(MODEL_ENV).is_none() {
-        assert_eq!(id, format!("local:{PINNED_FILE_NAME}:{}", &PINNED_SHA256[..16]));
+        assert_eq!(id, format!("local:{PINNED_FILE_NAME}:{}:e2-dense-q8", &PINNED_SHA256[..16]));
         assert_eq!(info.context_length, 8192);
     }
+    // Options that change the arithmetic change the identity, so the response cache keeps their
+    // answers apart.
+    let plain = LocalConfig { dense_prefill: false, requantize_q8: false, ..LocalConfig::default() };
+    let other = LocalModel::open(&model_path(), plain).unwrap();
+    assert_eq!(other.identity(), format!("local:{}:{}:e2", info.file_name, &info.sha256[..16]));
 }
 
 #[test]
