@@ -3,6 +3,7 @@
 mod fetch_data;
 mod fetch_model;
 mod pip;
+mod reproduce;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,6 +38,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Run the paper experiments (experiments/paper/) on an OpenAI-compatible endpoint and
+    /// tabulate test scores, intervals and costs beside the paper's numbers.
+    Reproduce(reproduce::Args),
     /// Fetch the embedded offline model (SmolLM2-135M-Instruct GGUF) into the cache.
     FetchModel(fetch_model::Args),
     /// Fetch the benchmark datasets into the cache as the project's JSONL.
@@ -48,6 +52,7 @@ fn main() -> Result<()> {
         Cmd::Test { args } => test(&args),
         Cmd::Demo { args } => demo(&args),
         Cmd::LocalSpeed { args } => local_speed(&args),
+        Cmd::Reproduce(args) => reproduce::run(&args),
         Cmd::FetchModel(args) => fetch_model::run(&args),
         Cmd::FetchData(args) => fetch_data::run(&args),
     }
@@ -66,9 +71,27 @@ pub fn cache_dir() -> PathBuf {
     std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".cache"))
 }
 
+/// Remove the variables `cargo run` sets for the package it runs (xtask's manifest folder, name,
+/// version, ...) from a nested cargo's environment: build scripts that watch one of them (ring
+/// watches `CARGO_MANIFEST_DIR`) would otherwise rebuild, and everything above them, whenever a
+/// build alternates between `cargo xtask ...` and a plain `cargo ...`.
+pub fn scrub_package_env(command: &mut Command) {
+    const PREFIXES: [&str; 3] = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"];
+    const NAMES: [&str; 5] =
+        ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"];
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name) {
+            command.env_remove(name);
+        }
+    }
+}
+
 /// Run `cargo ARGS... EXTRA...` in the workspace root, failing unless it succeeds.
 pub fn cargo(args: &[&str], extra: &[String]) -> Result<()> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    scrub_package_env(&mut command);
+    let status = command
         .current_dir(workspace_root())
         .args(args)
         .args(extra)

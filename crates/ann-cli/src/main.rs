@@ -1,4 +1,4 @@
-//! The `ann` binary: run, resume and evaluate experiments (`ann demo`, `train`, `resume`, `eval`).
+//! The `ann` binary: run, resume and evaluate experiments and baselines (`ann demo`, `train`, `resume`, `eval`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ann_experiment::reexports::{MODEL_ENV, Network, OpenAiConfig, Split, pinned_model_path};
-use ann_experiment::{Backend, BackendSource, ExperimentConfig, Report, RunOptions};
+use ann_experiment::{Backend, BackendSource, Baseline, ExperimentConfig, Report, RunOptions};
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The demo experiment, embedded so that `ann demo` works from any folder.
@@ -42,20 +42,38 @@ enum Cmd {
     Train {
         #[arg(long)]
         config: PathBuf,
-        /// Use the OpenAI-compatible endpoint of the environment whatever the config says.
-        #[arg(long)]
+        /// Use the OpenAI-compatible endpoint of the environment whatever the config says (its
+        /// model becomes the request model).
+        #[arg(long, conflicts_with = "local")]
         openai: bool,
+        /// Use the embedded offline model whatever the config says (a smoke check of a config).
+        #[arg(long)]
+        local: bool,
+        /// Cap the train, validation and test splits at N examples each (a quick check).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Override a config value: KEY=VALUE with a dotted key and a TOML value, e.g.
+        /// `--set train.epochs=3 --set 'baselines=["direct","cot"]'` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Where the run directory goes (default: `runs/` in the home folder).
+        #[arg(long, value_name = "DIR")]
+        runs_dir: Option<PathBuf>,
     },
     /// Resume an interrupted run directory and finish its report.
     Resume { run_dir: PathBuf },
-    /// Evaluate a network file on a benchmark split (no training).
+    /// Evaluate a network file or a baseline on a benchmark split (no training).
+    #[command(group(ArgGroup::new("what").required(true).args(["network", "baseline"])))]
     Eval {
         /// mmlu-ml, math, humaneval or creative-writing.
         #[arg(long)]
         benchmark: String,
         /// The network (JSON or YAML), e.g. a run's `network-trained.json`.
         #[arg(long)]
-        network: PathBuf,
+        network: Option<PathBuf>,
+        /// A baseline instead of a network file: direct, cot, self_consistency, debate or start.
+        #[arg(long, value_parser = parse_baseline)]
+        baseline: Option<Baseline>,
         #[arg(long, value_enum, default_value = "test")]
         split: SplitArg,
         /// Only the first N examples of the split.
@@ -121,16 +139,27 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(openai) = &openai {
                 use_openai(&mut config, openai);
             }
-            train(&config, &home, openai).await
+            train(&config, options(&home, openai)).await
         }
-        Cmd::Train { config, openai: force } => {
-            let mut config = ExperimentConfig::load(&config)?;
+        Cmd::Train { config, openai: force, local, limit, overrides, runs_dir } => {
+            let mut config = ExperimentConfig::load_with_overrides(&config, &overrides)?;
             relocate_cache(&mut config);
-            let openai = endpoint(&config, force)?;
+            if let Some(n) = limit {
+                config.limit(n);
+            }
+            if local {
+                config.model.backend = Backend::Local;
+                config.model.name = ExperimentConfig::default().model.name;
+            }
+            let openai = if local { None } else { endpoint(&config, force)? };
             if let (true, Some(o)) = (force, &openai) {
                 use_openai(&mut config, o);
             }
-            train(&config, &home, openai).await
+            let mut options = options(&home, openai);
+            if let Some(dir) = runs_dir {
+                options.runs_dir = if dir.is_absolute() { dir } else { home.join(dir) };
+            }
+            train(&config, options).await
         }
         Cmd::Resume { run_dir } => {
             let config = ExperimentConfig::load(&run_dir.join(ann_experiment::run::CONFIG_FILE))?;
@@ -143,7 +172,7 @@ async fn run(cli: Cli) -> Result<()> {
             print_report(&outcome.run_dir, &outcome.report);
             Ok(())
         }
-        Cmd::Eval { benchmark, network, split, limit, config } => {
+        Cmd::Eval { benchmark, network, baseline, split, limit, config } => {
             let mut config = match config {
                 Some(path) => ExperimentConfig::load(&path)?,
                 None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
@@ -163,7 +192,6 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(o) = &openai {
                 use_openai(&mut config, o);
             }
-            let net = Network::load(&network).with_context(|| format!("loading {}", network.display()))?;
             let split = match split {
                 SplitArg::Train => Split::Train,
                 SplitArg::Validation => Split::Validation,
@@ -171,12 +199,23 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let options = options(&home, openai);
             let spinner = spinner(&options);
-            let outcome = ann_experiment::evaluate_network(&config, &net, split, &spinner.0).await;
+            let outcome = match (network, baseline) {
+                (_, Some(baseline)) => ann_experiment::evaluate_baseline(&config, baseline, split, &spinner.0).await,
+                (Some(network), None) => {
+                    let net = Network::load(&network).with_context(|| format!("loading {}", network.display()))?;
+                    ann_experiment::evaluate_network(&config, &net, split, &spinner.0).await
+                }
+                (None, None) => unreachable!("clap requires --network or --baseline"),
+            };
             spinner.1.finish_and_clear();
             println!("{}", serde_json::to_string_pretty(&outcome?)?);
             Ok(())
         }
     }
+}
+
+fn parse_baseline(name: &str) -> Result<Baseline, String> {
+    name.parse()
 }
 
 /// Point the config at the environment's endpoint (its model name becomes the request model).
@@ -251,8 +290,7 @@ fn spinner(options: &RunOptions) -> (RunOptions, ProgressBar) {
     (options, bar)
 }
 
-async fn train(config: &ExperimentConfig, home: &Path, openai: Option<OpenAiConfig>) -> Result<()> {
-    let options = options(home, openai);
+async fn train(config: &ExperimentConfig, options: RunOptions) -> Result<()> {
     let spinner = spinner(&options);
     let outcome = ann_experiment::start(config, &spinner.0).await;
     spinner.1.finish_and_clear();

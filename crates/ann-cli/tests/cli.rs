@@ -103,3 +103,63 @@ async fn train_on_an_openai_compatible_endpoint_writes_a_report() {
     }
     server.shutdown().await;
 }
+
+/// `n` synthetic MMLU machine-learning rows (the format of `mmlu-ml.jsonl`), correct answer `B`.
+fn synthetic_mmlu(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "question": format!("Synthetic question {i}: which choice is right?"),
+                "type": "machine_learning",
+                "choices": ["wrong", "right", "wrong too", "also wrong"],
+                "answer": 1,
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// `ann eval --baseline` against a fake OpenAI-compatible server: the baseline's network runs with
+/// the config's data, cache and budget, and its forward cost is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_of_a_baseline_on_an_openai_compatible_endpoint() {
+    use ann_test_support::server::{FakeServer, FakeServerConfig};
+
+    let server =
+        FakeServer::start(FakeServerConfig::default().with_reply(|_| "Reasoning.\nAnswer: B".into())).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join("data")).unwrap();
+    std::fs::write(home.path().join("data/mmlu-ml.jsonl"), synthetic_mmlu(112)).unwrap();
+    let config = home.path().join("exp.toml");
+    std::fs::write(
+        &config,
+        "name = \"eval\"\n[benchmark]\ndata_dir = \"data\"\n[cache]\npath = \"responses.sqlite\"\n",
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"))
+        .args(["--home", home.path().to_str().unwrap(), "eval", "--benchmark", "mmlu-ml"])
+        .args(["--baseline", "self_consistency", "--limit", "3", "--config", config.to_str().unwrap()])
+        .env("ANN_OPENAI_BASE_URL", server.url())
+        .env("ANN_OPENAI_MODEL", "gpt-4o-mini")
+        .env_remove("ANN_CACHE_DIR")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["baseline"], "self_consistency");
+    assert_eq!((outcome["summary"]["n"].as_u64(), outcome["summary"]["mean"].as_f64()), (Some(3), Some(1.0)));
+    assert_eq!(outcome["forward_cost"]["calls"], 15, "5 samples per question");
+    assert!(outcome["forward_cost"]["dollars"].as_f64().unwrap() > 0.0, "gpt-4o-mini is priced");
+    assert_eq!(server.request_count(), 15, "distinct sample indices: no sample answered from another's cache entry");
+    server.shutdown().await;
+
+    let bad = ann(home.path(), &["eval", "--benchmark", "mmlu-ml", "--baseline", "tot"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("unknown baseline `tot`") && stderr(&bad).contains("self_consistency"));
+    let both = ann(home.path(), &["eval", "--benchmark", "mmlu-ml", "--baseline", "cot", "--network", "n.json"]);
+    assert!(!both.status.success() && stderr(&both).contains("cannot be used with"), "{}", stderr(&both));
+    let neither = ann(home.path(), &["eval", "--benchmark", "mmlu-ml"]);
+    assert!(!neither.status.success() && stderr(&neither).contains("--network"), "{}", stderr(&neither));
+}

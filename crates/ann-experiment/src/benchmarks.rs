@@ -14,11 +14,13 @@ use crate::config::BenchmarkSection;
 pub const BENCHMARKS: [&str; 4] = ["mmlu-ml", "math", "humaneval", "creative-writing"];
 
 /// Load the benchmark `section.name` from `data_dir` (already resolved). `judge` is the model of
-/// LLM-judged benchmarks (creative writing). The splits are cut to the section's sizes.
+/// LLM-judged benchmarks (creative writing), asked for `judge_model` (the name that prices and
+/// budgets its calls). The splits are cut to the section's sizes.
 pub async fn load_benchmark(
     section: &BenchmarkSection,
     data_dir: &Path,
     judge: SharedModel,
+    judge_model: &str,
 ) -> anyhow::Result<Arc<dyn Benchmark>> {
     let hint = || format!("loading benchmark {} from {}", section.name, data_dir.display());
     let full: Arc<dyn Benchmark> = match section.name.as_str() {
@@ -47,7 +49,8 @@ pub async fn load_benchmark(
             Arc::new(ann_bench_humaneval::HumanEval::load(&path, &config).await.map_err(fetch_hint).with_context(hint)?)
         }
         "creative-writing" => {
-            let config = ann_bench_creative_writing::CreativeWritingConfig::default();
+            let mut config = ann_bench_creative_writing::CreativeWritingConfig::default();
+            config.judge.model = judge_model.to_string();
             Arc::new(
                 ann_bench_creative_writing::CreativeWriting::load(data_dir, judge, &config)
                     .map_err(fetch_hint)

@@ -2,6 +2,8 @@
 //!
 //! Every section rejects unknown keys (the error names the key and its line). Secrets never appear:
 //! an OpenAI-compatible endpoint is named by the *names* of environment variables only.
+//! [`ExperimentConfig::load_with_overrides`] applies `KEY=VALUE` overrides (dotted keys, TOML
+//! values) to a file before it is checked, so an override is held to the same rules.
 
 use std::path::{Path, PathBuf};
 
@@ -14,12 +16,19 @@ use ann_textgrad::{
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::baselines::Baseline;
+pub use crate::overrides::apply_override;
+
 /// A whole experiment: what to train on, with which model, under which limits.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
     /// Short slug naming the run directory `runs/<name>-<UTC time>/`.
     pub name: String,
+    /// Baselines evaluated on the test split after training, in this order (method section 8):
+    /// `direct`, `cot`, `self_consistency`, `debate`, `start`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<Baseline>,
     pub benchmark: BenchmarkSection,
     #[serde(default)]
     pub model: ModelSection,
@@ -324,7 +333,35 @@ impl ExperimentConfig {
         if !(0.0..1.0).contains(&self.report.confidence) {
             anyhow::bail!("`report.confidence` must be in [0, 1), got {}", self.report.confidence);
         }
+        for (i, b) in self.baselines.iter().enumerate() {
+            if self.baselines[..i].contains(b) {
+                anyhow::bail!("`baselines` lists `{b}` more than once");
+            }
+        }
         Ok(())
+    }
+
+    /// Read a TOML file, apply `KEY=VALUE` overrides ([`apply_override`]), then parse and check
+    /// the result; errors name the file, and an unknown key given in an override is named too.
+    pub fn load_with_overrides(path: &Path, overrides: &[String]) -> anyhow::Result<Self> {
+        if overrides.is_empty() {
+            return Self::load(path);
+        }
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let origin = path.display().to_string();
+        let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{origin}: invalid TOML"))?;
+        for o in overrides {
+            apply_override(&mut table, o).with_context(|| format!("override `{o}`"))?;
+        }
+        let text = toml::to_string(&table).context("serializing the overridden config")?;
+        Self::from_toml(&text, &format!("{origin} (with overrides {})", overrides.join(", ")))
+    }
+
+    /// Cap the train, validation and test sizes at `n` examples each (a quick check).
+    pub fn limit(&mut self, n: usize) {
+        for size in [&mut self.benchmark.train, &mut self.benchmark.validation, &mut self.benchmark.test] {
+            *size = Some(size.map_or(n, |s| s.min(n)));
+        }
     }
 
     /// The training loop's config, with the benchmark's answer-format rule in the format gate.

@@ -6,26 +6,31 @@
 //! 2. stacks the model Metered(Cached(Budgeted(backend))) ([`build_stack`]);
 //! 3. loads the benchmark, cuts its splits, validates its starting network against its answer format;
 //! 4. trains with [`ann_textgrad::Trainer`] in `runs/<name>-<UTC time>/` (checkpoint, journal, traces);
-//! 5. evaluates the starting and the trained network on validation and test, and writes
-//!    `report.json` and `report.md` with seeded bootstrap intervals and the paired comparison.
+//! 5. evaluates the starting and the trained network on validation and test, then the configured
+//!    [`Baseline`]s on test, and writes `report.json` and `report.md` with seeded bootstrap
+//!    intervals, the paired comparisons and what each part cost.
 //!
 //! [`resume`] finishes an interrupted run from its directory. The caller passes the clock and the
 //! backend source ([`RunOptions`]); nothing here reads the environment or downloads anything.
 
+pub mod baselines;
 pub mod benchmarks;
 pub mod config;
 pub mod objective;
+pub mod overrides;
+pub mod prompts;
 pub mod report;
 pub mod run;
 pub mod stack;
 
+pub use baselines::Baseline;
 pub use benchmarks::{BENCHMARKS, Subset, load_benchmark};
 pub use config::{Backend, ExperimentConfig};
 pub use objective::{BenchmarkObjective, to_train_example};
-pub use report::{Report, SplitScores};
+pub use report::{BaselineScores, Report, RunCosts, SplitScores};
 pub use run::{
-    Clock, EvalOutcome, Progress, RunOptions, RunOutcome, check_network, evaluate_network, folder_stamp, prepare,
-    resume, split_examples, start,
+    Clock, EvalOutcome, Progress, RunOptions, RunOutcome, check_network, evaluate_baseline, evaluate_network,
+    folder_stamp, forward_cost, prepare, resume, split_examples, start,
 };
 pub use stack::{BackendSource, ModelStack, build_stack, open_backend};
 

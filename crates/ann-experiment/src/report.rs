@@ -1,12 +1,14 @@
-//! The run report: initial vs trained scores with bootstrap intervals, cost, steps (JSON and Markdown).
+//! The run report: initial vs trained scores with bootstrap intervals, baselines, cost, steps (JSON and Markdown).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use ann_eval::stats::{BootstrapConfig, PairedComparison, Summary, bootstrap_ci, paired_bootstrap};
 use ann_llm::{BudgetSpent, Totals};
-use ann_textgrad::{OptimizerState, StopReason};
+use ann_textgrad::{Cost, OptimizerState, StopReason};
 use serde::{Deserialize, Serialize};
+
+use crate::baselines::Baseline;
 
 /// Scores of the starting and the trained network on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +31,31 @@ impl SplitScores {
     }
 }
 
+/// One baseline's scores on the test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineScores {
+    pub baseline: Baseline,
+    /// Mean with its bootstrap interval (`None` for an empty split).
+    pub test: Option<Summary>,
+    /// Paired bootstrap of the trained network (b) against this baseline (a) on the same examples.
+    pub trained_vs_baseline: Option<PairedComparison>,
+    /// What answering the test split cost this baseline (responses as reported; see [`RunCosts`]).
+    pub cost: Cost,
+}
+
+/// What each part of a run cost, counted from the responses (a cache hit counts like the fresh
+/// call it replays, so a run replayed from the cache reports the same costs). Evaluator calls
+/// (the creative-writing judge) are not part of a method's cost; [`Report::cost`] has them.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunCosts {
+    /// Training: the initial validation, forwards, backward calls and validation gates.
+    pub training: Cost,
+    /// The starting network's forwards on the test split.
+    pub test_initial: Cost,
+    /// The trained network's forwards on the test split.
+    pub test_trained: Cost,
+}
+
 /// Everything `report.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -49,6 +76,12 @@ pub struct Report {
     pub network_changed: bool,
     pub validation: SplitScores,
     pub test: SplitScores,
+    /// The configured baselines on the test split, in the config's order.
+    #[serde(default)]
+    pub baselines: Vec<BaselineScores>,
+    /// Cost of training and of each network's test forwards, as the responses report it.
+    #[serde(default)]
+    pub costs: RunCosts,
     /// Every call (cache hits included) as the meter saw it, in this process.
     pub cost: Totals,
     /// Per tag (phase, layer, agent) totals of this process.
@@ -63,6 +96,10 @@ fn summary(s: &Option<Summary>) -> String {
         Some(s) => format!("{:.3} [{:.3}, {:.3}] (n={})", s.mean, s.ci_low, s.ci_high, s.n),
         None => "n/a (no examples)".into(),
     }
+}
+
+fn cost(c: &Cost) -> String {
+    format!("{} calls, {} tokens, ${:.4}", c.calls, c.prompt_tokens + c.completion_tokens, c.dollars)
 }
 
 fn paired(p: &Option<PairedComparison>) -> String {
@@ -107,10 +144,35 @@ impl Report {
             let _ = writeln!(md, "| {name} | {} | {} |", summary(&s.initial), summary(&s.trained));
         }
         let _ = writeln!(md, "\nPaired bootstrap, trained - initial on test: {}\n", paired(&self.test.paired));
+        if !self.baselines.is_empty() {
+            let _ = writeln!(md, "Baselines on test (fixed networks, same model, cache, budget and evaluator):\n");
+            let _ = writeln!(md, "| baseline | test (mean [{level} CI]) | trained - baseline (paired) | cost |");
+            let _ = writeln!(md, "|---|---|---|---|");
+            for b in &self.baselines {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    b.baseline,
+                    summary(&b.test),
+                    paired(&b.trained_vs_baseline),
+                    cost(&b.cost)
+                );
+            }
+            let _ = writeln!(md);
+        }
+        let costs = &self.costs;
+        let _ = writeln!(
+            md,
+            "Cost as the responses report it (cache hits counted like fresh calls): training {}; test forwards of \
+             the initial network {}, of the trained network {}.\n",
+            cost(&costs.training),
+            cost(&costs.test_initial),
+            cost(&costs.test_trained)
+        );
         let c = &self.cost;
         let _ = writeln!(
             md,
-            "Cost: {} calls ({} cache hits, {} errors), {} prompt + {} completion tokens, ${:.4}; budget counted {} calls, {} tokens, ${:.4}.",
+            "Metered in this process: {} calls ({} cache hits, {} errors), {} prompt + {} completion tokens, ${:.4}; budget counted {} calls, {} tokens, ${:.4}.",
             c.calls,
             c.cache_hits,
             c.errors,

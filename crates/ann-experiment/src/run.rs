@@ -3,8 +3,9 @@
 //! A run directory `runs/<name>-<UTC time>/` holds `config.toml` (the effective config, names of
 //! environment variables only, never a secret), `network-initial.json`, `budget.json` (what the
 //! run has spent under its budget), the trainer's `checkpoint.json`, `journal.jsonl` and `traces/`,
-//! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`,
-//! `report.json` and `report.md`.
+//! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`, the
+//! configured baselines' networks `baselines/<name>.json` and their test evaluations
+//! `evaluations/test-baseline-<name>.jsonl`, `report.json` and `report.md`.
 //!
 //! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
 //! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
@@ -16,17 +17,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use ann_eval::stats::{bootstrap_ci, paired_bootstrap};
 use ann_eval::{Benchmark, Split};
 use ann_graph::{Network, ValidationRules};
-use ann_llm::{Budget, BudgetLedger};
-use ann_textgrad::{Example, ExampleRun, Objective, StopReason, TrainData, TrainOutcome, Trainer};
+use ann_llm::{Budget, BudgetLedger, PriceTable};
+use ann_textgrad::{Cost, Example, ExampleRun, Objective, StopReason, TrainData, TrainOutcome, Trainer};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use crate::baselines::Baseline;
 use crate::benchmarks::{Subset, load_benchmark};
 use crate::config::{ExperimentConfig, resolve};
 use crate::objective::{BenchmarkObjective, to_train_example};
-use crate::report::{Report, SplitScores};
+use crate::report::{BaselineScores, Report, RunCosts, SplitScores};
 use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
 
 /// The effective config kept in a run directory.
@@ -111,12 +114,27 @@ pub async fn resume(run_dir: &Path, options: &RunOptions) -> anyhow::Result<RunO
 pub struct Prepared {
     pub benchmark: Arc<dyn Benchmark>,
     pub stack: ModelStack,
+    pub objective: Arc<dyn Objective>,
     pub trainer: Trainer,
     pub start: Network,
+    /// The configured baselines and their networks (validated; `start` is the starting network).
+    pub baselines: Vec<(Baseline, Network)>,
+    pub prices: PriceTable,
+}
+
+impl Prepared {
+    /// A trainer that evaluates `baseline`'s network: the experiment's, with the baseline's
+    /// forward settings ([`Baseline::forward_config`]).
+    pub fn baseline_trainer(&self, baseline: Baseline) -> Trainer {
+        let mut config = self.trainer.config().clone();
+        config.forward = baseline.forward_config(&config.forward);
+        Trainer::new(self.stack.model.clone(), self.stack.model.clone(), self.objective.clone(), config)
+    }
 }
 
 /// Open the backend, stack the model, load the benchmark and the starting network (validated with
-/// the benchmark's answer format), and build the trainer.
+/// the benchmark's answer format), build the configured baselines' networks (validated the same
+/// way, before any call is made) and the trainer.
 pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow::Result<Prepared> {
     let base = &options.base_dir;
     let kind = match config.model.backend {
@@ -134,7 +152,7 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
             let b = &config.benchmark;
             Arc::new(Subset::new(given.clone(), [b.train, b.validation, b.test])) as Arc<dyn Benchmark>
         }
-        None => load_benchmark(&config.benchmark, &data_dir, stack.model.clone()).await?,
+        None => load_benchmark(&config.benchmark, &data_dir, stack.model.clone(), &config.model.name).await?,
     };
     let start = match &config.benchmark.network {
         Some(path) => {
@@ -145,10 +163,19 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
             .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?,
     };
     check_network(&start, benchmark.as_ref())?;
+    let mut baselines = Vec::with_capacity(config.baselines.len());
+    for &baseline in &config.baselines {
+        let net = match baseline {
+            Baseline::Start => start.clone(),
+            other => other.network(benchmark.as_ref())?,
+        };
+        check_network(&net, benchmark.as_ref()).with_context(|| format!("baseline `{baseline}`"))?;
+        baselines.push((baseline, net));
+    }
     let objective: Arc<dyn Objective> = Arc::new(BenchmarkObjective::new(benchmark.clone()));
-    let train_config = config.train_config(benchmark.answer_format(), prices);
-    let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), objective, train_config);
-    Ok(Prepared { benchmark, stack, trainer, start })
+    let train_config = config.train_config(benchmark.answer_format(), prices.clone());
+    let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), objective.clone(), train_config);
+    Ok(Prepared { benchmark, stack, objective, trainer, start, baselines, prices })
 }
 
 /// Validate `network` against the default limits and `benchmark`'s answer-format rule.
@@ -193,20 +220,39 @@ fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow:
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Evaluate `net` on `examples`, write the per-example lines, return the scores.
+/// What the forward passes of `runs` cost, from their traces: every call with a response counts
+/// (a cache hit like the fresh call it replays), priced by the model that answered.
+pub fn forward_cost(runs: &[ExampleRun], prices: &PriceTable) -> Cost {
+    let mut cost = Cost::default();
+    for call in runs.iter().filter_map(|r| r.trace.as_ref()).flat_map(|t| t.calls()) {
+        if call.output.is_some() {
+            cost.calls += 1;
+            cost.prompt_tokens += call.usage.prompt_tokens;
+            cost.completion_tokens += call.usage.completion_tokens;
+            cost.dollars += prices.cost(&call.model, &call.usage);
+        } else if call.error.is_some() {
+            cost.errors += 1;
+        }
+    }
+    cost
+}
+
+/// Evaluate `net` on `examples`, write the per-example lines, return the scores and what the
+/// forwards cost.
 async fn evaluate(
     trainer: &Trainer,
+    prices: &PriceTable,
     net: &Network,
     examples: &[Example],
     run_dir: &Path,
     name: &str,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<(Vec<f64>, Cost)> {
     let refs: Vec<&Example> = examples.iter().collect();
     let runs = trainer.evaluate(net, &refs).await.with_context(|| {
         format!("evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)")
     })?;
     write_evaluations(run_dir, name, &runs)?;
-    Ok(runs.iter().map(|r| r.score.score).collect())
+    Ok((runs.iter().map(|r| r.score.score).collect(), forward_cost(&runs, prices)))
 }
 
 async fn execute(
@@ -216,7 +262,7 @@ async fn execute(
     options: &RunOptions,
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
-    let Prepared { benchmark, stack, trainer, start } = prepared;
+    let Prepared { benchmark, stack, trainer, start, prices, .. } = &prepared;
     carry_budget(&stack.budget, run_dir)?;
     start.save(&run_dir.join("network-initial.json")).context("saving the starting network")?;
     let data = TrainData {
@@ -231,7 +277,7 @@ async fn execute(
         config.train.epochs,
         config.train.batch_size
     ));
-    let outcome: TrainOutcome = trainer.train(&start, &data, run_dir).await.context("training")?;
+    let outcome: TrainOutcome = trainer.train(start, &data, run_dir).await.context("training")?;
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
         bail!(
             "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
@@ -245,13 +291,37 @@ async fn execute(
         "training stopped ({} steps, {} accepted); evaluating initial and trained networks",
         outcome.optimizer.steps, outcome.optimizer.accepted
     ));
-    let val_initial = evaluate(&trainer, &start, &data.validation, run_dir, "validation-initial").await?;
-    let val_trained = evaluate(&trainer, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
+    let (val_initial, _) = evaluate(trainer, prices, start, &data.validation, run_dir, "validation-initial").await?;
+    let (val_trained, _) =
+        evaluate(trainer, prices, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
     options.say(&format!("testing on {} examples", test.len()));
-    let test_initial = evaluate(&trainer, &start, &test, run_dir, "test-initial").await?;
-    let test_trained = evaluate(&trainer, &outcome.best, &test, run_dir, "test-trained").await?;
+    let (test_initial, cost_initial) = evaluate(trainer, prices, start, &test, run_dir, "test-initial").await?;
+    let (test_trained, cost_trained) = evaluate(trainer, prices, &outcome.best, &test, run_dir, "test-trained").await?;
 
     let bootstrap = config.report.bootstrap();
+    let mut baselines = Vec::with_capacity(prepared.baselines.len());
+    if !prepared.baselines.is_empty() {
+        let dir = run_dir.join("baselines");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    for (baseline, net) in &prepared.baselines {
+        net.save(&run_dir.join("baselines").join(format!("{baseline}.json")))
+            .with_context(|| format!("saving the network of baseline `{baseline}`"))?;
+        let (scores, cost) = if *baseline == Baseline::Start {
+            // The same network on the same examples: the initial network's test evaluation.
+            (test_initial.clone(), cost_initial)
+        } else {
+            options.say(&format!("baseline {baseline} ({}) on {} test examples", baseline.description(), test.len()));
+            let trainer = prepared.baseline_trainer(*baseline);
+            evaluate(&trainer, prices, net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
+        };
+        baselines.push(BaselineScores {
+            baseline: *baseline,
+            test: bootstrap_ci(&scores, &bootstrap).ok(),
+            trained_vs_baseline: paired_bootstrap(&scores, &test_trained, &bootstrap).ok(),
+            cost,
+        });
+    }
     let meter = stack.meter.report();
     let report = Report {
         name: config.name.clone(),
@@ -266,9 +336,11 @@ async fn execute(
             .collect(),
         stop: outcome.stop.clone(),
         steps: outcome.optimizer,
-        network_changed: outcome.best != start,
+        network_changed: outcome.best != *start,
         validation: SplitScores::of(&val_initial, &val_trained, &bootstrap),
         test: SplitScores::of(&test_initial, &test_trained, &bootstrap),
+        baselines,
+        costs: RunCosts { training: outcome.cost, test_initial: cost_initial, test_trained: cost_trained },
         cost: meter.total,
         cost_by_tag: meter.by_tag,
         budget_spent: stack.budget.spent(),
@@ -322,9 +394,15 @@ fn write_ledger(dir: &Path, ledger: &BudgetLedger) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalOutcome {
     pub benchmark: String,
+    /// The baseline evaluated, when it was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
     pub split: Split,
     pub summary: Option<ann_eval::stats::Summary>,
     pub passed: usize,
+    /// What the network's forwards cost, as the responses report it ([`forward_cost`]).
+    pub forward_cost: Cost,
+    /// Every call of this process as the meter saw it (evaluator calls and cache hits included).
     pub cost: ann_llm::Totals,
 }
 
@@ -337,16 +415,44 @@ pub async fn evaluate_network(
 ) -> anyhow::Result<EvalOutcome> {
     let prepared = prepare(config, options).await?;
     check_network(network, prepared.benchmark.as_ref())?;
+    evaluate_split(config, &prepared, &prepared.trainer, network, None, split, options).await
+}
+
+/// Evaluate the baseline `baseline` on `split` of the configured benchmark (no run directory).
+pub async fn evaluate_baseline(
+    config: &ExperimentConfig,
+    baseline: Baseline,
+    split: Split,
+    options: &RunOptions,
+) -> anyhow::Result<EvalOutcome> {
+    let config = ExperimentConfig { baselines: vec![baseline], ..config.clone() };
+    let prepared = prepare(&config, options).await?;
+    let (_, network) = &prepared.baselines[0];
+    let trainer = prepared.baseline_trainer(baseline);
+    evaluate_split(&config, &prepared, &trainer, network, Some(baseline), split, options).await
+}
+
+async fn evaluate_split(
+    config: &ExperimentConfig,
+    prepared: &Prepared,
+    trainer: &Trainer,
+    network: &Network,
+    baseline: Option<Baseline>,
+    split: Split,
+    options: &RunOptions,
+) -> anyhow::Result<EvalOutcome> {
     let examples = split_examples(prepared.benchmark.as_ref(), split);
     options.say(&format!("evaluating on {} {} examples", examples.len(), format!("{split:?}").to_lowercase()));
     let refs: Vec<&Example> = examples.iter().collect();
-    let runs = prepared.trainer.evaluate(network, &refs).await.context("evaluating")?;
+    let runs = trainer.evaluate(network, &refs).await.context("evaluating")?;
     let scores: Vec<f64> = runs.iter().map(|r| r.score.score).collect();
     Ok(EvalOutcome {
         benchmark: prepared.benchmark.name().to_string(),
+        baseline,
         split,
-        summary: ann_eval::stats::bootstrap_ci(&scores, &config.report.bootstrap()).ok(),
+        summary: bootstrap_ci(&scores, &config.report.bootstrap()).ok(),
         passed: runs.iter().filter(|r| r.score.passed).count(),
+        forward_cost: forward_cost(&runs, &prepared.prices),
         cost: prepared.stack.meter.report().total,
     })
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use ann_bench_mmlu_ml::MmluMl;
 use ann_eval::{Benchmark, Split};
 use ann_experiment::{
-    BackendSource, BenchmarkObjective, ExperimentConfig, Report, RunOptions, check_network, to_train_example,
+    BackendSource, Baseline, BenchmarkObjective, ExperimentConfig, Report, RunOptions, check_network, to_train_example,
 };
 use ann_graph::Network;
 use ann_llm::{BudgetLedger, SharedModel};
@@ -400,4 +400,284 @@ async fn the_api_key_never_reaches_the_run_directory_or_the_cache() {
         assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "the key is in {}", file.display());
     }
     server.shutdown().await;
+}
+
+/// A benchmark with one benchmark crate's task description, answer format and starting network,
+/// and no examples: what building and validating a network needs, without data or a sandbox.
+struct Facade {
+    name: &'static str,
+    task: String,
+    format: &'static str,
+    network: &'static str,
+}
+
+#[async_trait::async_trait]
+impl Benchmark for Facade {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn task_description(&self) -> &str {
+        &self.task
+    }
+    fn answer_format(&self) -> &str {
+        self.format
+    }
+    fn examples(&self, _split: Split) -> &[ann_eval::Example] {
+        &[]
+    }
+    fn extract_answer(&self, _output: &str) -> Option<String> {
+        None
+    }
+    fn starting_network(&self) -> &str {
+        self.network
+    }
+    async fn evaluate(
+        &self,
+        _example: &ann_eval::Example,
+        _output: &str,
+    ) -> Result<ann_eval::Evaluation, ann_eval::EvalError> {
+        Ok(ann_eval::Evaluation::fail("a facade has no examples"))
+    }
+}
+
+/// The four benchmarks of `ann_experiment::BENCHMARKS`, as facades.
+fn facades() -> Vec<Facade> {
+    vec![
+        Facade {
+            name: "mmlu-ml",
+            task: ann_bench_mmlu_ml::prompts::task_description().into(),
+            format: ann_bench_mmlu_ml::ANSWER_FORMAT,
+            network: include_str!("../../ann-bench-mmlu-ml/network.json"),
+        },
+        Facade {
+            name: "math",
+            task: ann_bench_math::prompts::task_description().into(),
+            format: ann_bench_math::ANSWER_FORMAT,
+            network: ann_bench_math::STARTING_NETWORK,
+        },
+        Facade {
+            name: "humaneval",
+            task: ann_bench_humaneval::prompts::task_description(),
+            format: ann_bench_humaneval::prompts::ANSWER_FORMAT,
+            network: ann_bench_humaneval::STARTING_NETWORK,
+        },
+        Facade {
+            name: "creative-writing",
+            task: ann_bench_creative_writing::prompts::task_description().into(),
+            format: ann_bench_creative_writing::ANSWER_FORMAT,
+            network: include_str!("../../ann-bench-creative-writing/network.json"),
+        },
+    ]
+}
+
+#[test]
+fn every_baseline_network_validates_for_every_benchmark() {
+    let benchmarks = facades();
+    let names: Vec<&str> = benchmarks.iter().map(|b| b.name).collect();
+    assert_eq!(names, ann_experiment::BENCHMARKS);
+    for benchmark in &benchmarks {
+        for baseline in Baseline::ALL {
+            let net = baseline.network(benchmark).unwrap();
+            check_network(&net, benchmark).unwrap_or_else(|e| panic!("{baseline} on {}: {e:#}", benchmark.name));
+            if baseline == Baseline::Start {
+                assert_eq!(net, Network::from_json(benchmark.network).unwrap());
+            } else {
+                assert_eq!(net.task_description, benchmark.task, "{baseline} states the benchmark's task");
+                let last = net.layers.last().unwrap();
+                assert_eq!(last.aggregators.len(), 1, "{baseline}: fixed, so no routing call");
+            }
+        }
+    }
+}
+
+fn with_baselines(list: &str) -> String {
+    SMALL.replace("name = \"small\"\n", &format!("name = \"small\"\nbaselines = {list}\n"))
+}
+
+#[tokio::test]
+async fn a_run_with_baselines_writes_their_rows_to_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = always_a();
+    let config = ExperimentConfig::from_toml(
+        &with_baselines(r#"["direct", "cot", "self_consistency", "debate", "start"]"#),
+        "baselines.toml",
+    )
+    .unwrap();
+    let outcome = ann_experiment::start(&config, &options(dir.path(), model.clone())).await.unwrap();
+    let report = read_report(&outcome.run_dir);
+    assert_eq!(report, outcome.report);
+    let order: Vec<Baseline> = report.baselines.iter().map(|b| b.baseline).collect();
+    assert_eq!(order, config.baselines, "the config's order");
+
+    // Every network answers "Answer: A": the same score as the trained network, no difference.
+    let trained = report.test.trained.as_ref().unwrap();
+    for b in &report.baselines {
+        let test = b.test.as_ref().unwrap();
+        assert_eq!((test.n, test.mean), (trained.n, trained.mean), "{}", b.baseline);
+        let paired = b.trained_vs_baseline.as_ref().unwrap();
+        assert_eq!((paired.mean_b, paired.difference), (trained.mean, 0.0), "{}", b.baseline);
+    }
+    // Calls per test example (one test example): 1, 1, 5 samples, 3 agents x (1 + 2 rounds).
+    let calls: Vec<u64> = report.baselines.iter().map(|b| b.cost.calls).collect();
+    assert_eq!(calls[..4], [1, 1, 5, 9]);
+    assert_eq!(report.baselines[4].cost, report.costs.test_initial, "start is the initial network's test run");
+    assert!(report.costs.test_initial.calls > 0 && report.costs.training.calls > 0, "{:?}", report.costs);
+
+    // Self-consistency: five distinct samples of one prompt; debate: two rounds whatever the config.
+    let requests = model.requests();
+    let of = |prefix: char| -> Vec<&ann_llm::ChatRequest> {
+        requests
+            .iter()
+            .filter(|r| r.tags.get("layer").map(String::as_str) == Some("answer"))
+            .filter(|r| r.tags.get("agent").is_some_and(|a| a.starts_with(prefix)))
+            .collect()
+    };
+    let samples = of('s');
+    let mut indices: Vec<u32> = samples.iter().map(|r| r.sample_index).collect();
+    indices.sort();
+    assert_eq!(indices, [0, 1, 2, 3, 4]);
+    assert!(samples.iter().all(|r| r.temperature == Some(0.7)), "{samples:?}");
+    // Nine debate calls (cost above); rounds 1 and 2 show the same peer answers (the scripted model
+    // always says the same), so round 2 repeats round 1's requests and the cache answers it.
+    assert_eq!(of('d').len(), 6);
+
+    for file in ["direct", "cot", "self_consistency", "debate", "start"] {
+        assert!(outcome.run_dir.join(format!("baselines/{file}.json")).is_file(), "{file}");
+    }
+    for file in ["direct", "cot", "self_consistency", "debate"] {
+        assert!(outcome.run_dir.join(format!("evaluations/test-baseline-{file}.jsonl")).is_file(), "{file}");
+    }
+    let md = std::fs::read_to_string(outcome.run_dir.join("report.md")).unwrap();
+    assert!(md.contains("Baselines on test"), "{md}");
+    for row in ["| direct |", "| cot |", "| self_consistency |", "| debate |", "| start |"] {
+        assert!(md.contains(row), "{row} not in {md}");
+    }
+
+    // Replayed from the cache (no backend call), the run reports the same scores and costs.
+    let replay = always_a();
+    let mut again = options(dir.path(), replay.clone());
+    again.runs_dir = dir.path().join("replay");
+    let replayed = ann_experiment::start(&config, &again).await.unwrap().report;
+    assert_eq!(replay.calls(), 0);
+    assert_eq!(
+        (&replayed.baselines, &replayed.costs, &replayed.test),
+        (&report.baselines, &report.costs, &report.test)
+    );
+}
+
+#[test]
+fn baseline_config_errors_name_the_key() {
+    let check = |text: &str, needles: &[&str]| {
+        let err = format!("{:#}", ExperimentConfig::from_toml(text, "bad.toml").unwrap_err());
+        for needle in needles {
+            assert!(err.contains(needle), "{needle:?} not in: {err}");
+        }
+    };
+    check(
+        &with_baselines(r#"["direct", "tot"]"#),
+        &["bad.toml", "baselines", "unknown variant `tot`", "self_consistency"],
+    );
+    check(&with_baselines(r#"["cot", "cot"]"#), &["`baselines` lists `cot` more than once"]);
+    // An empty list is the default and is not written back.
+    let config = ExperimentConfig::from_toml(&with_baselines("[]"), "ok.toml").unwrap();
+    assert!(config.baselines.is_empty() && !config.to_toml().unwrap().contains("baselines"));
+}
+
+#[test]
+fn overrides_and_limits_apply_before_the_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.toml");
+    std::fs::write(&path, SMALL).unwrap();
+    let set = |overrides: &[&str]| {
+        let owned: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        ExperimentConfig::load_with_overrides(&path, &owned)
+    };
+    let config = set(&[
+        "train.epochs=7",
+        r#"baselines=["cot", "start"]"#,
+        "model.name=gpt-4o",
+        "benchmark.test = 3",
+        "budget.max_dollars=2.5",
+    ])
+    .unwrap();
+    assert_eq!(config.train.epochs, 7);
+    assert_eq!(config.baselines, [Baseline::Cot, Baseline::Start]);
+    assert_eq!((config.model.name.as_str(), config.benchmark.test), ("gpt-4o", Some(3)));
+    assert_eq!(config.budget.max_dollars, Some(2.5));
+    assert_eq!(set(&[]).unwrap(), ExperimentConfig::load(&path).unwrap());
+
+    let err = |overrides: &[&str]| format!("{:#}", set(overrides).unwrap_err());
+    let e = err(&["train.epohcs=1"]);
+    assert!(e.contains("unknown field `epohcs`") && e.contains("small.toml"), "{e}");
+    assert!(err(&["train.epochs"]).contains("KEY=VALUE"));
+    assert!(err(&["name.part=1"]).contains("`name` is not a table"));
+    assert!(err(&["train.batch_size=0"]).contains("batch_size"));
+
+    let mut limited = config.clone();
+    limited.limit(2);
+    assert_eq!(
+        (limited.benchmark.train, limited.benchmark.validation, limited.benchmark.test),
+        (Some(2), Some(2), Some(2))
+    );
+    limited.benchmark.test = Some(1);
+    limited.limit(5);
+    assert_eq!(limited.benchmark.test, Some(1), "a limit never raises a size");
+}
+
+/// Every TOML file under `experiments/` (recursively).
+fn experiment_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            experiment_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_experiment_file_parses_and_the_paper_experiments_cover_the_four_benchmarks() {
+    let root = workspace().join("experiments");
+    let mut files = Vec::new();
+    experiment_files(&root, &mut files);
+    files.sort();
+    let reference = root.join("paper/reference.toml");
+    assert!(files.contains(&reference), "experiments/paper/reference.toml is missing");
+    let benchmarks = facades();
+    let mut paper = Vec::new();
+    for file in files.iter().filter(|f| **f != reference) {
+        let config = ExperimentConfig::load(file).unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
+        if file.parent() != Some(root.join("paper").as_path()) {
+            continue;
+        }
+        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+        assert_eq!(config.benchmark.name, stem, "{}: one file per benchmark, named after it", file.display());
+        assert_eq!(config.name, format!("paper-{stem}"));
+        assert_eq!(config.model.backend, ann_experiment::Backend::Openai, "{stem}");
+        assert_eq!(config.model.name, "gpt-4o-mini", "{stem}: the paper's model");
+        assert!(config.prices().price(&config.model.name).is_some(), "{stem}: the price table knows the model");
+        assert_eq!(config.train.epochs, 20, "{stem}: the paper reportedly trained about 20 epochs");
+        let b = &config.budget;
+        assert!(b.max_dollars.is_some() && b.max_calls.is_some() && b.max_tokens.is_some(), "{stem}: {b:?}");
+        assert!(config.baselines.contains(&Baseline::Start), "{stem}");
+        let benchmark = benchmarks.iter().find(|f| f.name == stem).unwrap();
+        for &baseline in &config.baselines {
+            check_network(&baseline.network(benchmark).unwrap(), benchmark).unwrap();
+        }
+        paper.push(stem);
+    }
+    paper.sort();
+    let mut expected = ann_experiment::BENCHMARKS.map(String::from).to_vec();
+    expected.sort();
+    assert_eq!(paper, expected);
+
+    // The reference numbers: valid TOML, with their provenance and an entry per benchmark
+    // (xtask's tests read it with the types `cargo xtask reproduce` uses).
+    let text = std::fs::read_to_string(&reference).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    assert!(table["paper"]["provenance"].as_str().unwrap().contains("public summaries"));
+    for name in ann_experiment::BENCHMARKS {
+        assert!(table["benchmarks"].get(name).is_some(), "reference.toml has no [benchmarks.{name}]");
+    }
 }

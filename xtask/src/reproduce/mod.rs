@@ -1,0 +1,397 @@
+//! `cargo xtask reproduce`: run the paper experiments (`experiments/paper/*.toml`) and tabulate
+//! our test scores, with intervals and costs, beside the paper's numbers.
+//!
+//! Each experiment is an ordinary run of the `ann` binary (`ann train --config FILE --openai`, in
+//! release unless `--ann` names a binary), whose run directory goes into
+//! `runs/reproduce-<UTC time>/`; the table is then built from the runs' `report.json` and written
+//! there as `table.md` and `table.json`. An experiment that fails (an exhausted budget, say) keeps
+//! its run directory for `ann resume`; the others still run, and the table lists what finished.
+//!
+//! It costs money: it refuses to start without an OpenAI-compatible endpoint in the environment
+//! (`--local` runs the embedded model instead, as a smoke check), and `--dry-run` shows what each
+//! experiment would run and the most its budget allows it to spend.
+
+mod plan;
+mod table;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cache_dir, fetch_data, fetch_model, workspace_root};
+use plan::{Experiment, REFERENCE_FILE, Reference};
+use table::{Meta, Outcome};
+
+/// The environment variables of the endpoint (the `ann` binary reads them).
+const BASE_URL_ENV: &str = "ANN_OPENAI_BASE_URL";
+const MODEL_ENV: &str = "ANN_OPENAI_MODEL";
+
+/// What `--local` sets unless the command line says otherwise: a short smoke check on a CPU.
+const LOCAL_LIMIT: usize = 2;
+const LOCAL_OVERRIDES: [&str; 3] = ["train.epochs=1", "model.max_tokens=64", "model.optimizer_max_tokens=128"];
+
+#[derive(clap::Args, Debug, Default)]
+pub struct Args {
+    /// Only this experiment (file stem, experiment name or benchmark, e.g. `mmlu-ml`); repeatable.
+    /// Default: every experiment.
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Cap the train, validation and test splits of every experiment at N examples: a quick check
+    /// of the whole path, whose numbers are not comparable to the paper's.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print what would run and the budget each experiment allows; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run on the embedded offline model instead of an endpoint: a smoke check of the machinery
+    /// whose scores mean nothing. Implies `--limit 2`, one epoch and short answers unless set.
+    #[arg(long)]
+    pub local: bool,
+    /// Override a value of every experiment's config, as `ann train --set` (repeatable), e.g.
+    /// `--set train.epochs=3`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Use this `ann` binary instead of building it in release first.
+    #[arg(long, value_name = "PATH")]
+    pub ann: Option<PathBuf>,
+    /// Use the data already in the cache as it is, without `fetch-data` (which needs the network
+    /// the first time).
+    #[arg(long)]
+    pub no_fetch: bool,
+    /// Where `reproduce-<UTC time>/` goes (default: `runs/` of the workspace).
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
+    /// The folder of experiment files and `reference.toml` (default: `experiments/paper/`).
+    #[arg(long, value_name = "DIR")]
+    pub experiments: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let root = workspace_root();
+    let dir = args.experiments.clone().unwrap_or_else(|| root.join("experiments/paper"));
+    let mut overrides: Vec<String> = Vec::new();
+    if args.local {
+        overrides.extend(LOCAL_OVERRIDES.iter().map(|s| s.to_string()));
+    }
+    // Given later, the command line's overrides win.
+    overrides.extend(args.overrides.iter().cloned());
+    let limit = args.limit.or(args.local.then_some(LOCAL_LIMIT));
+    let experiments = plan::select(&plan::load_experiments(&dir, &overrides)?, &args.only)?;
+    let reference = Reference::load(&dir.join(REFERENCE_FILE))?;
+    let backend_flag = if args.local { "--local" } else { "--openai" };
+    let started = SystemTime::now();
+    let runs_dir = args.runs_dir.clone().unwrap_or_else(|| root.join("runs"));
+    let out = runs_dir.join(format!("reproduce-{}", folder_stamp(started)));
+
+    if args.dry_run {
+        print_plan(&experiments, &reference, &dir, limit, &overrides, backend_flag, &out);
+        return Ok(());
+    }
+    if !args.local {
+        check_endpoint(&reference)?;
+    }
+    if !args.no_fetch {
+        fetch(&experiments, args.local)?;
+    }
+    let ann = match &args.ann {
+        Some(path) => path.clone(),
+        None => build_ann()?,
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    eprintln!("reproduce: {} experiment(s), results in {}", experiments.len(), out.display());
+
+    let mut outcomes = Vec::with_capacity(experiments.len());
+    for e in &experiments {
+        eprintln!("\n== {} ({}, {})", e.name, e.benchmark, e.file.display());
+        let mut command = Command::new(&ann);
+        command.arg("--home").arg(&root).arg("train").arg("--config").arg(&e.file).arg(backend_flag);
+        if let Some(n) = limit {
+            command.arg("--limit").arg(n.to_string());
+        }
+        for o in &overrides {
+            command.arg("--set").arg(o);
+        }
+        command.arg("--runs-dir").arg(&out).stdin(Stdio::null());
+        let failure = match command.status() {
+            Ok(status) if status.success() => None,
+            Ok(status) => Some(format!("`ann train` failed ({status})")),
+            Err(e) => Some(format!("could not run {}: {e}", ann.display())),
+        };
+        let run_dir = find_run_dir(&out, &e.name)?;
+        let failure = match (&failure, &run_dir) {
+            (None, None) => Some("`ann train` left no run directory".to_string()),
+            _ => failure,
+        };
+        outcomes.push(Outcome { experiment: e.clone(), run_dir, failure });
+    }
+
+    let meta = Meta {
+        started_at: humantime::format_rfc3339_seconds(started).to_string(),
+        backend: if args.local { "local" } else { "openai" }.into(),
+        limit,
+        overrides,
+        experiments_dir: dir,
+    };
+    let table = table::build(&outcomes, &reference, &meta)?;
+    let md = table::markdown(&table);
+    let json = serde_json::to_string_pretty(&table)? + "\n";
+    std::fs::write(out.join("table.json"), json).context("writing table.json")?;
+    std::fs::write(out.join("table.md"), &md).context("writing table.md")?;
+    println!("{md}");
+    println!("Table written to {} (and table.json); run directories beside it.", out.join("table.md").display());
+    let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
+    if failed > 0 {
+        bail!("{failed} of {} experiment(s) did not finish (see the table's notes)", outcomes.len());
+    }
+    Ok(())
+}
+
+/// UTC time as a compact RFC 3339 stamp for folder names: `20261124T205700Z` (as `ann` names runs).
+fn folder_stamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string().replace(['-', ':'], "")
+}
+
+fn env_set(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Refuse to run (and spend) without an endpoint; note a model other than the paper's.
+fn check_endpoint(reference: &Reference) -> Result<()> {
+    let paper_model = &reference.paper.model;
+    let Some(url) = env_set(BASE_URL_ENV) else {
+        bail!(
+            "reproduce runs the paper experiments on an OpenAI-compatible endpoint, which bills for them, and \
+             {BASE_URL_ENV} is not set. Point it at one, for instance:\n\n    \
+             export {BASE_URL_ENV}=https://api.openai.com/v1   # or a vLLM, llama.cpp, Ollama, OpenRouter URL\n    \
+             export {MODEL_ENV}={paper_model}                  # the paper's model\n    \
+             export ANN_OPENAI_API_KEY=sk-...                   # or OPENAI_API_KEY\n\n\
+             then see what each experiment may spend with `cargo xtask reproduce --dry-run`. To check the machinery \
+             offline instead, `cargo xtask reproduce --local` runs a short smoke check on the embedded model \
+             (its scores mean nothing)."
+        );
+    };
+    let Some(model) = env_set(MODEL_ENV) else {
+        bail!("{BASE_URL_ENV} is set ({url}) but {MODEL_ENV} is not: name the model, e.g. {MODEL_ENV}={paper_model}");
+    };
+    if model != *paper_model && !model.starts_with(&format!("{paper_model}-")) {
+        eprintln!(
+            "note: the paper's numbers are for {paper_model}; this endpoint's model is {model}, so the comparison \
+             is across models"
+        );
+    }
+    Ok(())
+}
+
+/// The data files of each benchmark, by the names `fetch-data --only` takes.
+fn datasets(benchmark: &str) -> &'static [&'static str] {
+    match benchmark {
+        "mmlu-ml" => &["mmlu-ml"],
+        "math" => &["math-train", "math500"],
+        "humaneval" => &["humaneval"],
+        "creative-writing" => &["creative-writing"],
+        _ => &[],
+    }
+}
+
+/// Fetch the data of the selected experiments (and the embedded model for `--local`).
+fn fetch(experiments: &[Experiment], local: bool) -> Result<()> {
+    let mut only: Vec<String> = Vec::new();
+    for e in experiments {
+        for d in datasets(&e.benchmark) {
+            if !only.iter().any(|o| o == d) {
+                only.push(d.to_string());
+            }
+        }
+    }
+    if !only.is_empty() {
+        fetch_data::run(&fetch_data::Args { offline: false, only }).context("fetching the datasets")?;
+    }
+    if local {
+        fetch_model::run(&fetch_model::Args::default()).context("fetching the embedded model")?;
+    }
+    Ok(())
+}
+
+/// Build the `ann` binary in release and return its path (from cargo's JSON messages).
+fn build_ann() -> Result<PathBuf> {
+    eprintln!("building the `ann` binary (release; the first build takes a few minutes)");
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    crate::scrub_package_env(&mut command);
+    let output = command
+        .current_dir(workspace_root())
+        .args(["build", "--release", "-p", "ann-cli", "--bin", "ann", "--message-format=json-render-diagnostics"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo build")?;
+    if !output.status.success() {
+        bail!("building the `ann` binary failed ({})", output.status);
+    }
+    executable(&String::from_utf8_lossy(&output.stdout), "ann").context("cargo build reported no `ann` executable")
+}
+
+/// The executable named `name` among cargo's JSON messages.
+pub fn executable(messages: &str, name: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name && m["profile"]["test"] != true)
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .next_back()
+}
+
+/// The run directory `ann` made for experiment `name` in `out` (`<name>-<UTC time>`), if any.
+fn find_run_dir(out: &Path, name: &str) -> Result<Option<PathBuf>> {
+    let prefix = format!("{name}-");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(out)
+        .with_context(|| format!("reading {}", out.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(&prefix)).is_some_and(|stamp| {
+                stamp.len() == "20261124T205700Z".len() && stamp.ends_with('Z') && stamp.starts_with(char::is_numeric)
+            })
+        })
+        .collect();
+    found.sort();
+    Ok(found.pop())
+}
+
+fn size(s: Option<i64>) -> String {
+    s.map(|n| n.to_string()).unwrap_or_else(|| "all".into())
+}
+
+fn print_plan(
+    experiments: &[Experiment],
+    reference: &Reference,
+    dir: &Path,
+    limit: Option<usize>,
+    overrides: &[String],
+    backend_flag: &str,
+    out: &Path,
+) {
+    let backend = if backend_flag == "--local" {
+        "the embedded offline model (smoke check)".to_string()
+    } else {
+        let model = env_set(MODEL_ENV).unwrap_or_else(|| format!("<{MODEL_ENV}, unset>"));
+        let url = env_set(BASE_URL_ENV).unwrap_or_else(|| format!("<{BASE_URL_ENV}, unset>"));
+        format!("the OpenAI-compatible endpoint {url}, model {model}")
+    };
+    println!("Dry run: nothing is run. Experiments in {} on {backend}", dir.display());
+    if let Some(n) = limit {
+        println!("Every split capped at {n} examples (the numbers are then not comparable to the paper's).");
+    }
+    if !overrides.is_empty() {
+        println!("Overrides: {}", overrides.join(" "));
+    }
+    let mut total_dollars = 0.0;
+    let mut unbounded = false;
+    for e in experiments {
+        let [train, validation, test] = e.sizes(limit);
+        let (epochs, batch) = e.epochs_and_batch();
+        let budget = e.budget();
+        println!("\n{} ({}): benchmark {}", e.name, e.file.display(), e.benchmark);
+        println!(
+            "  splits: {} train / {} validation / {} test; up to {} epochs, batch {}",
+            size(train),
+            size(validation),
+            size(test),
+            epochs.map(|n| n.to_string()).unwrap_or_else(|| "3 (default)".into()),
+            batch.map(|n| n.to_string()).unwrap_or_else(|| "4 (default)".into())
+        );
+        let baselines = e.baselines();
+        println!("  baselines: {}", if baselines.is_empty() { "none".into() } else { baselines.join(", ") });
+        let paper = reference.benchmarks.get(&e.benchmark).and_then(|r| r.ann_for(&reference.paper.model));
+        match paper {
+            Some((model, value)) => println!("  paper: ANN {value:.1}% with {model}"),
+            None => println!("  paper: no number"),
+        }
+        let dollars = budget.max_dollars.map(|d| format!("${d:.2}")).unwrap_or_else(|| "no dollar cap".into());
+        let calls = budget.max_calls.map(|n| format!("{n} calls")).unwrap_or_else(|| "no call cap".into());
+        let tokens = budget.max_tokens.map(|n| format!("{n} tokens")).unwrap_or_else(|| "no token cap".into());
+        println!("  budget (hard caps of the whole run): at most {dollars}, {calls}, {tokens}");
+        match budget.max_dollars {
+            Some(d) => total_dollars += d,
+            None => unbounded = true,
+        }
+        if let Some(model) = e.model() {
+            println!("  config model: {model} (with --openai the endpoint's model is used and priced)");
+        }
+        let mut command =
+            format!("ann --home {} train --config {} {backend_flag}", workspace_root().display(), e.file.display());
+        if let Some(n) = limit {
+            command.push_str(&format!(" --limit {n}"));
+        }
+        for o in overrides {
+            command.push_str(&format!(" --set '{o}'"));
+        }
+        command.push_str(&format!(" --runs-dir {}", out.display()));
+        println!("  would run: {command}");
+    }
+    let cap = if unbounded { " (and one without a dollar cap)".to_string() } else { String::new() };
+    println!(
+        "\nAt most ${total_dollars:.2} in all{cap}; the dollar caps count only models the price table knows, the call \
+         and token caps count every call. Data from {}.",
+        cache_dir().join("data").display()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ann_executable_is_read_from_cargo_messages() {
+        let messages = concat!(
+            "{\"reason\":\"compiler-artifact\",\"target\":{\"name\":\"ann_experiment\"},\"executable\":null}\n",
+            "not json\n",
+            "{\"reason\":\"compiler-artifact\",\"target\":{\"name\":\"ann\"},\"profile\":{\"test\":false},\"executable\":\"/t/release/ann\"}\n",
+            "{\"reason\":\"compiler-artifact\",\"target\":{\"name\":\"ann\"},\"profile\":{\"test\":true},\"executable\":\"/t/deps/ann-1\"}\n",
+            "{\"reason\":\"build-finished\",\"success\":true}\n"
+        );
+        assert_eq!(executable(messages, "ann"), Some(PathBuf::from("/t/release/ann")));
+        assert_eq!(executable(messages, "xtask"), None);
+    }
+
+    #[test]
+    fn run_directories_are_found_by_experiment_name() {
+        let out = tempfile::tempdir().unwrap();
+        for d in ["paper-math-20270101T000000Z", "paper-math-extra-20270101T000000Z", "paper-mmlu-ml-20270101T000001Z"]
+        {
+            std::fs::create_dir(out.path().join(d)).unwrap();
+        }
+        let found = |name| find_run_dir(out.path(), name).unwrap().map(|p| p.file_name().unwrap().to_owned());
+        assert_eq!(found("paper-math"), Some("paper-math-20270101T000000Z".into()));
+        assert_eq!(found("paper-mmlu-ml"), Some("paper-mmlu-ml-20270101T000001Z".into()));
+        assert_eq!(found("paper-humaneval"), None);
+    }
+
+    #[test]
+    fn every_paper_experiment_has_reference_numbers_or_says_why_not() {
+        let dir = workspace_root().join("experiments/paper");
+        let reference = Reference::load(&dir.join(REFERENCE_FILE)).unwrap();
+        assert!(reference.paper.provenance.contains("public summaries"), "{}", reference.paper.provenance);
+        assert_eq!(reference.paper.model, "gpt-4o-mini");
+        let experiments = plan::load_experiments(&dir, &[]).unwrap();
+        assert_eq!(experiments.len(), 4);
+        for e in &experiments {
+            let r =
+                reference.benchmarks.get(&e.benchmark).unwrap_or_else(|| panic!("no reference for {}", e.benchmark));
+            assert!(!datasets(&e.benchmark).is_empty(), "{}: which data to fetch", e.benchmark);
+            match e.benchmark.as_str() {
+                "humaneval" => assert_eq!(r.ann_for("gpt-4o-mini"), Some(("gpt-4o-mini", 93.9))),
+                "math" => assert_eq!(r.ann_for("gpt-4o-mini"), Some(("gpt-4o-mini", 82.5))),
+                other => assert!(r.ann.is_empty() && r.mapping.contains("no paper number"), "{other}: {}", r.mapping),
+            }
+        }
+        let dabench = &reference.benchmarks["dabench"];
+        assert_eq!(dabench.ann_for("gpt-4o-mini"), Some(("gpt-4o-mini", 95.0)));
+        assert!(dabench.mapping.contains("user-given path"), "{}", dabench.mapping);
+        // Selection by stem, name or benchmark; unknown names are errors listing the known ones.
+        assert_eq!(plan::select(&experiments, &["mmlu-ml".into()]).unwrap().len(), 1);
+        assert_eq!(plan::select(&experiments, &["paper-math".into()]).unwrap()[0].benchmark, "math");
+        let err = plan::select(&experiments, &["gsm8k".into()]).unwrap_err().to_string();
+        assert!(err.contains("gsm8k") && err.contains("creative-writing"), "{err}");
+    }
+}
