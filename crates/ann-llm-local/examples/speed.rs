@@ -3,8 +3,7 @@
 //! `cargo run --release -p ann-llm-local --example speed [-- PATH.gguf]` (default: `$ANN_LOCAL_MODEL`,
 //! else the pinned model in `<workspace>/.cache`). Measures the default configuration and, as the
 //! reference in the same run, the plain one (the file's own quantized weights for every step, as
-//! candle's quantized llama runs them), then prints the ratios. The prefix cache is off so every
-//! prompt is prefilled.
+//! candle's quantized llama runs them), then prints the ratios.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -37,21 +36,24 @@ async fn measure(path: &Path, label: &str, config: LocalConfig) -> [(f64, f64); 
     let mut rates = [(0.0, 0.0); 2];
     for (i, (name, text)) in [("short", String::new()), ("long", long_prompt())].into_iter().enumerate() {
         let ask = format!("{text}Count from 1 to 100, separated by commas.");
-        let messages = vec![Message::system("You are a helpful assistant."), Message::user(ask)];
-        // Best of three: prefill from a one-token answer, generation from the difference to a
-        // 64-token answer measured right after it (a pair disturbed by other work is skipped).
+        // Best of three. Each round's prompt is new (its system message names the round), so its
+        // first one-token answer prefills it all; the prefix cache then holds every message, and
+        // generation is the difference between a 64-token and a one-token answer that both
+        // prefill only the assistant header.
         let (mut prefill, mut generation) = (0f64, 0f64);
         let (mut prompt_tokens, mut completion, mut sample) = (0, 0, String::new());
-        for _ in 0..3 {
-            let (t1, r1) = time(ChatRequest::new("local", messages.clone()).with_max_tokens(1)).await;
-            let (tn, rn) = time(ChatRequest::new("local", messages.clone()).with_max_tokens(GENERATED)).await;
-            prompt_tokens = r1.usage.prompt_tokens;
+        for round in 1..=3 {
+            let system = format!("You are a helpful assistant (round {round}).");
+            let request =
+                |n| ChatRequest::new("local", vec![Message::system(&system), Message::user(&ask)]).with_max_tokens(n);
+            let (cold, r) = time(request(1)).await;
+            let (t1, _) = time(request(1)).await;
+            let (tn, rn) = time(request(GENERATED)).await;
+            prompt_tokens = r.usage.prompt_tokens;
             completion = rn.usage.completion_tokens;
             sample = rn.text.chars().take(40).collect();
-            prefill = prefill.max(prompt_tokens as f64 / t1);
-            if tn > t1 {
-                generation = generation.max(completion.saturating_sub(1) as f64 / (tn - t1));
-            }
+            prefill = prefill.max(prompt_tokens as f64 / cold);
+            generation = generation.max(completion.saturating_sub(1) as f64 / (tn - t1).max(1e-9));
         }
         rates[i] = (prefill, generation);
         println!(
@@ -68,7 +70,7 @@ async fn main() {
         std::env::args_os().nth(1).or_else(|| std::env::var_os(MODEL_ENV)).map(PathBuf::from).unwrap_or_else(|| {
             ann_llm_local::pinned_model_path(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache"))
         });
-    let base = LocalConfig { prefix_cache_tokens: 0, ..Default::default() };
+    let base = LocalConfig::default();
     let ours = measure(&path, "default (dense prefill, Q8_0 decode)", base.clone()).await;
     let plain = LocalConfig { dense_prefill: false, requantize_q8: false, ..base };
     let reference = measure(&path, "reference (the file's quantized weights throughout)", plain).await;
