@@ -14,8 +14,9 @@
 //! | `start` | the experiment's untrained starting network | as the network |
 //!
 //! Voting needs an answer the benchmark can extract: on creative writing (no short answer)
-//! `self_consistency` and `debate` keep the first agent's output, and a `cot` answer's reasoning
-//! counts against the passage's required structure.
+//! `self_consistency` keeps the first agent's output, `debate` ends with a synthesis of the final
+//! round (one call more), and a `cot` answer's reasoning counts against the passage's required
+//! structure.
 
 use std::fmt;
 use std::str::FromStr;

@@ -582,7 +582,10 @@ impl Aggregator for Debate {
         if live.is_empty() {
             return Err(ctx.layer_failed());
         }
-        if ctx.extractor.is_some() || live.len() == 1 {
+        // Synthesis when there is nothing to vote on: no extractor, or none of the final answers
+        // yields one (a passage of creative writing has no short answer).
+        let votable = ctx.extractor.is_some_and(|f| live.iter().any(|(_, text)| f(text).is_some()));
+        if votable || live.len() == 1 {
             Ok(ctx.vote(&live).to_string())
         } else {
             synthesise(ctx, &live, ctx.config.debate_rounds + 1).await
@@ -884,6 +887,13 @@ mod tests {
         let r = run_layer(&model, 2, AggregatorName::Debate, None).await.unwrap();
         assert_eq!(r.output, "merged");
         assert_eq!(shape(&r).last(), Some(&(CallKind::Synthesis, Some("a2"), 3)));
+        assert_eq!(model.calls(), 2 * 3 + 1);
+
+        // So it is when the extractor finds no answer in any final output (nothing to vote on).
+        let model =
+            Arc::new(ScriptedModel::default().on_contains("You synthesise", "merged").fallback(|_| Ok("x".into())));
+        let r = run_layer(&model, 2, AggregatorName::Debate, Some(EXTRACT)).await.unwrap();
+        assert_eq!(r.output, "merged");
         assert_eq!(model.calls(), 2 * 3 + 1);
     }
 
