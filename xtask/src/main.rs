@@ -4,6 +4,9 @@ mod fetch_data;
 mod fetch_model;
 mod pip;
 mod reproduce;
+mod scrub;
+
+pub use scrub::scrub_package_env;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,22 +72,6 @@ pub fn workspace_root() -> PathBuf {
 /// The git-ignored download cache: `$ANN_CACHE_DIR`, else `<workspace>/.cache`.
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".cache"))
-}
-
-/// Remove the variables `cargo run` sets for the package it runs (xtask's manifest folder, name,
-/// version, ...) from a nested cargo's environment: build scripts that watch one of them (ring
-/// watches `CARGO_MANIFEST_DIR`) would otherwise rebuild, and everything above them, whenever a
-/// build alternates between `cargo xtask ...` and a plain `cargo ...`.
-pub fn scrub_package_env(command: &mut Command) {
-    const PREFIXES: [&str; 3] = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"];
-    const NAMES: [&str; 5] =
-        ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"];
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        if PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name) {
-            command.env_remove(name);
-        }
-    }
 }
 
 /// Run `cargo ARGS... EXTRA...` in the workspace root, failing unless it succeeds.

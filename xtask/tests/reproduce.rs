@@ -6,6 +6,9 @@ use std::process::{Command, Output};
 
 use ann_test_support::server::{FakeServer, FakeServerConfig};
 
+#[path = "../src/scrub.rs"]
+mod scrub;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -18,14 +21,7 @@ fn root() -> PathBuf {
 /// watching one (ring watches `CARGO_MANIFEST_DIR`) would rebuild half the workspace.
 fn ann_binary() -> PathBuf {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    for (name, _) in std::env::vars() {
-        let package = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"].iter().any(|p| name.starts_with(p));
-        let named =
-            ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"];
-        if package || named.contains(&name.as_str()) {
-            command.env_remove(name);
-        }
-    }
+    scrub::scrub_package_env(&mut command);
     let out = command
         .current_dir(root())
         .args(["build", "--quiet", "--workspace", "--tests", "--message-format=json-render-diagnostics"])

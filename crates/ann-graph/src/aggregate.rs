@@ -247,6 +247,16 @@ impl<'a> LayerContext<'a> {
         join_all(calls).await.into_iter().collect()
     }
 
+    /// [`Self::answer_all`], with every failed agent noted; the layer fails when none answered.
+    async fn first_round(&self) -> Result<Vec<Option<String>>, GraphError> {
+        let outputs = self.answer_all().await?;
+        note_failures(self, &outputs, 0);
+        if outputs.iter().all(Option::is_none) {
+            return Err(self.layer_failed());
+        }
+        Ok(outputs)
+    }
+
     /// The error that makes the layer fail: the first failed call's error. The forward pass fills
     /// in its trace (the layers so far and this layer's calls) when the error leaves the layer.
     pub fn layer_failed(&self) -> GraphError {
@@ -388,12 +398,8 @@ impl Aggregator for Concatenate {
         AggregatorName::Concatenate
     }
     async fn aggregate(&self, ctx: &LayerContext<'_>) -> Result<String, GraphError> {
-        let outputs = ctx.answer_all().await?;
-        note_failures(ctx, &outputs, 0);
+        let outputs = ctx.first_round().await?;
         let live = survivors(&outputs);
-        if live.is_empty() {
-            return Err(ctx.layer_failed());
-        }
         let answers: Vec<Answer<'_>> = live.iter().map(|&(i, t)| ctx.answer(i, t)).collect();
         Ok(prompts::concatenate(&answers))
     }
@@ -407,12 +413,8 @@ impl Aggregator for MajorityVote {
         AggregatorName::MajorityVote
     }
     async fn aggregate(&self, ctx: &LayerContext<'_>) -> Result<String, GraphError> {
-        let outputs = ctx.answer_all().await?;
-        note_failures(ctx, &outputs, 0);
+        let outputs = ctx.first_round().await?;
         let live = survivors(&outputs);
-        if live.is_empty() {
-            return Err(ctx.layer_failed());
-        }
         Ok(ctx.vote(&live).to_string())
     }
 }
@@ -446,12 +448,8 @@ impl Aggregator for LlmSynthesis {
         AggregatorName::LlmSynthesis
     }
     async fn aggregate(&self, ctx: &LayerContext<'_>) -> Result<String, GraphError> {
-        let outputs = ctx.answer_all().await?;
-        note_failures(ctx, &outputs, 0);
+        let outputs = ctx.first_round().await?;
         let live = survivors(&outputs);
-        if live.is_empty() {
-            return Err(ctx.layer_failed());
-        }
         synthesise(ctx, &live, 0).await
     }
 }
@@ -481,16 +479,11 @@ impl Aggregator for SelectBest {
         AggregatorName::SelectBest
     }
     async fn aggregate(&self, ctx: &LayerContext<'_>) -> Result<String, GraphError> {
-        let outputs = ctx.answer_all().await?;
-        note_failures(ctx, &outputs, 0);
+        let outputs = ctx.first_round().await?;
         let live = survivors(&outputs);
-        match live.len() {
-            0 => return Err(ctx.layer_failed()),
-            1 => {
-                ctx.note(format!("only `{}` answered; no judge call", ctx.layer.agents[live[0].0].id));
-                return Ok(live[0].1.to_string());
-            }
-            _ => {}
+        if let [(only, text)] = live[..] {
+            ctx.note(format!("only `{}` answered; no judge call", ctx.layer.agents[only].id));
+            return Ok(text.to_string());
         }
         let answers: Vec<Answer<'_>> = live.iter().map(|&(i, t)| ctx.answer(i, t)).collect();
         let spec = CallSpec {

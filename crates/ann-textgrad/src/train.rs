@@ -927,6 +927,15 @@ impl Trainer {
         mut attempts: u32,
     ) -> Result<Component, TrainError> {
         let c = &self.config;
+        let component = |ops, attempts, check, failure| Component {
+            scope: String::new(),
+            order: 0,
+            text: None,
+            ops,
+            attempts,
+            check,
+            failure,
+        };
         loop {
             let (ops, check) = match parse_patch(&reply) {
                 Ok(ops) => {
@@ -937,15 +946,7 @@ impl Trainer {
             };
             let retry = matches!(&check, Err(r) if *r != Rejection::Empty) && attempts <= c.patch_retries;
             if !retry {
-                return Ok(Component {
-                    scope: String::new(),
-                    order: 0,
-                    text: None,
-                    ops,
-                    attempts,
-                    check,
-                    failure: None,
-                });
+                return Ok(component(ops, attempts, check, None));
             }
             let rejection = check.expect_err("retry only after a rejection");
             messages.push(Message::assistant(reply));
@@ -953,17 +954,7 @@ impl Trainer {
             attempts += 1;
             match self.call(&self.request(messages.clone(), "patch_fix")).await? {
                 Ok(next) => reply = next,
-                Err(why) => {
-                    return Ok(Component {
-                        scope: String::new(),
-                        order: 0,
-                        text: None,
-                        ops,
-                        attempts,
-                        check: Err(rejection),
-                        failure: Some(why),
-                    });
-                }
+                Err(why) => return Ok(component(ops, attempts, Err(rejection), Some(why))),
             }
         }
     }
