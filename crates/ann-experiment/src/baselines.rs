@@ -37,7 +37,7 @@ pub const DEBATE_ROUNDS: u32 = 2;
 /// Temperature of the sampled agents (`self_consistency`, `debate`); design 7.10's 0.7 for
 /// vote and debate agents. Each agent's calls carry its index as the sample index, so the samples
 /// are distinct requests (and distinct cache entries).
-pub const SAMPLE_TEMPERATURE: f64 = 0.7;
+pub const SAMPLE_TEMPERATURE: f32 = 0.7;
 // The graph gives a call its agent's index as sample index only above temperature 0.
 const _: () = assert!(SAMPLE_TEMPERATURE > 0.0, "sampled agents need a temperature above 0");
 
@@ -153,7 +153,7 @@ impl Baseline {
     }
 }
 
-fn agent(id: &str, role: &str, prompt: String, temperature: f64) -> Agent {
+fn agent(id: &str, role: &str, prompt: String, temperature: f32) -> Agent {
     Agent { id: id.to_string(), role: role.to_string(), prompt, temperature }
 }
 

@@ -11,8 +11,6 @@
 //! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
 //! its budget from it, so the limits hold for the start and all resumes together.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -227,8 +225,8 @@ pub fn forward_cost(runs: &[ExampleRun], prices: &PriceTable) -> Cost {
     for call in runs.iter().filter_map(|r| r.trace.as_ref()).flat_map(|t| t.calls()) {
         if call.output.is_some() {
             cost.calls += 1;
-            cost.prompt_tokens += call.usage.prompt_tokens;
-            cost.completion_tokens += call.usage.completion_tokens;
+            cost.prompt_tokens = cost.prompt_tokens.saturating_add(call.usage.prompt_tokens);
+            cost.completion_tokens = cost.completion_tokens.saturating_add(call.usage.completion_tokens);
             cost.dollars += prices.cost(&call.model, &call.usage);
         } else if call.error.is_some() {
             cost.errors += 1;
@@ -373,21 +371,11 @@ fn carry_budget(budget: &Arc<Budget>, run_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Replace `budget.json` in `dir` atomically: write a temporary file, sync it, rename it over.
+/// Replace `budget.json` in `dir` atomically.
 fn write_ledger(dir: &Path, ledger: &BudgetLedger) -> anyhow::Result<()> {
     let path = dir.join(BUDGET_FILE);
-    let tmp = dir.join(format!("{BUDGET_FILE}.tmp"));
     let text = serde_json::to_string_pretty(ledger)? + "\n";
-    let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
-    file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-    drop(file);
-    std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    // Make the rename itself durable.
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    ann_llm::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Scores of one network on one split (for `ann eval`).

@@ -52,7 +52,7 @@ pub struct CallSpec {
     pub agent: Option<usize>,
     pub round: u32,
     pub messages: Vec<Message>,
-    pub temperature: f64,
+    pub temperature: f32,
     pub response_format: ResponseFormat,
 }
 
@@ -159,7 +159,7 @@ impl<'a> LayerContext<'a> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let agent = spec.agent.and_then(|i| self.layer.agents.get(i).map(|a| (i, a)));
         let mut request = ChatRequest::new(self.config.model.clone(), spec.messages)
-            .with_temperature(spec.temperature as f32)
+            .with_temperature(spec.temperature)
             .with_response_format(spec.response_format)
             .with_tag("phase", "forward")
             .with_tag("layer", self.layer.id.clone());
@@ -207,7 +207,7 @@ impl<'a> LayerContext<'a> {
                 }
                 Err(error) => {
                     record.error = Some(error.to_string());
-                    if is_budget(&error) {
+                    if error.budget_exhausted().is_some() {
                         self.gate.stop(&error);
                         Err(GraphError::BudgetExhausted { stage: stage(), source: error, trace: None })
                     } else {
@@ -297,14 +297,6 @@ impl<'a> LayerContext<'a> {
     }
 }
 
-pub(crate) fn is_budget(error: &LlmError) -> bool {
-    match error {
-        LlmError::BudgetExhausted(_) => true,
-        LlmError::RetriesExhausted { last, .. } => is_budget(last),
-        _ => false,
-    }
-}
-
 fn normalise(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -365,17 +357,6 @@ fn note_failures(ctx: &LayerContext<'_>, outputs: &[Option<String>], round: u32)
             ctx.note(format!("agent `{}` failed in round {round} and is left out", ctx.layer.agents[i].id));
         }
     }
-}
-
-/// The first JSON object in `text` (model replies often wrap JSON in prose or code fences).
-pub(crate) fn first_json_object(text: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    text.match_indices('{').find_map(|(i, _)| {
-        let mut values = serde_json::Deserializer::from_str(&text[i..]).into_iter::<serde_json::Value>();
-        match values.next() {
-            Some(Ok(serde_json::Value::Object(map))) => Some(map),
-            _ => None,
-        }
-    })
 }
 
 /// `single`: the first agent alone.
@@ -495,7 +476,7 @@ impl Aggregator for SelectBest {
             response_format: judge_format(live.len()),
         };
         let verdict = ctx.call(spec).await?;
-        let parsed = verdict.as_deref().and_then(first_json_object).and_then(|v| {
+        let parsed = verdict.as_deref().and_then(ann_llm::answer::first_json_object).and_then(|v| {
             let best = v.get("best")?.as_u64()? as usize;
             let reason = v.get("reason").and_then(|r| r.as_str()).unwrap_or("").to_string();
             (1..=live.len()).contains(&best).then_some((best - 1, reason))

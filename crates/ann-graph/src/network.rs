@@ -64,9 +64,17 @@ pub struct Agent {
     pub role: String,
     /// Instruction template with `{task}`, `{input}` (required) and optionally `{peer_outputs}`.
     pub prompt: String,
-    /// Sampling temperature of this agent's calls.
-    #[serde(default)]
-    pub temperature: f64,
+    /// Sampling temperature of this agent's calls (the request's own type; written as the
+    /// shortest decimal, so `0.7` stays `0.7` in files, prompts and patches).
+    #[serde(default, serialize_with = "decimal_f32")]
+    pub temperature: f32,
+}
+
+/// Serialize an `f32` as the `f64` of its shortest decimal form, so JSON values built from a
+/// network (patches, prompts) show `0.7`, not `0.699999988079071`.
+fn decimal_f32<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
+    let decimal: f64 = value.to_string().parse().unwrap_or(f64::from(*value));
+    serializer.serialize_f64(decimal)
 }
 
 /// The registry `F` of aggregation functions (design 7.2), by their snake_case names.
@@ -223,7 +231,7 @@ pub enum Violation {
     #[error("[prompt_length] agent `{agent}` in layer `{layer}`: prompt of {chars} chars exceeds {max}")]
     PromptTooLong { layer: String, agent: String, chars: usize, max: usize },
     #[error("[temperature] agent `{agent}` in layer `{layer}`: temperature {temperature} is outside 0..=2")]
-    Temperature { layer: String, agent: String, temperature: f64 },
+    Temperature { layer: String, agent: String, temperature: f32 },
     #[error("[answer_format] last layer `{layer}`: output_spec must contain the answer format `{answer_format}`")]
     AnswerFormat { layer: String, answer_format: String },
 }

@@ -2,7 +2,9 @@
 
 use ann_llm::ResponseFormat;
 
-use crate::aggregate::{CallSpec, LayerContext, first_json_object};
+use ann_llm::answer::first_json_object;
+
+use crate::aggregate::{CallSpec, LayerContext};
 use crate::prompts;
 use crate::trace::{CallKind, RoutingDecision, RoutingSource};
 use crate::{AggregatorName, GraphError, Layer};

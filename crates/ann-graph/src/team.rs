@@ -1,10 +1,10 @@
 //! Team construction (method 3.1): a decomposition prompt builds a network for a task, validated
 //! against the schema, with bounded retries that show the model its errors and a fallback network.
 
+use ann_llm::answer::first_json_object;
 use ann_llm::{ChatRequest, Message, ResponseFormat, SharedModel, Usage};
 use serde::Serialize;
 
-use crate::aggregate::{first_json_object, is_budget};
 use crate::{AggregatorName, GraphError, Network, ValidationRules, prompts};
 
 /// Settings of team construction.
@@ -138,12 +138,10 @@ pub async fn construct_team(
         request.seed = config.seed;
         let reply = match model.complete(&request).await {
             Ok(response) => {
-                usage.prompt_tokens += response.usage.prompt_tokens;
-                usage.completion_tokens += response.usage.completion_tokens;
-                usage.cached_tokens += response.usage.cached_tokens;
+                usage += response.usage;
                 response.text
             }
-            Err(e) if is_budget(&e) => {
+            Err(e) if e.budget_exhausted().is_some() => {
                 return Err(GraphError::BudgetExhausted { stage: "team construction".into(), source: e, trace: None });
             }
             Err(e) => {

@@ -167,9 +167,7 @@ impl Trace {
     /// Summed usage of every call.
     pub fn usage(&self) -> Usage {
         self.calls().fold(Usage::default(), |mut acc, c| {
-            acc.prompt_tokens += c.usage.prompt_tokens;
-            acc.completion_tokens += c.usage.completion_tokens;
-            acc.cached_tokens += c.usage.cached_tokens;
+            acc += c.usage;
             acc
         })
     }

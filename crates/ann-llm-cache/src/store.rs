@@ -5,7 +5,6 @@
 //! file read concurrently and take turns to write.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -200,20 +199,8 @@ impl Store {
             text.push_str(&entry.to_line());
             text.push('\n');
         }
-        let io_err = |source| CacheError::Io { path: out.to_owned(), source };
-        let mut tmp_name = out.as_os_str().to_owned();
-        tmp_name.push(".tmp");
-        let tmp = PathBuf::from(tmp_name);
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, out)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_err(e)
-        })?;
+        ann_llm::write_atomic(out, text.as_bytes())
+            .map_err(|source| CacheError::Io { path: out.to_owned(), source })?;
         Ok(entries.len())
     }
 

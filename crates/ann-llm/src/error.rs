@@ -51,6 +51,16 @@ impl LlmError {
             _ => false,
         }
     }
+
+    /// The budget's reason when this error is a budget stop (also behind exhausted retries): the
+    /// one check every caller uses to tell "stop the run" from "this call failed".
+    pub fn budget_exhausted(&self) -> Option<&str> {
+        match self {
+            LlmError::BudgetExhausted(why) => Some(why),
+            LlmError::RetriesExhausted { last, .. } => last.budget_exhausted(),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

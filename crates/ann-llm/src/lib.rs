@@ -3,13 +3,18 @@
 //! Every other crate talks to models through [`ChatModel`]: one object-safe async method, so that
 //! backends (HTTP, embedded) and decorators (cache, metering, budget) stack like tower layers.
 
+pub mod answer;
+mod atomic;
 mod budget;
+mod call;
 mod error;
 mod metering;
 mod model;
 mod types;
 
+pub use atomic::write_atomic;
 pub use budget::{Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel};
+pub use call::CallSettings;
 pub use error::LlmError;
 pub use metering::{Meter, MeterReport, MeteredModel, Price, PriceTable, Totals};
 pub use model::{ChatModel, SharedModel};

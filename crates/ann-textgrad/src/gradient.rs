@@ -6,7 +6,7 @@ use ann_graph::Network;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::tags::{extract_tag, first_json_value};
+use ann_llm::answer::{extract_tag, first_json_value};
 
 /// The language loss of one example (7.4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 //! records the journal's length, so a run killed between the two writes resumes by cutting the
 //! journal back to that length and redoing the step (its calls come from the response cache).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -236,21 +236,11 @@ impl RunFiles {
         Ok(Some(checkpoint))
     }
 
-    /// Replace the checkpoint atomically: write a temporary file, sync it, rename it over.
+    /// Replace the checkpoint atomically.
     pub fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), TrainError> {
         let path = self.checkpoint_path();
-        let tmp = self.dir.join(format!("{CHECKPOINT_FILE}.tmp"));
         let text = serde_json::to_string_pretty(checkpoint).expect("a checkpoint always serializes");
-        let mut file = File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(text.as_bytes()).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        // Make the rename itself durable.
-        if let Ok(dir) = File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        ann_llm::write_atomic(&path, text.as_bytes()).map_err(io(&path))
     }
 
     /// Append one line and sync; returns the journal's new length in bytes.
@@ -305,9 +295,7 @@ impl RunFiles {
                 text.push_str(&trace.to_jsonl());
             }
         }
-        let tmp = path.with_extension("jsonl.tmp");
-        fs::write(&tmp, text).map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))
+        ann_llm::write_atomic(&path, text.as_bytes()).map_err(io(&path))
     }
 
     /// Every line of the journal, parsed.

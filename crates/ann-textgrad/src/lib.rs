@@ -34,7 +34,6 @@ pub mod momentum;
 mod objective;
 pub mod patch;
 pub mod prompts;
-pub mod tags;
 mod train;
 
 #[cfg(test)]

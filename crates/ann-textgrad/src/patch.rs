@@ -239,10 +239,10 @@ pub struct AppliedPatch {
 /// Read the typed ops out of model text: the content of the first `<patch>` element, else the
 /// first JSON array of the text. A lone op object is taken as a one-op patch.
 pub fn parse_patch(text: &str) -> Result<Vec<PatchOp>, Rejection> {
-    let body = crate::tags::extract_tag(text, "patch").unwrap_or(text);
-    let value = first_op_array(body).or_else(|| crate::tags::first_json_value(body, &['['])).or_else(|| {
+    let body = ann_llm::answer::extract_tag(text, "patch").unwrap_or(text);
+    let value = first_op_array(body).or_else(|| ann_llm::answer::first_json_value(body, &['['])).or_else(|| {
         // A single op written without the array brackets.
-        crate::tags::first_json_value(body, &['{']).filter(|v| v.get("op").is_some())
+        ann_llm::answer::first_json_value(body, &['{']).filter(|v| v.get("op").is_some())
     });
     let Some(value) = value else {
         return Err(Rejection::Unparsable { detail: "no JSON array found".into() });
@@ -257,11 +257,8 @@ pub fn parse_patch(text: &str) -> Result<Vec<PatchOp>, Rejection> {
 /// The first JSON array whose items are all objects with an `op` field (or that is empty), so
 /// that an array quoted in the prose before the patch is not taken for it.
 fn first_op_array(text: &str) -> Option<Value> {
-    text.char_indices().filter(|(_, c)| *c == '[').find_map(|(i, _)| {
-        let value = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>().next()?.ok()?;
-        let items = value.as_array()?;
-        items.iter().all(|item| item.get("op").is_some()).then_some(value)
-    })
+    ann_llm::answer::json_values(text, &['['])
+        .find(|value| value.as_array().is_some_and(|items| items.iter().all(|item| item.get("op").is_some())))
 }
 
 fn parse_op(index: usize, item: Value) -> Result<PatchOp, Rejection> {

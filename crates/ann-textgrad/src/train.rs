@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use ann_graph::{ForwardConfig, GraphError, Network, RoutingMode, Trace, ValidationRules, forward_batch};
-use ann_llm::{ChatRequest, LlmError, Message, PriceTable, ResponseFormat, SharedModel};
+use ann_llm::{ChatRequest, Message, PriceTable, ResponseFormat, SharedModel};
 use futures::StreamExt;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -292,14 +292,6 @@ pub struct Trainer {
     objective: Arc<dyn Objective>,
     config: TrainConfig,
     cost: Arc<Mutex<Cost>>,
-}
-
-fn budget(e: &LlmError) -> Option<String> {
-    match e {
-        LlmError::BudgetExhausted(d) => Some(d.clone()),
-        LlmError::RetriesExhausted { last, .. } => budget(last),
-        _ => None,
-    }
 }
 
 impl Trainer {
@@ -769,7 +761,7 @@ impl Trainer {
     async fn call(&self, request: &ChatRequest) -> Result<Result<String, String>, TrainError> {
         match self.optimizer.complete(request).await {
             Ok(r) => Ok(Ok(r.text)),
-            Err(e) => match budget(&e) {
+            Err(e) => match e.budget_exhausted().map(str::to_owned) {
                 Some(d) => Err(TrainError::BudgetExhausted(d)),
                 None => Ok(Err(e.to_string())),
             },
@@ -1103,16 +1095,17 @@ pub fn global_gradient_format(net: &Network) -> ResponseFormat {
 
 fn graph_error(e: GraphError) -> TrainError {
     match e {
-        GraphError::BudgetExhausted { stage, source, .. } => {
-            TrainError::BudgetExhausted(format!("{stage}: {}", budget(&source).unwrap_or_else(|| source.to_string())))
-        }
+        GraphError::BudgetExhausted { stage, source, .. } => TrainError::BudgetExhausted(format!(
+            "{stage}: {}",
+            source.budget_exhausted().map_or_else(|| source.to_string(), str::to_owned)
+        )),
         other => TrainError::Graph(other),
     }
 }
 
 fn objective_error(e: ObjectiveError) -> TrainError {
     match e {
-        ObjectiveError::Llm(llm) => match budget(&llm) {
+        ObjectiveError::Llm(llm) => match llm.budget_exhausted().map(str::to_owned) {
             Some(d) => TrainError::BudgetExhausted(d),
             None => TrainError::Objective(format!("evaluation call failed: {llm}")),
         },
