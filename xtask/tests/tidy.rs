@@ -140,3 +140,85 @@ fn readme_starts_with_two_commands_and_ci_runs_the_test_command() {
     let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
     assert!(ci.lines().any(|l| l.trim() == test_command), ".ci/run must run `{test_command}`");
 }
+
+/// The crates where the method lives stay readable: no file holds more than one idea's worth.
+#[test]
+fn method_files_stay_small() {
+    const MAX_LINES: usize = 500;
+    let mut files = Vec::new();
+    for krate in ["ann-graph", "ann-textgrad"] {
+        rust_files(&root().join("crates").join(krate).join("src"), &mut files);
+    }
+    assert!(files.len() > 10);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f).unwrap().lines().count();
+            (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "files above {MAX_LINES} lines; split them along a seam: {long:?}");
+}
+
+/// Comments cite the method's own terms (ARCHITECTURE.md's glossary), never section numbers of a
+/// document a reader of the repository cannot open.
+#[test]
+fn comments_cite_no_outside_sections() {
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask", "benches"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let cites = |line: &str| {
+        let lower = line.to_lowercase();
+        lower.contains("of the design")
+            || ["design ", "method ", "section "].iter().any(|word| {
+                lower.match_indices(word).any(|(i, w)| lower[i + w.len()..].starts_with(|c: char| c.is_ascii_digit()))
+            })
+    };
+    let mut found = Vec::new();
+    for f in files.iter().filter(|f| !f.ends_with("tidy.rs")) {
+        for (n, line) in std::fs::read_to_string(f).unwrap().lines().enumerate() {
+            let comment = line.trim_start().starts_with("//");
+            if comment && cites(line) {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "comments citing outside sections:\n{}", found.join("\n"));
+}
+
+/// A source file compiled into a second crate through `#[path]` is visible here: it must be listed,
+/// and self-contained (no `crate::`/`super::` paths outside its tests), so both crates compile the
+/// same rule without one depending on the other.
+#[test]
+fn path_includes_are_listed_and_self_contained() {
+    // (including file, included file), relative to the workspace root.
+    const LISTED: &[(&str, &str)] = &[
+        ("xtask/src/reproduce/plan.rs", "crates/ann-experiment/src/overrides.rs"),
+        ("xtask/tests/reproduce.rs", "xtask/src/scrub.rs"),
+    ];
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask", "benches"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let mut seen = Vec::new();
+    for f in &files {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            let Some(rest) = line.trim().strip_prefix("#[path = \"") else { continue };
+            let target = rest.split('"').next().unwrap();
+            let included = f.parent().unwrap().join(target).canonicalize().unwrap();
+            let rel = |p: &Path| p.strip_prefix(root().canonicalize().unwrap()).unwrap().display().to_string();
+            seen.push((rel(&f.canonicalize().unwrap()), rel(&included)));
+        }
+    }
+    let listed: Vec<(String, String)> = LISTED.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(seen, listed, "every #[path] include is listed in this test (and in ARCHITECTURE.md)");
+    for (_, included) in LISTED {
+        let text = std::fs::read_to_string(root().join(included)).unwrap();
+        let body = text.split("#[cfg(test)]").next().unwrap();
+        assert!(
+            !body.contains("crate::") && !body.contains("super::"),
+            "{included} is compiled into two crates and must not name either crate's modules"
+        );
+    }
+}

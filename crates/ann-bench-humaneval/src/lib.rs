@@ -8,7 +8,7 @@
 //!   environment, capped output, kill of everything started, bubblewrap when usable).
 //! - [`feedback`]: the run as an evaluation whose feedback names the failing assertion.
 //!
-//! The starting network (design 7.10) is `network.json` beside this crate's manifest.
+//! The starting network is `network.json` beside this crate's manifest.
 
 pub mod feedback;
 pub mod problem;
@@ -26,7 +26,7 @@ pub use problem::{DEFAULT_SPLIT, Problem, load_problems, parse_problems};
 pub use program::{CompletionKind, assemble_solution, extract_code, normalize_code, test_program};
 pub use sandbox::{BubblewrapMode, RunOutput, Sandbox, SandboxConfig, SandboxError, Termination};
 
-/// The starting network of design 7.10 (`understand` → `solve` ×3 → `verify`).
+/// The starting network (`understand` → `solve` ×3 → `verify`).
 pub const STARTING_NETWORK: &str = include_str!("../network.json");
 
 /// The default seed of the train / validation / test split (the project's data-pin date, as the

@@ -84,7 +84,7 @@ pub fn parse_problems(text: &str, path: &Path) -> Result<Vec<Problem>, EvalError
     Ok(problems)
 }
 
-/// The seeded split of the design (7.10): 32 train, 16 validation, 116 test of the 164.
+/// The default seeded split: 32 train, 16 validation, 116 test of the 164.
 pub const DEFAULT_SPLIT: [usize; 3] = [32, 16, 116];
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ async fn benchmark_splits_network_and_evaluation() {
     assert_eq!(bench.name(), "humaneval");
     assert!(bench.task_description().contains(bench.answer_format()));
 
-    // Network: the default shape of design 7.10 with the answer-format rule in the last output spec.
+    // Network: the default starting shape with the answer-format rule in the last output spec.
     let net: serde_json::Value = serde_json::from_str(bench.starting_network()).unwrap();
     assert_eq!(net["version"], 1);
     let layers = net["layers"].as_array().unwrap();

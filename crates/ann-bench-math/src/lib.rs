@@ -4,7 +4,7 @@
 //! - [`mod@extract`]: the final answer of a text (last `\boxed{}`, then documented fallbacks);
 //! - [`normalize`], [`expr`], [`value`], [`answer`]: cleaning (Hendrycks rules and more), exact
 //!   evaluation and structural equivalence ([`is_equiv`]);
-//! - [`MathBenchmark`]: the splits of design 7.10 (train drawn from the MATH train set, a validation
+//! - [`MathBenchmark`]: the default splits (train drawn from the MATH train set, a validation
 //!   set of 50 drawn from the same pool, test = MATH-500) and the [`Benchmark`] implementation.
 
 pub mod answer;
@@ -27,7 +27,7 @@ pub use answer::{Answer, Normalized, is_equiv, normalize as normalize_answer};
 pub use data::{MathProblem, load_math_test, load_math_train, load_math500};
 pub use extract::{AnswerSource, Extracted, extract, last_boxed};
 
-/// The starting network (design 7.10), in the network JSON of the contracts.
+/// The starting network, in the network JSON.
 pub const STARTING_NETWORK: &str = include_str!("../network.json");
 
 /// The answer-format rule the last layer must keep.
@@ -45,7 +45,7 @@ pub struct MathConfig {
     pub test_size: Option<usize>,
     /// Seed of the splits.
     pub seed: u64,
-    /// When true (the default, design 7.10: "last `\boxed{}` on both sides") only a `\boxed{}` answer
+    /// When true (the default: "last `\boxed{}` on both sides") only a `\boxed{}` answer
     /// counts; when false the fallbacks of [`extract()`] ("the answer is X", a short last line) count too.
     pub require_boxed: bool,
 }
@@ -133,7 +133,7 @@ fn quoted(s: &str) -> String {
     }
 }
 
-/// Score `output` against `reference` (design 7.4): full marks when the extracted answer is
+/// Score `output` against `reference` (the evaluator's score and feedback, the raw material of the language loss): full marks when the extracted answer is
 /// equivalent, with feedback "extracted `X`, expected `Y` after normalisation" otherwise.
 pub fn evaluate_answer(reference: &str, output: &str, require_boxed: bool) -> Evaluation {
     let expected = answer::normalize(reference);

@@ -117,7 +117,7 @@ fn gold_answers_parse_into_structures() {
     assert!(unparsed.len() <= 10, "{} answers left as text: {unparsed:?}", unparsed.len());
 }
 
-/// The default splits of design 7.10 on the real files.
+/// The default splits on the real files.
 #[test]
 fn default_splits_on_real_data() {
     let dir = workspace_data_dir();
