@@ -46,12 +46,13 @@ pub struct BudgetSpent {
 }
 
 impl BudgetSpent {
-    /// The sum of two amounts.
+    /// The sum of two amounts (saturating: a provider's absurd usage cannot wrap a total back
+    /// under a limit).
     pub fn plus(self, other: BudgetSpent) -> BudgetSpent {
         BudgetSpent {
-            tokens: self.tokens + other.tokens,
+            tokens: self.tokens.saturating_add(other.tokens),
             dollars: self.dollars + other.dollars,
-            calls: self.calls + other.calls,
+            calls: self.calls.saturating_add(other.calls),
         }
     }
     fn minus(self, other: BudgetSpent) -> BudgetSpent {

@@ -93,11 +93,11 @@ impl Totals {
         self.calls += 1;
         if cache_hit {
             self.cache_hits += 1;
-            self.saved_tokens += usage.total();
+            self.saved_tokens = self.saved_tokens.saturating_add(usage.total());
         } else {
-            self.prompt_tokens += usage.prompt_tokens;
-            self.completion_tokens += usage.completion_tokens;
-            self.cached_tokens += usage.cached_tokens;
+            self.prompt_tokens = self.prompt_tokens.saturating_add(usage.prompt_tokens);
+            self.completion_tokens = self.completion_tokens.saturating_add(usage.completion_tokens);
+            self.cached_tokens = self.cached_tokens.saturating_add(usage.cached_tokens);
             self.dollars += dollars;
         }
     }

@@ -87,6 +87,21 @@ async fn budget_is_never_exceeded_under_concurrency() {
     assert!(ok >= 14, "ok = {ok}");
 }
 
+/// A hostile or buggy provider's usage (2^64-1 tokens) neither panics nor wraps a total back under
+/// the limit: the spend saturates and the next call is refused.
+#[tokio::test]
+async fn absurd_usage_saturates_and_stops_the_budget() {
+    let budget = Budget::new(BudgetLimits { max_tokens: Some(100_000), ..Default::default() }, PriceTable::empty());
+    let meter = Meter::new(PriceTable::empty());
+    let model = MeteredModel::new(BudgetedModel::new(fixed(u64::MAX, u64::MAX), budget.clone()), meter.clone());
+    let req = ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(10);
+    model.complete(&req).await.unwrap();
+    assert_eq!(budget.spent().tokens, u64::MAX);
+    let err = model.complete(&req).await.unwrap_err();
+    assert!(matches!(err, LlmError::BudgetExhausted(ref why) if why.starts_with("tokens")), "{err}");
+    assert_eq!(meter.report().total.prompt_tokens, u64::MAX);
+}
+
 #[tokio::test]
 async fn call_and_dollar_limits() {
     let budget = Budget::new(BudgetLimits { max_calls: Some(2), ..Default::default() }, PriceTable::empty());
