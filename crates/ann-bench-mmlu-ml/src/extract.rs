@@ -6,8 +6,10 @@
 //!    end a word, so `Answer: Because ...` is not read as `B`, and a lower-case letter must end the
 //!    line or be followed by punctuation, so `answer: a linear model` is not read as `A`.
 //! 2. A concluding phrase, **last match**: "the answer is C", "correct option: (c)", "answer would
-//!    be C", "I choose C". A bare letter must be upper case there (so "the answer is a model" is not
-//!    `A`); a parenthesised one may be lower case.
+//!    be C", "I choose C", "so C.", "therefore (c)". A bare letter must be upper case there (so "the
+//!    answer is a model" is not `A`); a parenthesised one may be lower case. A mention that is
+//!    eliminated ("option B is wrong", "(d) can be ruled out") is not a choice, so "Option A is
+//!    wrong, option B is wrong, so C." is `C`.
 //! 3. The last non-empty line starting with the letter: `C`, `c`, `C.`, `C)`, `(c)`, `C. text`,
 //!    `(c) text`; a bare letter followed by a word is not enough (`A linear model ...` is prose).
 //! 4. Exactly one distinct parenthesised letter in the whole text, e.g. "I would pick (c) here".
@@ -24,12 +26,19 @@ static ANSWER_LINE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-/// Rule 2: a concluding phrase followed by the letter (upper case, or any case in parentheses).
+/// Rule 2: a concluding phrase followed by the letter (upper case, or any case in parentheses); after
+/// a connective ("so", "therefore") a bare letter must end the clause.
 static PHRASE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i:answer|option|choice)(?:[ \t]+(?i:is|would[ \t]+be|should[ \t]+be|must[ \t]+be))?[ \t]*:?[ \t]*(?:\(([A-Da-d])\)|([A-D])\b)|(?i:I[ \t]+(?:choose|pick|select|go[ \t]+with))[ \t]+(?i:option[ \t]+)?(?:\(([A-Da-d])\)|([A-D])\b)",
+        r"(?m)(?i:answer|option|choice)(?:[ \t]+(?i:is|would[ \t]+be|should[ \t]+be|must[ \t]+be))?[ \t]*:?[ \t]*(?:\(([A-Da-d])\)|([A-D])\b)|(?i:I[ \t]+(?:choose|pick|select|go[ \t]+with))[ \t]+(?i:option[ \t]+)?(?:\(([A-Da-d])\)|([A-D])\b)|\b(?i:so|therefore|thus|hence)[ \t]*,?[ \t]+(?:\(([A-Da-d])\)|([A-D])(?:[.,;!)]|[ \t]*$))",
     )
     .expect("valid regex")
+});
+
+/// What follows an eliminated option: "is wrong", "is not correct", "can be ruled out", ...
+static ELIMINATED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[ \t]*(?i:(?:is|are|seems|looks)[ \t]+(?:also[ \t]+)?(?:wrong|incorrect|false|not|out|invalid|eliminated)|can[ \t]+be[ \t]+(?:ruled|eliminated|excluded|discarded)|is[ \t]+ruled)")
+        .expect("valid regex")
 });
 
 /// Rule 3: a line that starts with the letter.
@@ -48,7 +57,10 @@ pub fn extract_letter(output: &str) -> Option<char> {
     let letter = ANSWER_LINE
         .captures(&text)
         .and_then(first_group)
-        .or_else(|| PHRASE.captures_iter(&text).filter_map(first_group).last())
+        .or_else(|| {
+            let chosen = |c: &regex::Captures<'_>| !ELIMINATED.is_match(&text[c.get(0).map_or(0, |m| m.end())..]);
+            PHRASE.captures_iter(&text).filter(chosen).filter_map(first_group).last()
+        })
         .or_else(|| {
             let last = text.lines().map(str::trim).rfind(|l| !l.is_empty())?;
             LEADING.captures(last).and_then(first_group)
@@ -98,6 +110,12 @@ mod tests {
             ("I first thought the answer is A, but the answer would be B", Some('B')),
             ("I choose option C", Some('C')),
             ("the answer is a linear model", None),
+            // eliminations are not choices; a connective concludes
+            ("Option A is wrong, option B is wrong, so C.", Some('C')),
+            ("The answer is C; option D is incorrect.", Some('C')),
+            ("Option (a) can be ruled out. Therefore (b).", Some('B')),
+            ("Options A and B fail, hence D", Some('D')),
+            ("So A linear model fits.", None),
             // rule 3: the last line starts with the letter
             ("Reasoning about margins.\nC. The margin grows", Some('C')),
             ("(c)", Some('C')),
