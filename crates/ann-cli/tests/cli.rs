@@ -78,10 +78,13 @@ async fn train_on_an_openai_compatible_endpoint_writes_a_report() {
         .env("ANN_OPENAI_BASE_URL", server.url())
         .env("ANN_OPENAI_MODEL", "fake-model")
         .env("ANN_OPENAI_API_KEY", secret)
+        .env("RUST_LOG", "info")
         .output()
         .await
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    // Logs to a pipe or a file are plain text: progress lines were logged, without colour codes.
+    assert!(stderr(&out).contains("INFO") && !stderr(&out).contains('\x1b'), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("# Run `fake`: mmlu-ml") && stdout.contains("| test |"), "{stdout}");
     assert!(server.request_count() > 0);
