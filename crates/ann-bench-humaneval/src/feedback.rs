@@ -1,10 +1,10 @@
-//! Turning a sandbox run into an evaluation: pass only on exit 0 with the pass marker; otherwise a
+//! Turning a sandbox run into an evaluation: pass only on exit 0 after the runner reported, with the
+//! run's secret, that the test program ran to its end ([`RunOutput::ran_to_end`]); otherwise a
 //! short feedback that names the failing assertion ("failed: AssertionError at `assert ...`"), the
 //! timeout, the syntax error, or the limit that was hit (at most [`MAX_FEEDBACK_CHARS`] characters).
 
 use ann_eval::Evaluation;
 
-use crate::program::PASS_MARKER;
 use crate::sandbox::{PROGRAM_FILE, RunOutput, Termination};
 
 /// Feedback is cut to this many characters.
@@ -47,7 +47,7 @@ pub fn evaluation_of(run: &RunOutput, program: &str, timeout_secs: f64) -> Evalu
     let feedback = match run.termination {
         Termination::TimedOut => format!("timed out after {} s", format_secs(timeout_secs)),
         Termination::OutputLimit => "failed: printed too much output (the limit was hit and the program killed)".into(),
-        Termination::Exited(0) if run.stdout.lines().any(|l| l.trim() == PASS_MARKER) => {
+        Termination::Exited(0) if run.ran_to_end => {
             return Evaluation::pass("all tests passed");
         }
         Termination::Exited(0) => "failed: the program exited before the tests finished (sys.exit or os._exit?)".into(),
@@ -137,12 +137,21 @@ mod tests {
     const PROGRAM: &str = "def f(x):\n    return g(x)\n\ndef g(x):\n    return x + 'a'\n\ndef check(candidate):\n    assert candidate(1) == 2\n\ncheck(f)\n";
 
     fn run(termination: Termination, stdout: &str, stderr: &str) -> RunOutput {
-        RunOutput { termination, stdout: stdout.into(), stderr: stderr.into(), pgid: 1, uid: None }
+        run_to(termination, stdout, stderr, false)
+    }
+
+    fn run_to(termination: Termination, stdout: &str, stderr: &str, ran_to_end: bool) -> RunOutput {
+        RunOutput { termination, stdout: stdout.into(), stderr: stderr.into(), ran_to_end, pgid: 1, uid: None }
     }
 
     #[track_caller]
     fn check(termination: Termination, stdout: &str, stderr: &str, want: &str) {
-        let eval = evaluation_of(&run(termination, stdout, stderr), PROGRAM, 3.0);
+        check_to(termination, stdout, stderr, false, want);
+    }
+
+    #[track_caller]
+    fn check_to(termination: Termination, stdout: &str, stderr: &str, ran_to_end: bool, want: &str) {
+        let eval = evaluation_of(&run_to(termination, stdout, stderr, ran_to_end), PROGRAM, 3.0);
         assert_eq!(eval.feedback, want);
         assert_eq!(eval.passed, want == "all tests passed");
     }
@@ -162,13 +171,14 @@ mod tests {
             "  File \"/tmp/x/program.py\", line 5\n    return x + 'a'\n           ^\nSyntaxError: invalid syntax\n";
         check(Termination::Exited(1), "", syntax, "syntax error: invalid syntax at `return x + 'a'`");
         check(Termination::TimedOut, "", "", "timed out after 3 s");
-        check(Termination::Exited(0), &format!("hi\n{PASS_MARKER}\n"), "", "all tests passed");
-        check(
-            Termination::Exited(0),
-            "hi\n",
-            "",
-            "failed: the program exited before the tests finished (sys.exit or os._exit?)",
-        );
+        check_to(Termination::Exited(0), "hi\n", "", true, "all tests passed");
+        let early = "failed: the program exited before the tests finished (sys.exit or os._exit?)";
+        check(Termination::Exited(0), "hi\n", "", early);
+        // Printed text is no verdict: the old fixed marker line, or anything else.
+        check(Termination::Exited(0), "__ann_humaneval_all_tests_passed__\n", "", early);
+        // A verdict needs exit status 0 as well (an atexit handler failing, a signal after the end).
+        check_to(Termination::Exited(3), "", "", true, "failed: exited with status 3");
+        check_to(Termination::TimedOut, "", "", true, "timed out after 3 s");
         check(
             Termination::Signaled(24),
             "",

