@@ -4,6 +4,7 @@
 //! - [`mod@extract`]: the final answer of a text (last `\boxed{}`, then documented fallbacks);
 //! - [`normalize`], [`expr`], [`value`], [`answer`]: cleaning (Hendrycks rules and more), exact
 //!   evaluation and structural equivalence ([`is_equiv`]);
+//! - [`limits`]: the bounds on an answer's size, nesting and work (past them: unparsable);
 //! - [`MathBenchmark`]: the default splits (train drawn from the MATH train set, a validation
 //!   set of 50 drawn from the same pool, test = MATH-500) and the [`Benchmark`] implementation.
 
@@ -11,6 +12,7 @@ pub mod answer;
 pub mod data;
 pub mod expr;
 pub mod extract;
+pub mod limits;
 pub mod normalize;
 pub mod prompts;
 pub mod value;
