@@ -157,7 +157,7 @@ const TABLE: &[(&str, &str, bool, &str)] = &[
     ("2 3", "23", NE, "a space between digits is not nothing"),
     ("\\frac{x^2-1}{x-1}", "x+1", NE, "no polynomial division (documented)"),
     ("3 ab", "3 cd", NE, "a trailing variable product is not a unit"),
-    ("5 \\text{ cm}", "5 \\text{ m}", EQ, "units are dropped (Hendrycks)"),
+    ("5 \\text{ cm}", "5 \\text{ m}", NE, "units differ on both sides (Hendrycks dropped them)"),
     ("\\sqrt[3]{16}", "2\\sqrt[3]{2}", EQ, "cube root simplified"),
     ("16^{1/3}", "2\\sqrt[3]{2}", EQ, "fractional power as root"),
     ("(0,1) U (2,3)", "(0,1) \\cup (2,3)", EQ, "letter U as union"),
