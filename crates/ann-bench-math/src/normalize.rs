@@ -30,8 +30,12 @@ pub fn clean(raw: &str) -> String {
 }
 
 /// Clean `raw` and return the trailing unit it dropped, if any, as [`unit_key`] spells it:
-/// `2\text{ hours}` -> (`2`, `hour`).
+/// `2\text{ hours}` -> (`2`, `hour`). A raw answer longer than [`limits::MAX_ANSWER_BYTES`] is
+/// returned as it is.
 pub fn clean_with_unit(raw: &str) -> (String, Option<String>) {
+    if raw.len() > limits::MAX_ANSWER_BYTES {
+        return (raw.to_string(), None);
+    }
     // A row break `\\` must survive the rules for `\ ` and `\,`: park it in a control character.
     let mut s = strip_outer_math(raw.trim()).replace(['\n', '\r'], " ").replace("\\\\", ROW_BREAK);
     s = drop_thousands_markers(&s);

@@ -12,7 +12,6 @@
 //! Sums of numbers are always expanded (so `2(3 + √2)` = `6 + 2√2`), sums with variables are kept as
 //! factors (so `(a+5)(b+2)` ≠ `ab + 2a + 5b + 10`, while `2x + 2` = `2(x + 1)`).
 
-
 mod poly;
 
 use std::collections::BTreeMap;
@@ -22,8 +21,8 @@ use num_bigint::BigInt;
 use num_rational::BigRational;
 use num_traits::{One, Signed, ToPrimitive, Zero};
 
-pub use poly::{Mono, Poly, is_variable_atom};
 use poly::{MAX_BITS, MAX_RATIONAL_POWER, charge_power, q_bits};
+pub use poly::{Mono, Poly, is_variable_atom};
 
 use crate::limits::spend;
 

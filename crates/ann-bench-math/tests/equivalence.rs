@@ -244,3 +244,24 @@ fn slices_of_solutions_do_not_panic() {
     }
     assert!(calls > 10_000, "{calls}");
 }
+
+/// Units count when both sides carry one (same after case, spaces and a plural `s`), and are
+/// ignored when only one does.
+#[test]
+fn units_are_compared_when_both_sides_carry_one() {
+    let rows: &[(&str, &str, bool)] = &[
+        ("2\\text{ hours}", "2\\text{ minutes}", NE),
+        ("2\\text{ hours}", "2\\,\\text{hrs}", NE),
+        ("5 cm", "5\\text{ m}", NE),
+        ("3\\text{ inches}", "3\\text{ inches}^2", NE),
+        ("2\\text{ hours}", "3\\text{ hours}", NE),
+        ("2\\text{ hours}", "2\\text{ Hour}", EQ),
+        ("2\\text{hours}", "2\\mbox{ hours}", EQ),
+        ("864 \\mbox{ inches}^2", "864\\text{ inch}^{2}", EQ),
+        ("5 cm", "5\\text{ cm}", EQ),
+        ("2", "2\\text{ hours}", EQ),
+        ("\\frac{1}{2}", "0.5\\text{ hours}", EQ),
+    ];
+    let failures: Vec<String> = rows.iter().filter_map(|(a, b, eq)| check(a, b, *eq, "units").err()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -75,7 +75,9 @@ fn equivalent_at(a: &Answer, b: &Answer, depth: usize) -> bool {
         (Tuple { open: o1, close: c1, items: i1 }, Tuple { open: o2, close: c2, items: i2 }) => {
             o1 == o2 && c1 == c2 && same_sequence(i1, i2, depth)
         }
-        (Matrix(m1), Matrix(m2)) => m1.len() == m2.len() && m1.iter().zip(m2).all(|(r1, r2)| same_sequence(r1, r2, depth)),
+        (Matrix(m1), Matrix(m2)) => {
+            m1.len() == m2.len() && m1.iter().zip(m2).all(|(r1, r2)| same_sequence(r1, r2, depth))
+        }
         (Matrix(m), Tuple { open: '(', close: ')', items }) | (Tuple { open: '(', close: ')', items }, Matrix(m)) => {
             m.iter().all(|row| row.len() == 1)
                 && m.len() == items.len()
@@ -113,3 +115,25 @@ fn same_multiset(xs: &[Answer], ys: &[Answer], depth: usize) -> bool {
     })
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tuple_nest(depth: usize) -> Answer {
+        let mut a = Answer::Text("x".into());
+        for _ in 0..depth {
+            a = Answer::Tuple { open: '(', close: ')', items: vec![Answer::Text("1".into()), a] };
+        }
+        a
+    }
+
+    #[test]
+    fn comparison_and_key_are_depth_bounded() {
+        let shallow = tuple_nest(MAX_DEPTH - 1);
+        assert!(equivalent(&shallow, &shallow.clone()));
+        let deep = tuple_nest(MAX_DEPTH + 1);
+        assert!(!equivalent(&deep, &deep.clone()), "past the bound: not equivalent");
+        assert!(deep.key().contains("<too deep>"));
+        assert!(!equivalent(&Answer::Unparsable, &Answer::Unparsable));
+    }
+}
