@@ -276,7 +276,7 @@ fn drop_trailing_units(s: &str) -> (String, String) {
 /// `inches` -> `inch`: a final `s`, or `es` after `ch`, `sh`, `x`, `ss`). Nothing else: `hrs` is not
 /// `hours`, `feet` is not `foot`, `cm^2` is not `square cm`. `None` for no unit.
 pub fn unit_key(dropped: &str) -> Option<String> {
-    let plain = dropped.replace([TEXT_START, TEXT_END, '{', '}'], " ").to_lowercase();
+    let plain = dropped.replace([TEXT_START, TEXT_END], " ").replace(['{', '}'], "").to_lowercase();
     let words: Vec<String> = plain.split_whitespace().map(singular).collect();
     let unit = words.join(" ").replace(" ^", "^");
     (!unit.is_empty()).then_some(unit)

@@ -218,7 +218,7 @@ fn split_power(n: u64, k: u32) -> Option<(u64, u64)> {
     let (mut outside, mut inside, mut rest) = (1u64, 1u64, n);
     let mut p = 2u64;
     while p * p <= rest {
-        if p % 1024 == 0 {
+        if p.is_multiple_of(1024) {
             spend(1024)?;
         }
         let mut count = 0;
