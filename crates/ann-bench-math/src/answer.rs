@@ -16,7 +16,16 @@
 //!    - an inequality on one variable is the interval it describes: `x > 2` = `(2, \infty)`,
 //!      `-2 \le x \le 7` = `[-2, 7]`;
 //!    - `52_8` matches `52_{8}` and the bare digits `52`;
-//!    - text (`\text{east}`) case-insensitively.
+//!    - text (`\text{east}`) case-insensitively;
+//!
+//!    and in both cases their units agree: when both answers carry a trailing unit (`2\text{ hours}`,
+//!    `5 cm`) the units must be the same after normalisation (case, spaces, a plural `s`:
+//!    [`crate::normalize::unit_key`]), so `2\text{ hours}` = `2\text{ Hour}` but ≠ `2\text{ minutes}`
+//!    and ≠ `2\text{ hrs}`; when only one carries a unit it is ignored (`2` = `2\text{ hours}`).
+//!
+//! An answer longer than [`limits::MAX_ANSWER_BYTES`], nested deeper than [`limits::MAX_DEPTH`], or
+//! needing more work than the budget of [`crate::limits`] to parse is [`Answer::Unparsable`],
+//! equivalent to nothing (itself included); a comparison that runs out of budget is "not equivalent".
 //!
 //! Deliberately not equivalent: a rounded decimal and an exact value (`0.333` vs `1/3`, `1.414` vs
 //! `\sqrt2`: no tolerance), a factored polynomial and its expansion (`(x+2)(x+5)` vs `x^2+7x+10`, as
@@ -25,8 +34,13 @@
 //! `\frac{x^2-1}{x-1}` vs `x+1`, trigonometric or logarithmic identities): those fall back to
 //! comparing strings, so they are rejected rather than guessed.
 
+mod compare;
+
+pub use compare::equivalent;
+
 use crate::expr::parse_expr;
-use crate::normalize::{clean, compact};
+use crate::limits;
+use crate::normalize::{clean_with_unit, compact};
 use crate::value::Val;
 
 /// A parsed answer.
@@ -48,6 +62,8 @@ pub enum Answer {
     Matrix(Vec<Vec<Answer>>),
     /// `lhs = rhs`.
     Equation(Box<Answer>, Box<Answer>),
+    /// Too long, too deeply nested or too costly to parse (see [`crate::limits`]).
+    Unparsable,
 }
 
 /// A raw answer cleaned and parsed.
@@ -57,13 +73,23 @@ pub struct Normalized {
     pub cleaned: String,
     /// The structure.
     pub answer: Answer,
+    /// The trailing unit the cleaning dropped, normalised ([`crate::normalize::unit_key`]).
+    pub unit: Option<String>,
 }
 
-/// Clean and parse a raw answer.
+/// Clean and parse a raw answer, within the bounds of [`crate::limits`].
 pub fn normalize(raw: &str) -> Normalized {
-    let cleaned = clean(raw);
-    let answer = parse_answer(&cleaned);
-    Normalized { cleaned, answer }
+    if raw.len() > limits::MAX_ANSWER_BYTES {
+        let shown: String = raw.chars().take(100).collect();
+        return Normalized { cleaned: format!("{shown}..."), answer: Answer::Unparsable, unit: None };
+    }
+    let ((cleaned, unit, answer), within) = limits::metered(|| {
+        let (cleaned, unit) = clean_with_unit(raw);
+        let answer = parse_answer(&cleaned, 0);
+        (cleaned, unit, answer)
+    });
+    let answer = if within { answer } else { Answer::Unparsable };
+    Normalized { cleaned, answer, unit }
 }
 
 /// Whether two raw answers are equivalent (see the module documentation).
@@ -72,100 +98,29 @@ pub fn is_equiv(a: &str, b: &str) -> bool {
 }
 
 impl Normalized {
+    /// Whether the two answers are equivalent (see the module documentation), within the bounds of
+    /// [`crate::limits`].
     pub fn equivalent(&self, other: &Normalized) -> bool {
-        self.cleaned == other.cleaned || equivalent(&self.answer, &other.answer)
+        if matches!(self.answer, Answer::Unparsable) || matches!(other.answer, Answer::Unparsable) {
+            return false;
+        }
+        if let (Some(u), Some(v)) = (&self.unit, &other.unit)
+            && u != v
+        {
+            return false;
+        }
+        let (same, within) =
+            limits::metered(|| self.cleaned == other.cleaned || equivalent(&self.answer, &other.answer));
+        same && within
     }
 
-    /// The canonical key majority voting compares.
+    /// The canonical key majority voting compares: the answer's, then its unit in brackets.
     pub fn key(&self) -> String {
-        self.answer.key()
-    }
-}
-
-impl Answer {
-    /// A canonical string: equal keys mean equivalent answers (the converse holds for most answers).
-    pub fn key(&self) -> String {
-        match self {
-            Answer::Value(v) => v.to_string(),
-            Answer::Text(t) => t.clone(),
-            Answer::Based { digits, base } => format!("{digits}_{base}"),
-            Answer::List(items) => {
-                let mut keys: Vec<String> = items.iter().map(Answer::key).collect();
-                keys.sort();
-                if keys.len() == 1 { keys.remove(0) } else { format!("{{{}}}", keys.join(";")) }
-            }
-            Answer::Tuple { open, close, items } => {
-                format!("{open}{}{close}", items.iter().map(Answer::key).collect::<Vec<_>>().join(";"))
-            }
-            Answer::Union(items) => {
-                let mut keys: Vec<String> = items.iter().map(Answer::key).collect();
-                keys.sort();
-                keys.join(" U ")
-            }
-            Answer::Matrix(rows) => {
-                let rows: Vec<String> =
-                    rows.iter().map(|r| r.iter().map(Answer::key).collect::<Vec<_>>().join(";")).collect();
-                format!("matrix[{}]", rows.join(" | "))
-            }
-            Answer::Equation(l, r) => match l.as_ref() {
-                Answer::Value(v) if v.is_single_variable() => r.key(),
-                _ => format!("{}={}", l.key(), r.key()),
-            },
+        match &self.unit {
+            Some(unit) => format!("{} [{unit}]", self.answer.key()),
+            None => self.answer.key(),
         }
     }
-}
-
-/// Structural equivalence (see the module documentation).
-pub fn equivalent(a: &Answer, b: &Answer) -> bool {
-    use Answer::*;
-    match (a, b) {
-        (Value(x), Value(y)) => x == y,
-        (Text(x), Text(y)) => x == y,
-        (Based { digits: d1, base: b1 }, Based { digits: d2, base: b2 }) => d1.eq_ignore_ascii_case(d2) && b1 == b2,
-        (Based { digits, .. }, Value(v)) | (Value(v), Based { digits, .. }) => {
-            v.as_integer().is_some_and(|n| n.to_string() == *digits)
-        }
-        (List(xs), List(ys)) | (Union(xs), Union(ys)) => same_multiset(xs, ys),
-        (List(xs), y) | (y, List(xs)) if xs.len() == 1 => equivalent(&xs[0], y),
-        (Tuple { open: o1, close: c1, items: i1 }, Tuple { open: o2, close: c2, items: i2 }) => {
-            o1 == o2 && c1 == c2 && same_sequence(i1, i2)
-        }
-        (Matrix(m1), Matrix(m2)) => m1.len() == m2.len() && m1.iter().zip(m2).all(|(r1, r2)| same_sequence(r1, r2)),
-        (Matrix(m), Tuple { open: '(', close: ')', items }) | (Tuple { open: '(', close: ')', items }, Matrix(m)) => {
-            m.iter().all(|row| row.len() == 1)
-                && m.len() == items.len()
-                && m.iter().zip(items).all(|(row, item)| equivalent(&row[0], item))
-        }
-        (Equation(l1, r1), Equation(l2, r2)) => {
-            (equivalent(l1, l2) && equivalent(r1, r2))
-                || (equivalent(l1, r2) && equivalent(r1, l2))
-                || match (l1.as_ref(), r1.as_ref(), l2.as_ref(), r2.as_ref()) {
-                    (Value(a), Value(b), Value(c), Value(d)) => {
-                        matches!((a.sub(b), c.sub(d)), (Some(x), Some(y)) if x == y)
-                    }
-                    _ => false,
-                }
-        }
-        (Equation(l, r), y) | (y, Equation(l, r)) => {
-            matches!(l.as_ref(), Value(v) if v.is_single_variable()) && equivalent(r, y)
-        }
-        _ => false,
-    }
-}
-
-fn same_sequence(xs: &[Answer], ys: &[Answer]) -> bool {
-    xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| equivalent(x, y))
-}
-
-fn same_multiset(xs: &[Answer], ys: &[Answer]) -> bool {
-    if xs.len() != ys.len() {
-        return false;
-    }
-    let mut used = vec![false; ys.len()];
-    xs.iter().all(|x| {
-        let found = ys.iter().enumerate().find(|(j, y)| !used[*j] && equivalent(x, y)).map(|(j, _)| j);
-        found.map(|j| used[j] = true).is_some()
-    })
 }
 
 /// Split `s` at top-level occurrences of `sep` (outside any bracket, `\{ \}` included).
@@ -227,39 +182,45 @@ fn closing_of_first(s: &str) -> Option<usize> {
     None
 }
 
-fn parse_answer(s: &str) -> Answer {
+/// The structure of a cleaned answer; [`Answer::Unparsable`] past [`limits::MAX_DEPTH`] levels or
+/// once the work budget is spent (each level charges its length: it scans it a few times).
+fn parse_answer(s: &str, depth: usize) -> Answer {
+    if limits::within_depth(depth).and_then(|()| limits::spend(s.len() as u64 + 1)).is_none() {
+        return Answer::Unparsable;
+    }
+    let parse = |p: &str| parse_answer(p, depth + 1);
     let s = s.trim();
-    if let Some(m) = parse_matrix(s) {
+    if let Some(m) = parse_matrix(s, depth) {
         return m;
     }
     let union = split_top(&union_letters(s), "\\cup");
     if union.len() > 1 {
-        return Answer::Union(union.iter().map(|p| parse_answer(p)).collect());
+        return Answer::Union(union.iter().map(|p| parse(p)).collect());
     }
     let items = split_top(s, ",");
     if items.len() > 1 && items.iter().all(|p| !p.is_empty()) {
-        return Answer::List(flatten(items.iter().map(|p| parse_answer(p))));
+        return Answer::List(flatten(items.iter().map(|p| parse(p))));
     }
     if let Some(inner) = s.strip_prefix("\\{").and_then(|x| x.strip_suffix("\\}"))
         && split_top(s, ",").len() == 1
     {
-        return Answer::List(flatten([parse_answer(inner)]));
+        return Answer::List(flatten([parse(inner)]));
     }
     let membership = split_top(s, "\\in");
     if membership.len() == 2 {
-        return parse_answer(&membership[1]);
+        return parse(&membership[1]);
     }
     if let Some(interval) = parse_inequality(s) {
         return interval;
     }
     let sides = split_top(s, "=");
     if sides.len() == 2 {
-        return Answer::Equation(Box::new(parse_answer(&sides[0])), Box::new(parse_answer(&sides[1])));
+        return Answer::Equation(Box::new(parse(&sides[0])), Box::new(parse(&sides[1])));
     }
     if sides.len() > 2 {
-        return parse_answer(sides.last().map_or("", String::as_str));
+        return parse(sides.last().map_or("", String::as_str));
     }
-    if let Some(t) = parse_tuple(s) {
+    if let Some(t) = parse_tuple(s, depth) {
         return t;
     }
     for pm in ["\\pm", "\\mp"] {
@@ -267,7 +228,7 @@ fn parse_answer(s: &str) -> Answer {
         if parts.len() == 2 {
             let plus = format!("{}+{}", parts[0], parts[1]);
             let minus = format!("{}-{}", parts[0], parts[1]);
-            return Answer::List(vec![parse_answer(&plus), parse_answer(&minus)]);
+            return Answer::List(vec![parse(&plus), parse(&minus)]);
         }
     }
     if let Some(b) = parse_based(s) {
@@ -387,7 +348,7 @@ fn flatten(items: impl IntoIterator<Item = Answer>) -> Vec<Answer> {
 }
 
 /// `(a, b]`: a bracketed, comma-separated sequence whose first bracket closes at the end.
-fn parse_tuple(s: &str) -> Option<Answer> {
+fn parse_tuple(s: &str, depth: usize) -> Option<Answer> {
     let open = s.chars().next().filter(|c| matches!(c, '(' | '['))?;
     let end = closing_of_first(s)?;
     if end + 1 != s.len() {
@@ -401,11 +362,11 @@ fn parse_tuple(s: &str) -> Option<Answer> {
     if parts.len() < 2 || parts.iter().any(String::is_empty) {
         return None;
     }
-    Some(Answer::Tuple { open, close, items: parts.iter().map(|p| parse_answer(p)).collect() })
+    Some(Answer::Tuple { open, close, items: parts.iter().map(|p| parse_answer(p, depth + 1)).collect() })
 }
 
 /// `\begin{pmatrix} a & b \\ c & d \end{pmatrix}` (also `bmatrix`, `matrix`, `array`).
-fn parse_matrix(s: &str) -> Option<Answer> {
+fn parse_matrix(s: &str, depth: usize) -> Option<Answer> {
     let rest = s.strip_prefix("\\begin{")?;
     let (env, rest) = rest.split_once('}')?;
     let body = rest.strip_suffix(&format!("\\end{{{env}}}"))?;
@@ -414,7 +375,7 @@ fn parse_matrix(s: &str) -> Option<Answer> {
         .split("\\\\")
         .map(str::trim)
         .filter(|r| !r.is_empty())
-        .map(|r| r.split('&').map(|c| parse_answer(c.trim())).collect())
+        .map(|r| r.split('&').map(|c| parse_answer(c.trim(), depth + 1)).collect())
         .collect();
     (!rows.is_empty()).then_some(Answer::Matrix(rows))
 }

@@ -9,143 +9,43 @@
 //! argument. Anything else (relations, unknown commands, unbalanced brackets) is `None`, and the
 //! caller falls back to comparing strings.
 
-use num_bigint::BigInt;
-use num_traits::{One, ToPrimitive, Zero};
+mod arith;
+mod token;
 
-use crate::value::{Q, Val};
+use num_traits::ToPrimitive;
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Num(String),
-    Letter(char),
-    Cmd(String),
-    Open(char),
-    Close(char),
-    Op(char),
-}
-
-const FUNCTIONS: [&str; 22] = [
-    "sin",
-    "cos",
-    "tan",
-    "cot",
-    "sec",
-    "csc",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "sinh",
-    "cosh",
-    "tanh",
-    "log",
-    "ln",
-    "exp",
-    "lg",
-    "det",
-    "gcd",
-    "lcm",
-    "max",
-    "min",
-    "operatorname",
-];
-
-const GREEK: [&str; 22] = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "varepsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "vartheta",
-    "kappa",
-    "lambda",
-    "mu",
-    "nu",
-    "xi",
-    "rho",
-    "sigma",
-    "tau",
-    "phi",
-    "varphi",
-    "chi",
-    "omega",
-];
-
-fn tokenize(s: &str) -> Option<Vec<Tok>> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut toks = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
-            let start = i;
-            while i < chars.len() && chars[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i < chars.len() && chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
-                i += 1;
-                while i < chars.len() && chars[i].is_ascii_digit() {
-                    i += 1;
-                }
-            }
-            toks.push(Tok::Num(chars[start..i].iter().collect()));
-        } else if c.is_ascii_alphabetic() {
-            toks.push(Tok::Letter(c));
-            i += 1;
-        } else if c == '\\' {
-            let start = i + 1;
-            i += 1;
-            while i < chars.len() && chars[i].is_ascii_alphabetic() {
-                i += 1;
-            }
-            if i == start {
-                // `\{`, `\|`, `\\`: a one-character command.
-                i += 1;
-            }
-            let name: String = chars[start..i.min(chars.len())].iter().collect();
-            toks.push(match name.as_str() {
-                "cdot" | "times" | "ast" => Tok::Op('*'),
-                "div" => Tok::Op('/'),
-                _ => Tok::Cmd(name),
-            });
-        } else {
-            toks.push(match c {
-                '(' | '[' | '{' => Tok::Open(c),
-                ')' | ']' | '}' => Tok::Close(c),
-                '+' | '-' | '*' | '/' | '^' | '_' | '!' => Tok::Op(c),
-                _ => return None,
-            });
-            i += 1;
-        }
-    }
-    Some(toks)
-}
-
+use crate::limits;
+use crate::value::Val;
+use arith::{binomial, decimal, factorial, power, root};
+use token::{FUNCTIONS, GREEK, Tok, tokenize};
 /// Longest expression evaluated; longer ones are compared as strings.
 const MAX_EXPRESSION_CHARS: usize = 2000;
 
-/// Evaluate a cleaned LaTeX expression exactly; `None` when it is not an expression this parser knows.
+/// Evaluate a cleaned LaTeX expression exactly; `None` when it is not an expression this parser
+/// knows, or when it nests deeper than [`crate::limits::MAX_DEPTH`] or needs more work than the
+/// budget of [`crate::limits`] (shared with the answer being parsed, if any).
 pub fn parse_expr(s: &str) -> Option<Val> {
     if s.len() > MAX_EXPRESSION_CHARS {
         return None;
     }
-    let toks = tokenize(s)?;
-    if toks.is_empty() {
-        return None;
-    }
-    let mut p = Parser { toks, pos: 0 };
-    let v = p.sum()?;
-    (p.pos == p.toks.len()).then_some(v)
+    let (v, within) = limits::metered(|| {
+        limits::spend(s.len() as u64)?;
+        let toks = tokenize(s)?;
+        if toks.is_empty() {
+            return None;
+        }
+        let mut p = Parser { toks, pos: 0, depth: 0 };
+        let v = p.sum()?;
+        (p.pos == p.toks.len()).then_some(v)
+    });
+    v.filter(|_| within)
 }
 
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// Nesting of [`Parser::primary`], which every recursive path goes through.
+    depth: usize,
 }
 
 impl Parser {
@@ -247,17 +147,13 @@ impl Parser {
     }
 
     fn signed_factor(&mut self) -> Option<Val> {
-        match self.peek() {
-            Some(Tok::Op('-')) => {
-                self.pos += 1;
-                Some(self.signed_factor()?.neg())
-            }
-            Some(Tok::Op('+')) => {
-                self.pos += 1;
-                self.signed_factor()
-            }
-            _ => self.factor(),
+        let mut negative = false;
+        while let Some(Tok::Op(c @ ('+' | '-'))) = self.peek() {
+            negative ^= *c == '-';
+            self.pos += 1;
         }
+        let f = self.factor()?;
+        Some(if negative { f.neg() } else { f })
     }
 
     fn factor(&mut self) -> Option<Val> {
@@ -311,7 +207,16 @@ impl Parser {
         }
     }
 
+    /// A number, a letter, a bracketed group or a command, at most [`limits::MAX_DEPTH`] deep.
     fn primary(&mut self) -> Option<Val> {
+        self.depth += 1;
+        limits::within_depth(self.depth)?;
+        let v = self.primary_at_depth();
+        self.depth -= 1;
+        v
+    }
+
+    fn primary_at_depth(&mut self) -> Option<Val> {
         match self.next()? {
             Tok::Num(n) => Some(Val::rational(decimal(&n)?)),
             // In MATH answers `i` is the imaginary unit.
@@ -424,84 +329,6 @@ impl Parser {
         }
     }
 }
-
-/// `"12.5"` -> 25/2 exactly.
-fn decimal(s: &str) -> Option<Q> {
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    let digits = format!("{int}{frac}");
-    let num: BigInt = digits.parse().ok()?;
-    let den = BigInt::from(10u32).pow(u32::try_from(frac.len()).ok()?);
-    Some(Q::new(num, den))
-}
-
-/// `base ^ exponent`: integer exponents exactly, `q^{1/n}` when the root is known, else an opaque atom.
-fn power(base: &Val, exponent: &Val) -> Option<Val> {
-    if let Some(e) = exponent.as_rational() {
-        if e.is_integer() {
-            return base.pow(e.to_integer().to_i64()?);
-        }
-        if let Some(b) = base.as_rational() {
-            // q^{a/n} = (q^a)^{1/n}
-            let n = e.denom().to_u32()?;
-            let a = e.numer().to_i64()?;
-            let qa = Val::rational(b).pow(a)?.as_rational()?;
-            return root(&Val::rational(qa), n);
-        }
-    }
-    let marker = if base.is_constant() && exponent.is_constant() { "#" } else { "" };
-    Some(Val::atom(&format!("{marker}pow({base},{exponent})")))
-}
-
-/// The `n`-th root: exact when rational or a square root of a rational, else an opaque atom.
-fn root(x: &Val, n: u32) -> Option<Val> {
-    if n == 0 {
-        return None;
-    }
-    if let Some(q) = x.as_rational() {
-        if let Some(r) = Val::exact_root(&q, n) {
-            return Some(Val::rational(r));
-        }
-        if n == 2
-            && let Some(v) = Val::sqrt_rational(&q)
-        {
-            return Some(v);
-        }
-        // ∛16 = 2∛2: pull perfect powers out of an integer radicand (p/q is rewritten as p·qⁿ⁻¹ / q).
-        if let Some((outside, inside)) = Val::split_root(&q, n) {
-            if inside.is_one() {
-                return Some(Val::rational(outside));
-            }
-            let atom = Val::atom(&format!("#root{n}({inside})"));
-            return Val::rational(outside).mul(&atom);
-        }
-    }
-    let marker = if x.is_constant() { "#" } else { "" };
-    Some(Val::atom(&format!("{marker}root{n}({x})")))
-}
-
-fn factorial(v: &Val) -> Option<Val> {
-    let n = v.as_integer()?.to_u32().filter(|n| *n <= 5000)?;
-    let mut acc = BigInt::one();
-    for k in 2..=n {
-        acc *= k;
-    }
-    Some(Val::rational(Q::from_integer(acc)))
-}
-
-fn binomial(n: u64, k: u64) -> Option<Val> {
-    if n > 10_000 {
-        return None;
-    }
-    if k > n {
-        return Some(Val::rational(Q::zero()));
-    }
-    let mut acc = BigInt::one();
-    for j in 0..k {
-        acc = acc * (n - j) / (j + 1);
-    }
-    Some(Val::rational(Q::from_integer(acc)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! - [`mod@extract`]: the final answer of a text (last `\boxed{}`, then documented fallbacks);
 //! - [`normalize`], [`expr`], [`value`], [`answer`]: cleaning (Hendrycks rules and more), exact
 //!   evaluation and structural equivalence ([`is_equiv`]);
+//! - [`limits`]: the bounds on an answer's size, nesting and work (past them: unparsable);
 //! - [`MathBenchmark`]: the default splits (train drawn from the MATH train set, a validation
 //!   set of 50 drawn from the same pool, test = MATH-500) and the [`Benchmark`] implementation.
 
@@ -11,6 +12,7 @@ pub mod answer;
 pub mod data;
 pub mod expr;
 pub mod extract;
+pub mod limits;
 pub mod normalize;
 pub mod prompts;
 pub mod value;
@@ -147,6 +149,12 @@ pub fn evaluate_answer(reference: &str, output: &str, require_boxed: bool) -> Ev
         AnswerSource::AnswerPhrase => " (no \\boxed{} answer; taken from an 'answer is' phrase)",
         AnswerSource::FinalLine => " (no \\boxed{} answer; taken from the last line)",
     };
+    if matches!(got.answer, Answer::Unparsable) {
+        return Evaluation::fail(format!(
+            "extracted `{}`: too long, too deeply nested or too costly to compare{note}",
+            quoted(&got.cleaned)
+        ));
+    }
     if got.equivalent(&expected) {
         Evaluation::pass(format!("correct: extracted `{}`{note}", quoted(&got.cleaned)))
     } else {
@@ -179,7 +187,10 @@ impl Benchmark for MathBenchmark {
     fn extract_answer(&self, output: &str) -> Option<String> {
         extract::extract(output)
             .filter(|e| !self.config.require_boxed || e.source == AnswerSource::Boxed)
-            .map(|e| answer::normalize(&e.answer).key())
+            .map(|e| answer::normalize(&e.answer))
+            // An unparsable answer is no vote: it is equivalent to nothing.
+            .filter(|n| !matches!(n.answer, Answer::Unparsable))
+            .map(|n| n.key())
     }
 
     fn starting_network(&self) -> &str {

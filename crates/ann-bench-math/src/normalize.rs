@@ -13,7 +13,8 @@
 //! - `\text{}`, `\textbf{}`, `\mbox{}`, `\mathrm{}` and similar are unwrapped; trailing text groups
 //!   and trailing unit words of a fixed list (`cm`, `inches`, `square units`, `degrees`, `cents`, ...),
 //!   optionally squared, are dropped while a number or formula stays before them (H drops what follows
-//!   `\text{ `); a bare trailing word not in the list (`3 ab`) is kept;
+//!   `\text{ `); a bare trailing word not in the list (`3 ab`) is kept; what was dropped is the
+//!   answer's unit ([`clean_with_unit`], see [`unit_key`] for when two units are the same);
 //! - the words `and` / `or` between two parts become a comma (an answer list);
 //! - thousands separators `1,000,000` become `1000000` when the whole run of digits and commas is a
 //!   well-formed grouping, there is no space after the commas, and it is not inside brackets (so
@@ -21,8 +22,20 @@
 //! - a multiple-choice letter `(C)` becomes `C`;
 //! - a leading `.5` becomes `0.5` (H), a trailing full stop is dropped, spaces are collapsed.
 
+use crate::limits;
+
 /// Clean `raw` with the rules of the module documentation.
 pub fn clean(raw: &str) -> String {
+    clean_with_unit(raw).0
+}
+
+/// Clean `raw` and return the trailing unit it dropped, if any, as [`unit_key`] spells it:
+/// `2\text{ hours}` -> (`2`, `hour`). A raw answer longer than [`limits::MAX_ANSWER_BYTES`] is
+/// returned as it is.
+pub fn clean_with_unit(raw: &str) -> (String, Option<String>) {
+    if raw.len() > limits::MAX_ANSWER_BYTES {
+        return (raw.to_string(), None);
+    }
     // A row break `\\` must survive the rules for `\ ` and `\,`: park it in a control character.
     let mut s = strip_outer_math(raw.trim()).replace(['\n', '\r'], " ").replace("\\\\", ROW_BREAK);
     s = drop_thousands_markers(&s);
@@ -64,16 +77,17 @@ pub fn clean(raw: &str) -> String {
     for cmd in ["left", "right", "bigl", "bigr", "Bigl", "Bigr", "big", "Big", "degree", "circ"] {
         s = remove_command(&s, cmd);
     }
-    let s = unwrap_text(&s);
+    let s = unwrap_text(&s, 0);
     let s = collapse_spaces(&s);
     let s = s.trim_end_matches('.').trim_end().to_string();
-    let s = drop_trailing_units(&s);
+    let (s, unit) = drop_trailing_units(&s);
     let s = words_to_commas(&s).replace([TEXT_START, TEXT_END], "");
     let s = drop_thousands_commas(&s);
     let s = s.trim().trim_end_matches('.').trim().to_string();
     let s = multiple_choice(&s).unwrap_or(s);
     let s = if s.starts_with('.') { format!("0{s}") } else { s };
-    collapse_spaces(&s.replace(" .", " 0.").replace("{.", "{0.")).replace(ROW_BREAK, "\\\\")
+    let s = collapse_spaces(&s.replace(" .", " 0.").replace("{.", "{0.")).replace(ROW_BREAK, "\\\\");
+    (s, unit_key(&unit))
 }
 
 const ROW_BREAK: &str = "\u{1}";
@@ -166,8 +180,12 @@ const TEXT_START: char = '\u{2}';
 const TEXT_END: char = '\u{3}';
 
 /// `\text{ cm}` -> ` ⟨ cm⟩ `: the content of every text-like group is kept between marks, the
-/// command dropped; `\text{ and }` / `\text{or}` become plain words.
-fn unwrap_text(s: &str) -> String {
+/// command dropped; `\text{ and }` / `\text{or}` become plain words. Groups nested deeper than
+/// [`limits::MAX_DEPTH`] are left as they are (and the answer being parsed is unparsable).
+fn unwrap_text(s: &str, depth: usize) -> String {
+    if limits::within_depth(depth).is_none() {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     'outer: while let Some(i) = rest.find('\\') {
@@ -179,7 +197,7 @@ fn unwrap_text(s: &str) -> String {
                 && let Some(body) = after.trim_start().strip_prefix('{')
                 && let Some(end) = crate::extract::matching_brace(body)
             {
-                let content = unwrap_text(&body[..end]).replace([TEXT_START, TEXT_END], "");
+                let content = unwrap_text(&body[..end], depth + 1).replace([TEXT_START, TEXT_END], "");
                 let word = content.trim_matches([' ', ',']);
                 if matches!(word, "and" | "or") {
                     out.push_str(&format!(" {word} "));
@@ -225,9 +243,11 @@ fn strip_power_suffix(s: &str) -> &str {
 }
 
 /// `5.4 ⟨ cents⟩` -> `5.4`, `864 ⟨ inches⟩^2` -> `864`, `15 square units` -> `15`: trailing unit
-/// groups and unit words are dropped while a number or formula stays before them.
-fn drop_trailing_units(s: &str) -> String {
+/// groups and unit words are dropped while a number or formula stays before them; the second
+/// part is what was dropped (` ⟨ inches⟩^2`, ` square units`).
+fn drop_trailing_units(s: &str) -> (String, String) {
     let mut s = s.trim().to_string();
+    let mut dropped = String::new();
     loop {
         let with_power = s.trim_end();
         let body = if with_power.ends_with(TEXT_END) { with_power } else { strip_power_suffix(with_power) };
@@ -245,9 +265,34 @@ fn drop_trailing_units(s: &str) -> String {
         if !keeps_value {
             break;
         }
+        dropped.insert_str(0, &format!(" {}", &with_power[before.len()..]));
         s = before.to_string();
     }
-    s
+    (s, dropped)
+}
+
+/// A unit as units are compared (`\text{}`, `\mbox{}` and the like already unwrapped): braces gone, lower case,
+/// spaces collapsed (none before `^`), and each word's plural dropped (`hours` -> `hour`,
+/// `inches` -> `inch`: a final `s`, or `es` after `ch`, `sh`, `x`, `ss`). Nothing else: `hrs` is not
+/// `hours`, `feet` is not `foot`, `cm^2` is not `square cm`. `None` for no unit.
+pub fn unit_key(dropped: &str) -> Option<String> {
+    let plain = dropped.replace([TEXT_START, TEXT_END], " ").replace(['{', '}'], "").to_lowercase();
+    let words: Vec<String> = plain.split_whitespace().map(singular).collect();
+    let unit = words.join(" ").replace(" ^", "^");
+    (!unit.is_empty()).then_some(unit)
+}
+
+/// `hours` -> `hour`, `inches^2` -> `inch^2`, `glass` stays.
+fn singular(word: &str) -> String {
+    let (stem, power) = word.split_at(word.find('^').unwrap_or(word.len()));
+    let stem = if ["ches", "shes", "xes", "sses"].iter().any(|e| stem.ends_with(e)) {
+        &stem[..stem.len() - 2]
+    } else if stem.len() > 2 && stem.ends_with('s') && !stem.ends_with("ss") {
+        &stem[..stem.len() - 1]
+    } else {
+        stem
+    };
+    format!("{stem}{power}")
 }
 
 /// `3 and 4` -> `3, 4`, `2, 3, and 4` -> `2, 3, 4`; only between two non-empty parts.

@@ -12,273 +12,27 @@
 //! Sums of numbers are always expanded (so `2(3 + √2)` = `6 + 2√2`), sums with variables are kept as
 //! factors (so `(a+5)(b+2)` ≠ `ab + 2a + 5b + 10`, while `2x + 2` = `2(x + 1)`).
 
+mod poly;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
 use num_bigint::BigInt;
-use num_integer::Integer;
 use num_rational::BigRational;
 use num_traits::{One, Signed, ToPrimitive, Zero};
 
+use poly::{MAX_BITS, MAX_RATIONAL_POWER, charge_power, q_bits};
+pub use poly::{Mono, Poly, is_variable_atom};
+
+use crate::limits::spend;
+
 pub type Q = BigRational;
 
-/// Largest exponent applied to a sum, and largest radicand factored (beyond it roots stay opaque).
-const MAX_POLY_POWER: i64 = 64;
-const MAX_RATIONAL_POWER: u64 = 1 << 16;
+/// Largest radicand factored (beyond it roots stay opaque): trial division up to its square root,
+/// 2^20 steps at most, each charged to the work budget.
 const MAX_RADICAND: u64 = 1 << 40;
 /// Largest root index evaluated (`\sqrt[64]{x}`); beyond it roots stay opaque.
 const MAX_ROOT: u32 = 64;
-/// Largest number of terms in a product of sums, and of bits in a power of a rational: model output
-/// such as `(x+y+z+1)^{64} + 1` or `(3^{4096})^{4096}` is refused rather than computed.
-const MAX_TERMS: usize = 2_000;
-const MAX_BITS: u64 = 1 << 18;
-
-/// One product `√rad · iᵏ · Π atomᵉ` (without its coefficient).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Mono {
-    rad: u64,
-    imag: bool,
-    atoms: BTreeMap<String, i64>,
-}
-
-impl Mono {
-    fn one() -> Self {
-        Self { rad: 1, imag: false, atoms: BTreeMap::new() }
-    }
-
-    fn has_var(&self) -> bool {
-        self.atoms.keys().any(|a| is_variable_atom(a))
-    }
-
-    /// The product of two monomials and the rational factor it throws off (√2·√2 = 2, i·i = -1).
-    fn mul(&self, other: &Mono) -> Option<(Mono, Q)> {
-        let g = self.rad.gcd(&other.rad);
-        let rad = (self.rad / g).checked_mul(other.rad / g)?;
-        let mut factor = Q::from_integer(BigInt::from(g));
-        let imag = self.imag ^ other.imag;
-        if self.imag && other.imag {
-            factor = -factor;
-        }
-        let mut atoms = self.atoms.clone();
-        for (name, e) in &other.atoms {
-            let slot = atoms.entry(name.clone()).or_insert(0);
-            *slot = slot.checked_add(*e)?;
-            if *slot == 0 {
-                atoms.remove(name);
-            }
-        }
-        Some((Mono { rad, imag, atoms }, factor))
-    }
-}
-
-/// Atoms whose names start with `#` are constants (`#pi`, `#inf`, roots of numbers); others vary.
-pub fn is_variable_atom(name: &str) -> bool {
-    !name.starts_with('#')
-}
-
-/// A sum of terms with exact rational coefficients; no zero coefficient is stored.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Poly(BTreeMap<Mono, Q>);
-
-impl Poly {
-    pub fn rational(q: Q) -> Self {
-        let mut p = Poly::default();
-        p.add_term(Mono::one(), q);
-        p
-    }
-
-    pub fn atom(name: &str) -> Self {
-        let mut mono = Mono::one();
-        mono.atoms.insert(name.to_string(), 1);
-        let mut p = Poly::default();
-        p.add_term(mono, Q::one());
-        p
-    }
-
-    fn imaginary_unit() -> Self {
-        let mut p = Poly::default();
-        p.add_term(Mono { rad: 1, imag: true, atoms: BTreeMap::new() }, Q::one());
-        p
-    }
-
-    fn add_term(&mut self, mono: Mono, q: Q) {
-        if q.is_zero() {
-            return;
-        }
-        let slot = self.0.entry(mono.clone()).or_insert_with(Q::zero);
-        *slot += q;
-        if slot.is_zero() {
-            self.0.remove(&mono);
-        }
-    }
-
-    pub fn is_zero(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn has_var(&self) -> bool {
-        self.0.keys().any(Mono::has_var)
-    }
-
-    /// The value as a rational, when it is one.
-    pub fn as_rational(&self) -> Option<Q> {
-        match self.0.len() {
-            0 => Some(Q::zero()),
-            1 => {
-                let (mono, q) = self.0.iter().next()?;
-                (*mono == Mono::one()).then(|| q.clone())
-            }
-            _ => None,
-        }
-    }
-
-    fn add(&self, other: &Poly) -> Poly {
-        let mut out = self.clone();
-        for (m, q) in &other.0 {
-            out.add_term(m.clone(), q.clone());
-        }
-        out
-    }
-
-    fn scale(&self, q: &Q) -> Poly {
-        let mut out = Poly::default();
-        for (m, c) in &self.0 {
-            out.add_term(m.clone(), c * q);
-        }
-        out
-    }
-
-    fn mul(&self, other: &Poly) -> Option<Poly> {
-        if self.0.len() * other.0.len() > MAX_TERMS {
-            return None;
-        }
-        let mut out = Poly::default();
-        for (m1, q1) in &self.0 {
-            for (m2, q2) in &other.0 {
-                let (m, f) = m1.mul(m2)?;
-                out.add_term(m, q1 * q2 * f);
-            }
-        }
-        Some(out)
-    }
-
-    fn pow(&self, n: i64) -> Option<Poly> {
-        if let Some(q) = self.as_rational() {
-            let bits = q.numer().bits().max(q.denom().bits());
-            if n.unsigned_abs() > MAX_RATIONAL_POWER || (q.is_zero() && n < 0) || bits * n.unsigned_abs() > MAX_BITS {
-                return None;
-            }
-            return Some(Poly::rational(q.pow(i32::try_from(n).ok()?)));
-        }
-        if n < 0 {
-            return self.inverse()?.pow(n.checked_neg()?);
-        }
-        if let [(mono, q)] = self.0.iter().collect::<Vec<_>>().as_slice() {
-            return Self::term_power(mono, q, n);
-        }
-        if n > MAX_POLY_POWER {
-            return None;
-        }
-        let mut out = Poly::rational(Q::one());
-        for _ in 0..n {
-            out = out.mul(self)?;
-        }
-        Some(out)
-    }
-
-    /// `(q √r iᵏ Π aᵉ)ⁿ` for `n ≥ 0`, without repeated multiplication (`x^{100}` is cheap).
-    fn term_power(mono: &Mono, q: &Q, n: i64) -> Option<Poly> {
-        let n32 = u32::try_from(n).ok()?;
-        let bits = q.numer().bits().max(q.denom().bits()) + 64 - mono.rad.leading_zeros() as u64;
-        if bits.saturating_mul(n.unsigned_abs()) > MAX_BITS {
-            return None;
-        }
-        // √rⁿ = r^(n div 2) · √r^(n mod 2); iⁿ cycles with period 4.
-        let mut coef = q.pow(i32::try_from(n).ok()?) * Q::from_integer(BigInt::from(mono.rad).pow(n32 / 2));
-        let imag = mono.imag && n % 2 == 1;
-        if mono.imag && n % 4 >= 2 {
-            coef = -coef;
-        }
-        let atoms = mono.atoms.iter().map(|(a, e)| Some((a.clone(), e.checked_mul(n)?))).collect::<Option<_>>()?;
-        let rad = if n % 2 == 1 { mono.rad } else { 1 };
-        let mut p = Poly::default();
-        p.add_term(Mono { rad, imag, atoms }, coef);
-        Some(p)
-    }
-
-    /// `1 / self` for a single term, or for `a + b·m` with `m²` rational (conjugate: `1/(1+√2) = √2 - 1`).
-    fn inverse(&self) -> Option<Poly> {
-        let terms: Vec<(&Mono, &Q)> = self.0.iter().collect();
-        match terms.as_slice() {
-            [(mono, q)] => {
-                // 1/(q √r iᵏ Π aᵉ) = (1/(q r)) √r (-i)ᵏ Π a⁻ᵉ
-                let mut coef = Q::one() / (*q).clone() / Q::from_integer(BigInt::from(mono.rad));
-                if mono.imag {
-                    coef = -coef;
-                }
-                let atoms = mono.atoms.iter().map(|(a, e)| (a.clone(), -e)).collect();
-                let mut p = Poly::default();
-                p.add_term(Mono { rad: mono.rad, imag: mono.imag, atoms }, coef);
-                Some(p)
-            }
-            [(m0, a), (m1, b)] if **m0 == Mono::one() && m1.atoms.is_empty() => {
-                // m1² = ±rad
-                let square = Q::from_integer(BigInt::from(m1.rad)) * if m1.imag { -Q::one() } else { Q::one() };
-                let denom = (*a).clone() * (*a).clone() - (*b).clone() * (*b).clone() * square;
-                if denom.is_zero() {
-                    return None;
-                }
-                let mut p = Poly::default();
-                p.add_term(Mono::one(), (*a).clone() / denom.clone());
-                p.add_term((*m1).clone(), -(*b).clone() / denom);
-                Some(p)
-            }
-            _ => None,
-        }
-    }
-
-    /// `(content, primitive)` with `self = content · primitive`, the primitive's integer coefficients
-    /// coprime and its greatest term positive.
-    fn primitive(&self) -> (Q, Poly) {
-        let mut num_gcd = BigInt::zero();
-        let mut den_lcm = BigInt::one();
-        for q in self.0.values() {
-            num_gcd = num_gcd.gcd(q.numer());
-            den_lcm = den_lcm.lcm(q.denom());
-        }
-        let mut content = Q::new(num_gcd, den_lcm);
-        if self.0.values().next_back().is_some_and(Signed::is_negative) {
-            content = -content;
-        }
-        let inv = Q::one() / content.clone();
-        (content, self.scale(&inv))
-    }
-}
-
-impl fmt::Display for Poly {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return write!(f, "0");
-        }
-        for (i, (m, q)) in self.0.iter().enumerate() {
-            if i > 0 {
-                write!(f, "+")?;
-            }
-            write!(f, "{q}")?;
-            if m.rad != 1 {
-                write!(f, "*sqrt({})", m.rad)?;
-            }
-            if m.imag {
-                write!(f, "*i")?;
-            }
-            for (a, e) in &m.atoms {
-                let a = a.strip_prefix('#').unwrap_or(a);
-                if *e == 1 { write!(f, "*{a}")? } else { write!(f, "*{a}^{e}")? }
-            }
-        }
-        Ok(())
-    }
-}
 
 /// `coeff · Π factorᵉ`, see the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -371,7 +125,7 @@ impl Val {
         if d1 != d2 {
             return None;
         }
-        Some(Val { coeff: n1.add(&n2), factors: d1 }.normalized())
+        Some(Val { coeff: n1.add(&n2)?, factors: d1 }.normalized())
     }
 
     pub fn neg(&self) -> Val {
@@ -432,6 +186,10 @@ impl Val {
             return None;
         }
         // ⁿ√(a/b) = ⁿ√(a·bⁿ⁻¹) / b
+        // Only a radicand that fits in 64 bits is factored: check before computing `bⁿ⁻¹`.
+        if q.numer().bits() + q.denom().bits() * u64::from(n - 1) > 64 {
+            return None;
+        }
         let radicand = q.numer().abs() * q.denom().pow(n - 1);
         let (outside, inside) = split_power(radicand.to_u64()?, n)?;
         let sign = if q.is_negative() { -Q::one() } else { Q::one() };
@@ -440,9 +198,11 @@ impl Val {
 
     /// The exact `n`-th root of a non-negative rational when it is rational.
     pub fn exact_root(q: &Q, n: u32) -> Option<Q> {
-        if (q.is_negative() && n.is_multiple_of(2)) || n == 0 || n > MAX_ROOT {
+        if (q.is_negative() && n.is_multiple_of(2)) || n == 0 || n > MAX_ROOT || q_bits(q) > MAX_BITS {
             return None;
         }
+        // Newton's iteration on each part, then the check by a power.
+        charge_power(q_bits(q))?;
         let sign = if q.is_negative() { -BigInt::one() } else { BigInt::one() };
         let num = q.numer().abs().nth_root(n);
         let den = q.denom().nth_root(n);
@@ -458,6 +218,9 @@ fn split_power(n: u64, k: u32) -> Option<(u64, u64)> {
     let (mut outside, mut inside, mut rest) = (1u64, 1u64, n);
     let mut p = 2u64;
     while p * p <= rest {
+        if p.is_multiple_of(1024) {
+            spend(1024)?;
+        }
         let mut count = 0;
         while rest % p == 0 {
             rest /= p;

@@ -157,7 +157,7 @@ const TABLE: &[(&str, &str, bool, &str)] = &[
     ("2 3", "23", NE, "a space between digits is not nothing"),
     ("\\frac{x^2-1}{x-1}", "x+1", NE, "no polynomial division (documented)"),
     ("3 ab", "3 cd", NE, "a trailing variable product is not a unit"),
-    ("5 \\text{ cm}", "5 \\text{ m}", EQ, "units are dropped (Hendrycks)"),
+    ("5 \\text{ cm}", "5 \\text{ m}", NE, "units differ on both sides (Hendrycks dropped them)"),
     ("\\sqrt[3]{16}", "2\\sqrt[3]{2}", EQ, "cube root simplified"),
     ("16^{1/3}", "2\\sqrt[3]{2}", EQ, "fractional power as root"),
     ("(0,1) U (2,3)", "(0,1) \\cup (2,3)", EQ, "letter U as union"),
@@ -243,4 +243,25 @@ fn slices_of_solutions_do_not_panic() {
         assert!(found.is_some_and(|a| is_equiv(&a, &p.answer)), "{}", p.id);
     }
     assert!(calls > 10_000, "{calls}");
+}
+
+/// Units count when both sides carry one (same after case, spaces and a plural `s`), and are
+/// ignored when only one does.
+#[test]
+fn units_are_compared_when_both_sides_carry_one() {
+    let rows: &[(&str, &str, bool)] = &[
+        ("2\\text{ hours}", "2\\text{ minutes}", NE),
+        ("2\\text{ hours}", "2\\,\\text{hrs}", NE),
+        ("5 cm", "5\\text{ m}", NE),
+        ("3\\text{ inches}", "3\\text{ inches}^2", NE),
+        ("2\\text{ hours}", "3\\text{ hours}", NE),
+        ("2\\text{ hours}", "2\\text{ Hour}", EQ),
+        ("2\\text{hours}", "2\\mbox{ hours}", EQ),
+        ("864 \\mbox{ inches}^2", "864\\text{ inch}^{2}", EQ),
+        ("5 cm", "5\\text{ cm}", EQ),
+        ("2", "2\\text{ hours}", EQ),
+        ("\\frac{1}{2}", "0.5\\text{ hours}", EQ),
+    ];
+    let failures: Vec<String> = rows.iter().filter_map(|(a, b, eq)| check(a, b, *eq, "units").err()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
