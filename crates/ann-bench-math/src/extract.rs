@@ -39,34 +39,56 @@ pub fn extract(text: &str) -> Option<Extracted> {
 }
 
 /// The content of the last complete, non-empty `\boxed{}` / `\fbox{}` / `\boxed X` in `text`.
+///
+/// Linear in the text: a box whose group never closes leaves its brace open under every box before
+/// it, so their groups cannot close past it either, and their scans stop at its start.
 pub fn last_boxed(text: &str) -> Option<String> {
     let mut starts: Vec<(usize, usize)> = Vec::new();
     for pat in ["\\boxed", "\\fbox"] {
         starts.extend(text.match_indices(pat).map(|(i, m)| (i, i + m.len())));
     }
     starts.sort_unstable();
-    starts.into_iter().rev().find_map(|(_, after)| boxed_content(&text[after..]))
+    let mut scan_end = text.len();
+    for (start, after) in starts.into_iter().rev() {
+        match boxed_content(&text[after..scan_end.max(after)]) {
+            BoxArgument::Content(content) => return Some(content),
+            BoxArgument::Unclosed => scan_end = start,
+            BoxArgument::NotABox => {}
+        }
+    }
+    None
+}
+
+/// What follows a `\boxed` command name.
+enum BoxArgument {
+    /// A complete, non-empty argument.
+    Content(String),
+    /// A `{` whose group does not close before the end of the text.
+    Unclosed,
+    /// Another command (`\boxedfoo`), an empty box, or no argument.
+    NotABox,
 }
 
 /// The argument of a `\boxed` whose name ends just before `rest`.
-fn boxed_content(rest: &str) -> Option<String> {
+fn boxed_content(rest: &str) -> BoxArgument {
+    let non_empty = |s: &str| if s.is_empty() { BoxArgument::NotABox } else { BoxArgument::Content(s.to_string()) };
     // `\boxedfoo` is another command, not a box.
     if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return None;
+        return BoxArgument::NotABox;
     }
     let trimmed = rest.trim_start();
     if let Some(body) = trimmed.strip_prefix('{') {
-        let end = matching_brace(body)?;
-        let content = body[..end].trim();
-        return (!content.is_empty()).then(|| content.to_string());
+        return match matching_brace(body) {
+            Some(end) => non_empty(body[..end].trim()),
+            None => BoxArgument::Unclosed,
+        };
     }
     // `\boxed 5`: one token, up to whitespace or a `$`.
     if rest.starts_with(' ') {
         let token: String = trimmed.chars().take_while(|c| !c.is_whitespace() && *c != '$').collect();
-        let token = token.trim_end_matches(['.', ',']);
-        return (!token.is_empty()).then(|| token.to_string());
+        return non_empty(token.trim_end_matches(['.', ',']));
     }
-    None
+    BoxArgument::NotABox
 }
 
 /// Byte index of the `}` closing a group whose `{` was just before `body`; escaped braces do not count.
@@ -145,6 +167,17 @@ mod tests {
         let got = extract(text);
         let got = got.as_ref().map(|e| (e.answer.as_str(), e.source));
         assert_eq!(got, expected, "text: {text:?}");
+    }
+
+    #[test]
+    fn unclosed_boxes_bound_the_scans_before_them() {
+        assert_eq!(last_boxed("\\boxed{1} \\boxed{2").as_deref(), Some("1"));
+        assert_eq!(last_boxed("\\boxed{a \\boxed{b}").as_deref(), Some("b"));
+        assert_eq!(last_boxed("\\boxed{a} \\boxed{b \\boxed{").as_deref(), Some("a"));
+        assert_eq!(last_boxed("\\boxed{\\{x\\}} \\fbox{").as_deref(), Some("\\{x\\}"));
+        // 100,000 unclosed boxes after a complete one: each scan stops at the box after it.
+        let hostile = format!("\\boxed{{42}} {}", "\\boxed{ {".repeat(100_000));
+        assert_eq!(last_boxed(&hostile).as_deref(), Some("42"));
     }
 
     #[test]
