@@ -187,8 +187,38 @@ pub fn revise_peers(draft: &str, critiques: &[Answer<'_>]) -> String {
     )
 }
 
-/// DynamicRoutingSelect: pick one aggregator for this layer and input.
+/// One candidate of a routing call as the prompt shows it: its name, its call count for the layer
+/// and its one-line semantics.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutingCandidate<'a> {
+    pub name: AggregatorName,
+    pub calls: usize,
+    pub description: &'a str,
+}
+
+/// DynamicRoutingSelect: pick one aggregator for this layer and input (candidates described by
+/// their names alone; see [`routing_among`] for a registry's descriptions).
 pub fn routing(task: &str, layer: &Layer, input: &str, debate_rounds: u32, stats: &[RoutingStat]) -> Vec<Message> {
+    let candidates: Vec<RoutingCandidate<'_>> = layer
+        .aggregators
+        .iter()
+        .map(|&name| RoutingCandidate {
+            name,
+            calls: name.calls(layer.agents.len(), debate_rounds),
+            description: name.description(),
+        })
+        .collect();
+    routing_among(task, layer, input, &candidates, stats)
+}
+
+/// DynamicRoutingSelect with the layer's candidates as given (in the layer's order).
+pub fn routing_among(
+    task: &str,
+    layer: &Layer,
+    input: &str,
+    candidates: &[RoutingCandidate<'_>],
+    stats: &[RoutingStat],
+) -> Vec<Message> {
     let mut u = String::new();
     let _ = write!(
         u,
@@ -201,10 +231,9 @@ pub fn routing(task: &str, layer: &Layer, input: &str, debate_rounds: u32, stats
         let _ = writeln!(u, "- {}: {}", a.id, a.role.trim_end());
     }
     let _ = write!(u, "\nLayer input:\n{input}\n\nCandidate aggregators (how the team's answers are combined):\n");
-    for &name in &layer.aggregators {
-        let calls = name.calls(layer.agents.len(), debate_rounds);
-        let plural = if calls == 1 { "" } else { "s" };
-        let _ = writeln!(u, "- {name} ({calls} call{plural}): {}", name.description());
+    for RoutingCandidate { name, calls, description } in candidates {
+        let plural = if *calls == 1 { "" } else { "s" };
+        let _ = writeln!(u, "- {name} ({calls} call{plural}): {description}");
     }
     if !layer.routing_hint.trim().is_empty() {
         let _ = write!(u, "\nHint: {}\n", layer.routing_hint.trim());
