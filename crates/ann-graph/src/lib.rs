@@ -10,12 +10,14 @@
 //! benchmarks: the answer extractor and the answer-format rule come from the caller.
 //!
 //! Module map: `network.rs` (the types and their files), `name.rs` (aggregator names),
-//! `validate.rs` (the format gate), `call.rs` (the traced, budget-stopped call machinery),
-//! `vote.rs` (answer extraction and voting), `registry.rs` (the trait and the registry),
+//! `validate.rs` (the format gate), `violation.rs` (its violations), `call.rs` (the traced, budget-stopped call machinery),
+//! `vote.rs` (answer extraction and voting), `aggregator.rs` (the open trait), `registry.rs` (the
+//! registry of built-in and custom aggregators),
 //! `aggregators/` (the eight built-ins by family), `config.rs` (forward settings), `routing.rs`
 //! (dynamic routing), `forward.rs` (the forward phase), `trace.rs`, `team.rs` (team
 //! construction), `prompts.rs`, `export.rs` (diagrams).
 
+mod aggregator;
 mod aggregators;
 mod call;
 mod config;
@@ -30,24 +32,27 @@ mod routing;
 mod team;
 mod trace;
 mod validate;
+mod violation;
 mod vote;
 
 #[cfg(test)]
 mod testing;
 
+pub use aggregator::Aggregator;
 /// The attribute a custom [`Aggregator`] implementation needs (re-exported from `async-trait`).
 pub use async_trait::async_trait;
 pub use call::{CallSpec, LayerContext, survivors};
 pub use config::{ForwardConfig, RoutingMode};
 pub use error::GraphError;
 pub use forward::{ForwardResult, forward, forward_batch};
-pub use name::{AggregatorName, CustomName};
+pub use name::{AggregatorName, CustomName, is_slug};
 pub use network::{Agent, Layer, Network, SCHEMA_VERSION};
 pub use prompts::RoutingStat;
-pub use registry::{Aggregator, AggregatorRegistry, aggregator};
+pub use registry::{AggregatorRegistry, aggregator};
 pub use routing::{parse_routing, routing_format};
 pub use team::{TeamAttempt, TeamConfig, TeamOutcome, TeamSource, construct_team, network_schema, parse_network_reply};
-pub use validate::{REQUIRED_PLACEHOLDERS, ValidationRules, Violation, is_slug};
+pub use validate::{REQUIRED_PLACEHOLDERS, ValidationRules};
+pub use violation::Violation;
 pub use vote::{Extractor, majority_vote};
 
 /// An example network in the schema: the default starting network for a maths task

@@ -1,4 +1,4 @@
-//! Aggregator names: the eight built-in aggregation functions and the custom names a user declares.
+//! Slugs and aggregator names: the eight built-in aggregation functions and the custom names a user declares.
 //!
 //! An [`AggregatorName`] is what a network file, a trace, a routing answer and a patch say; it is
 //! `Copy` and compares by name. The eight built-ins keep their snake_case names. A custom name is
@@ -15,7 +15,10 @@ use std::sync::{Mutex, OnceLock};
 use serde::de::{self, EnumAccess, VariantAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::is_slug;
+/// Whether `id` is a non-empty slug of `[a-z0-9_-]`.
+pub fn is_slug(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
 
 /// The name of an aggregation function: one of the eight built-ins, or a declared custom name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
