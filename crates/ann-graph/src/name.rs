@@ -23,13 +23,21 @@ pub fn is_slug(id: &str) -> bool {
 /// The name of an aggregation function: one of the eight built-ins, or a declared custom name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AggregatorName {
+    /// `single`: the first agent alone answers.
     Single,
+    /// `concatenate`: every answer, labelled by agent and role.
     Concatenate,
+    /// `majority_vote`: the most common final answer wins.
     MajorityVote,
+    /// `llm_synthesis`: the last agent merges all answers.
     LlmSynthesis,
+    /// `select_best`: a judge picks one answer verbatim.
     SelectBest,
+    /// `sequential_refine`: each agent improves the previous draft.
     SequentialRefine,
+    /// `debate`: rounds of revision after seeing the others, then a vote.
     Debate,
+    /// `critic_revise`: a draft, critiques, one revision.
     CriticRevise,
     /// A user's aggregator, declared with [`AggregatorName::custom`].
     Custom(CustomName),

@@ -23,6 +23,7 @@ pub enum Violation {
     NoAggregator { layer: String },
     #[error("[aggregators] layer `{layer}` lists aggregator `{aggregator}` more than once")]
     DuplicateAggregator { layer: String, aggregator: AggregatorName },
+    /// A candidate the validation rules' registry does not hold (`known` lists the registry).
     #[error("[aggregators] layer `{layer}`: aggregator `{aggregator}` is not registered (known: {known})")]
     UnknownAggregator { layer: String, aggregator: AggregatorName, known: String },
     #[error("[default_aggregator] layer `{layer}`: default `{aggregator}` is not among its aggregators")]

@@ -192,8 +192,11 @@ pub fn revise_peers(draft: &str, critiques: &[Answer<'_>]) -> String {
 /// and its one-line semantics.
 #[derive(Debug, Clone, Copy)]
 pub struct RoutingCandidate<'a> {
+    /// The aggregator's name.
     pub name: AggregatorName,
+    /// Its model calls for this layer (routing excluded, no failures).
     pub calls: usize,
+    /// Its one-line semantics.
     pub description: &'a str,
 }
 
