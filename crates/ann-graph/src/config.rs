@@ -69,3 +69,25 @@ impl ForwardConfig {
         CallSettings { model: self.model.clone(), temperature: 0.0, max_tokens: self.max_tokens, seed: self.seed }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_modes_have_the_experiment_files_names() {
+        for (mode, name) in [(RoutingMode::Dynamic, "\"dynamic\""), (RoutingMode::Fixed, "\"fixed\"")] {
+            assert_eq!(serde_json::to_string(&mode).unwrap(), name);
+            assert_eq!(serde_json::from_str::<RoutingMode>(name).unwrap(), mode);
+        }
+    }
+
+    #[test]
+    fn call_settings_carry_the_worker_model() {
+        let config =
+            ForwardConfig { model: "worker".into(), max_tokens: Some(64), seed: Some(7), ..Default::default() };
+        let settings = config.call_settings();
+        assert_eq!((settings.model.as_str(), settings.max_tokens, settings.seed), ("worker", Some(64), Some(7)));
+        assert_eq!(format!("{:?}", config.aggregators).matches(',').count(), 7, "the eight built-ins");
+    }
+}

@@ -244,3 +244,54 @@ impl<'de> Deserialize<'de> for AggregatorName {
         deserializer.deserialize_enum("AggregatorName", BUILT_IN_NAMES, NameVisitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_names_are_declared_slugs_apart_from_the_built_ins() {
+        assert_eq!(AggregatorName::custom("debate").unwrap_err(), "`debate` is the name of a built-in aggregator");
+        assert!(AggregatorName::custom("Not A Slug").unwrap_err().contains("not a slug"));
+        assert!("name_test_late".parse::<AggregatorName>().is_err(), "undeclared");
+        let late = AggregatorName::custom("name_test_late").unwrap();
+        assert_eq!(AggregatorName::custom("name_test_late"), Ok(late), "declaring twice is a lookup");
+        assert_eq!("name_test_late".parse::<AggregatorName>(), Ok(late));
+        assert!(late > AggregatorName::CriticRevise && !late.is_built_in());
+        assert_eq!((late.min_agents(), late.calls(3, 2)), (1, 3));
+    }
+
+    #[test]
+    fn built_ins_serialize_as_the_unit_variants_they_were_and_customs_as_text() {
+        #[derive(Debug, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Before {
+            MajorityVote,
+        }
+        let custom = AggregatorName::custom("name_test_serde").unwrap();
+        assert_eq!(
+            serde_yaml_ng::to_string(&AggregatorName::MajorityVote).unwrap(),
+            serde_yaml_ng::to_string(&Before::MajorityVote).unwrap()
+        );
+        for name in AggregatorName::ALL.into_iter().chain([custom]) {
+            let json = serde_json::to_string(&name).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<AggregatorName>(&json).unwrap(), name);
+            let value = serde_json::to_value(name).unwrap();
+            assert_eq!(serde_json::from_value::<AggregatorName>(value).unwrap(), name);
+            let yaml = serde_yaml_ng::to_string(&name).unwrap();
+            assert_eq!(yaml, format!("{name}\n"));
+            assert_eq!(serde_yaml_ng::from_str::<AggregatorName>(&yaml).unwrap(), name);
+        }
+        let e = serde_json::from_str::<AggregatorName>("\"name_test_never\"").unwrap_err().to_string();
+        assert!(e.starts_with("unknown variant `name_test_never`, expected one of `single`, `concatenate`"), "{e}");
+        for input in ["3", "{\"majority_vote\": 1}", "{\"majority_vote\": null}", "null"] {
+            let ours = serde_json::from_str::<AggregatorName>(input)
+                .map(|name| name.to_string())
+                .map_err(|e| e.to_string().replace("AggregatorName", "Before"));
+            let derived =
+                serde_json::from_str::<Before>(input).map(|_| "majority_vote".to_string()).map_err(|e| e.to_string());
+            assert_eq!(ours, derived, "{input}");
+        }
+    }
+}

@@ -84,6 +84,7 @@ async fn a_registered_custom_aggregator_runs_in_a_network_loaded_from_json() {
     assert_eq!(net.validate(&rules), Ok(()));
     assert_eq!(Network::from_json(&net.to_json()).unwrap(), net, "the custom name round-trips");
     assert!(net.to_json().contains(r#""default_aggregator": "longest""#));
+    assert_eq!(Network::from_yaml(&net.to_yaml()).unwrap(), net, "and through YAML");
 
     // Forward: routing offers it with its own description, chooses it, and it runs the team.
     let model = scripted();
@@ -112,6 +113,8 @@ async fn a_registered_custom_aggregator_runs_in_a_network_loaded_from_json() {
     );
     // The trace names it as files do.
     assert!(result.trace.to_jsonl().contains(r#""aggregator":"longest""#));
+    let json = serde_json::to_string(&result.trace).unwrap();
+    assert_eq!(serde_json::from_str::<ann_graph::Trace>(&json).unwrap(), result.trace, "a trace reads back");
 }
 
 #[tokio::test]
