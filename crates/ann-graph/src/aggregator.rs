@@ -9,7 +9,7 @@ use crate::{AggregatorName, GraphError, LayerContext};
 /// An aggregation function: combines a layer's agents into the layer output `O_l`.
 ///
 /// Implement it for a custom aggregator (under a name from [`AggregatorName::custom`]) and register
-/// it in an [`AggregatorRegistry`]. The metadata methods default to what the name alone says.
+/// it in an [`crate::AggregatorRegistry`]. The metadata methods default to what the name alone says.
 #[async_trait]
 pub trait Aggregator: Send + Sync {
     /// The name this implements (files, routing answers and traces say it).

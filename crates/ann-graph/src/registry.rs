@@ -14,7 +14,7 @@
 //! /// Every agent answers; the longest answer is the layer output.
 //! struct Longest;
 //!
-//! #[async_trait::async_trait]
+//! #[ann_graph::async_trait]
 //! impl Aggregator for Longest {
 //!     fn name(&self) -> AggregatorName {
 //!         AggregatorName::custom("longest").expect("a slug that is not a built-in's")
