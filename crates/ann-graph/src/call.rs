@@ -32,7 +32,7 @@ use ann_llm::{CallSettings, LlmError, Message, ResponseFormat, SharedModel};
 use futures::future::join_all;
 use tokio::sync::Semaphore;
 
-use crate::prompts::{self, Answer};
+use crate::prompts::forward::{self as prompts, Answer};
 use crate::trace::{CallKind, CallRecord};
 use crate::vote::{Extractor, majority_vote};
 use crate::{AggregatorName, GraphError, Layer};

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::call::survivors;
-use crate::prompts::{self, Answer};
+use crate::prompts::forward::{self as prompts, Answer};
 use crate::trace::CallKind;
 use crate::{Aggregator, AggregatorName, GraphError, LayerContext};
 

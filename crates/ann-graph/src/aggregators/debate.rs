@@ -6,7 +6,7 @@ use futures::future::join_all;
 
 use super::synthesis::synthesise;
 use crate::call::survivors;
-use crate::prompts::{self, Answer};
+use crate::prompts::forward::{self as prompts, Answer};
 use crate::trace::CallKind;
 use crate::{Aggregator, AggregatorName, GraphError, LayerContext};
 

@@ -3,7 +3,7 @@
 //! `forward.rs` holds the forward phase's (agents, aggregators, routing), `team.rs` team
 //! construction's; both are re-exported here.
 
-mod forward;
+pub(crate) mod forward;
 mod team;
 
 pub use forward::*;
