@@ -1,35 +1,61 @@
 //! Agents, layers, aggregators, the network definition, the forward pass and its trace.
 //!
-//! A [`Network`] (design 7.1) is data: layers of agents, each layer with candidate aggregators.
+//! A [`Network`] is data: layers of agents, each layer with candidate aggregators.
 //! [`forward`] runs one input through it layer by layer (`I_{l+1} = O_l`, the task always visible):
-//! per layer, DynamicRoutingSelect picks an aggregator (one traced call), then the [`Aggregator`]
-//! runs the team. Every call lands in the [`Trace`], which the backward phase reads.
+//! per layer, dynamic routing (DynamicRoutingSelect) picks an aggregator (one traced call), then the
+//! [`Aggregator`] registered under that name runs the team through a [`LayerContext`]. Every call
+//! lands in the [`Trace`], which the backward phase reads. The aggregators are open: a user
+//! implements [`Aggregator`] under a custom name and adds it to an [`AggregatorRegistry`].
 //! [`construct_team`] asks a model for a network for a new task. The graph does not know
 //! benchmarks: the answer extractor and the answer-format rule come from the caller.
+//!
+//! Module map: `network.rs` (the types and their files), `name.rs` (aggregator names),
+//! `validate.rs` (the format gate), `violation.rs` (its violations), `call.rs` (the traced, budget-stopped call machinery),
+//! `vote.rs` (answer extraction and voting), `aggregator.rs` (the open trait), `registry.rs` (the
+//! registry of built-in and custom aggregators),
+//! `aggregators/` (the eight built-ins by family), `config.rs` (forward settings), `routing.rs`
+//! (dynamic routing), `forward.rs` (the forward phase), `trace.rs`, `team.rs` (team
+//! construction), `prompts.rs`, `export.rs` (diagrams).
 
-mod aggregate;
+mod aggregator;
+mod aggregators;
+mod call;
+mod config;
 mod error;
 mod export;
 mod forward;
+mod name;
 mod network;
 pub mod prompts;
+mod registry;
 mod routing;
 mod team;
 mod trace;
+mod validate;
+mod violation;
+mod vote;
 
 #[cfg(test)]
 mod testing;
 
-pub use aggregate::{Aggregator, CallSpec, Extractor, LayerContext, aggregator, majority_vote};
+pub use aggregator::Aggregator;
+/// The attribute a custom [`Aggregator`] implementation needs (re-exported from `async-trait`).
+pub use async_trait::async_trait;
+pub use call::{CallSpec, LayerContext, survivors};
+pub use config::{ForwardConfig, RoutingMode};
 pub use error::GraphError;
-pub use forward::{ForwardConfig, ForwardResult, forward, forward_batch};
-pub use network::{
-    Agent, AggregatorName, Layer, Network, REQUIRED_PLACEHOLDERS, SCHEMA_VERSION, ValidationRules, Violation, is_slug,
-};
+pub use forward::{ForwardResult, forward, forward_batch};
+pub use name::{AggregatorName, CustomName, is_slug};
+pub use network::{Agent, Layer, Network, SCHEMA_VERSION};
 pub use prompts::RoutingStat;
-pub use routing::{RoutingMode, parse_routing, routing_format};
+pub use registry::{AggregatorRegistry, aggregator};
+pub use routing::{parse_routing, routing_format};
 pub use team::{TeamAttempt, TeamConfig, TeamOutcome, TeamSource, construct_team, network_schema, parse_network_reply};
-/// An example network in the schema: the default starting network of design 7.10 for a maths task
+pub use validate::{REQUIRED_PLACEHOLDERS, ValidationRules};
+pub use violation::Violation;
+pub use vote::{Extractor, majority_vote};
+
+/// An example network in the schema: the default starting network for a maths task
 /// (understand -> solve with three agents -> verify). Used in docs and tests.
 pub const EXAMPLE_NETWORK: &str = include_str!("example-network.json");
 

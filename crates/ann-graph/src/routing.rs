@@ -1,23 +1,14 @@
-//! DynamicRoutingSelect (design 7.3): one traced call per layer and input that picks the aggregator.
+//! Dynamic routing (DynamicRoutingSelect): one traced call per layer and input that picks the
+//! layer's aggregator among its candidates, or the layer's default when routing is fixed, there is
+//! one candidate, or the model's answer is unusable.
 
 use ann_llm::ResponseFormat;
-
 use ann_llm::answer::first_json_object;
 
-use crate::aggregate::{CallSpec, LayerContext};
-use crate::prompts;
+use crate::call::{CallSpec, LayerContext};
+use crate::prompts::{self, RoutingCandidate};
 use crate::trace::{CallKind, RoutingDecision, RoutingSource};
-use crate::{AggregatorName, GraphError, Layer};
-
-/// Whether routing asks the model or always takes the layer's default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RoutingMode {
-    /// One routing call per layer with two or more candidates.
-    #[default]
-    Dynamic,
-    /// Always the layer's default aggregator (ablation).
-    Fixed,
-}
+use crate::{AggregatorName, ForwardConfig, GraphError, Layer, RoutingMode};
 
 /// The JSON schema of the routing answer, with the layer's candidates as an enum.
 pub fn routing_format(layer: &Layer) -> ResponseFormat {
@@ -52,20 +43,31 @@ pub fn parse_routing(reply: &str, candidates: &[AggregatorName]) -> Result<(Aggr
 
 /// Choose the layer's aggregator. Never fails on model output: an invalid answer or a failed call
 /// gives the default with [`RoutingSource::Fallback`]; only an exhausted budget is an error.
-pub(crate) async fn select(ctx: &LayerContext<'_>) -> Result<RoutingDecision, GraphError> {
+pub(crate) async fn select(ctx: &LayerContext<'_>, config: &ForwardConfig) -> Result<RoutingDecision, GraphError> {
     let layer = ctx.layer();
     let default = layer.default_aggregator;
     let fixed =
         |source, reason: &str| RoutingDecision { aggregator: default, reason: reason.into(), source, fallback: None };
-    if ctx.config().routing == RoutingMode::Fixed {
+    if config.routing == RoutingMode::Fixed {
         return Ok(fixed(RoutingSource::Fixed, "routing is fixed: the layer's default"));
     }
     if layer.aggregators.len() <= 1 {
         return Ok(fixed(RoutingSource::SingleCandidate, "one candidate: no routing call"));
     }
-    let input = prompts::truncate_chars(ctx.input(), ctx.config().routing_input_chars);
-    let stats = ctx.config().routing_stats.get(&layer.id).map(Vec::as_slice).unwrap_or(&[]);
-    let messages = prompts::routing(ctx.task(), layer, &input, ctx.config().debate_rounds, stats);
+    let input = prompts::truncate_chars(ctx.input(), config.routing_input_chars);
+    let stats = config.routing_stats.get(&layer.id).map(Vec::as_slice).unwrap_or(&[]);
+    // The forward pass checked that every candidate is registered.
+    let candidates: Vec<RoutingCandidate<'_>> = layer
+        .aggregators
+        .iter()
+        .filter_map(|&name| config.aggregators.get(name).map(|a| (name, a)))
+        .map(|(name, a)| RoutingCandidate {
+            name,
+            calls: a.calls(layer.agents.len(), config.debate_rounds),
+            description: a.description(),
+        })
+        .collect();
+    let messages = prompts::routing_among(ctx.task(), layer, &input, &candidates, stats);
     let spec = CallSpec {
         kind: CallKind::Routing,
         agent: None,

@@ -1,8 +1,8 @@
-//! Team construction (method 3.1): a decomposition prompt builds a network for a task, validated
-//! against the schema, with bounded retries that show the model its errors and a fallback network.
+//! Team construction: a decomposition prompt builds a network for a task, validated against the
+//! schema, with bounded retries that show the model its errors and a fallback network.
 
 use ann_llm::answer::first_json_object;
-use ann_llm::{ChatRequest, Message, ResponseFormat, SharedModel, Usage};
+use ann_llm::{CallSettings, Message, ResponseFormat, SharedModel, Usage};
 use serde::Serialize;
 
 use crate::{AggregatorName, GraphError, Network, ValidationRules, prompts};
@@ -22,6 +22,18 @@ pub struct TeamConfig {
 impl Default for TeamConfig {
     fn default() -> Self {
         Self { model: "default".into(), max_attempts: 3, temperature: 0.3, max_tokens: Some(4096), seed: None }
+    }
+}
+
+impl TeamConfig {
+    /// The call settings of the decomposition calls.
+    pub fn call(&self) -> CallSettings {
+        CallSettings {
+            model: self.model.clone(),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            seed: self.seed,
+        }
     }
 }
 
@@ -130,12 +142,8 @@ pub async fn construct_team(
     let mut attempts = Vec::new();
     let mut usage = Usage::default();
     for _ in 0..config.max_attempts {
-        let mut request = ChatRequest::new(config.model.clone(), messages.clone())
-            .with_temperature(config.temperature)
-            .with_response_format(format.clone())
-            .with_tag("phase", "team");
-        request.max_tokens = config.max_tokens;
-        request.seed = config.seed;
+        let request =
+            config.call().request(messages.clone()).with_response_format(format.clone()).with_tag("phase", "team");
         let reply = match model.complete(&request).await {
             Ok(response) => {
                 usage += response.usage;

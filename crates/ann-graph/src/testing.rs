@@ -78,3 +78,31 @@ pub(crate) fn reply_of(
 ) -> impl Fn(&ann_llm::ChatRequest) -> Option<ann_test_support::Reply> + Send + Sync + 'static {
     move |req| is_agent(req, "solve", agent).then(|| Ok(text.to_string()))
 }
+
+/// [`boxed`] as the caller's extractor.
+pub(crate) const EXTRACT: &crate::Extractor = &boxed;
+
+/// An agent call that failed after the model's retries.
+pub(crate) fn down() -> ann_llm::LlmError {
+    ann_llm::LlmError::RetriesExhausted {
+        attempts: 3,
+        last: Box::new(ann_llm::LlmError::Http { status: 503, endpoint: "e".into(), body: String::new() }),
+    }
+}
+
+/// Agent `agent` of the one-layer network fails ([`down`]).
+pub(crate) fn fails(
+    agent: &'static str,
+) -> impl Fn(&ann_llm::ChatRequest) -> Option<ann_test_support::Reply> + Send + Sync + 'static {
+    move |req| is_agent(req, "solve", agent).then(|| Err(down()))
+}
+
+/// (kind, agent, round) of every call of the only layer.
+pub(crate) fn shape(result: &crate::ForwardResult) -> Vec<(crate::CallKind, Option<&str>, u32)> {
+    result.trace.layers[0].calls.iter().map(|c| (c.kind, c.agent.as_deref(), c.round)).collect()
+}
+
+/// The notes of the only layer.
+pub(crate) fn notes(result: &crate::ForwardResult) -> &[String] {
+    &result.trace.layers[0].notes
+}

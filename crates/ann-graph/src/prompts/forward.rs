@@ -1,11 +1,12 @@
-//! Every prompt of the forward phase and of team construction, as pure functions of their inputs.
+//! The prompts of the forward phase: agent calls, the peer blocks of multi-round aggregators, the
+//! synthesiser, the judge, the critic and the routing call.
 
 use std::borrow::Cow;
 use std::fmt::Write;
 
 use ann_llm::Message;
 
-use crate::{Agent, AggregatorName, Layer, ValidationRules};
+use crate::{Agent, AggregatorName, Layer};
 
 /// One agent's answer as other prompts show it.
 #[derive(Debug, Clone, Copy)]
@@ -187,8 +188,41 @@ pub fn revise_peers(draft: &str, critiques: &[Answer<'_>]) -> String {
     )
 }
 
-/// DynamicRoutingSelect: pick one aggregator for this layer and input.
+/// One candidate of a routing call as the prompt shows it: its name, its call count for the layer
+/// and its one-line semantics.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutingCandidate<'a> {
+    /// The aggregator's name.
+    pub name: AggregatorName,
+    /// Its model calls for this layer (routing excluded, no failures).
+    pub calls: usize,
+    /// Its one-line semantics.
+    pub description: &'a str,
+}
+
+/// DynamicRoutingSelect: pick one aggregator for this layer and input (candidates described by
+/// their names alone; see [`routing_among`] for a registry's descriptions).
 pub fn routing(task: &str, layer: &Layer, input: &str, debate_rounds: u32, stats: &[RoutingStat]) -> Vec<Message> {
+    let candidates: Vec<RoutingCandidate<'_>> = layer
+        .aggregators
+        .iter()
+        .map(|&name| RoutingCandidate {
+            name,
+            calls: name.calls(layer.agents.len(), debate_rounds),
+            description: name.description(),
+        })
+        .collect();
+    routing_among(task, layer, input, &candidates, stats)
+}
+
+/// DynamicRoutingSelect with the layer's candidates as given (in the layer's order).
+pub fn routing_among(
+    task: &str,
+    layer: &Layer,
+    input: &str,
+    candidates: &[RoutingCandidate<'_>],
+    stats: &[RoutingStat],
+) -> Vec<Message> {
     let mut u = String::new();
     let _ = write!(
         u,
@@ -201,10 +235,9 @@ pub fn routing(task: &str, layer: &Layer, input: &str, debate_rounds: u32, stats
         let _ = writeln!(u, "- {}: {}", a.id, a.role.trim_end());
     }
     let _ = write!(u, "\nLayer input:\n{input}\n\nCandidate aggregators (how the team's answers are combined):\n");
-    for &name in &layer.aggregators {
-        let calls = name.calls(layer.agents.len(), debate_rounds);
-        let plural = if calls == 1 { "" } else { "s" };
-        let _ = writeln!(u, "- {name} ({calls} call{plural}): {}", name.description());
+    for RoutingCandidate { name, calls, description } in candidates {
+        let plural = if *calls == 1 { "" } else { "s" };
+        let _ = writeln!(u, "- {name} ({calls} call{plural}): {description}");
     }
     if !layer.routing_hint.trim().is_empty() {
         let _ = write!(u, "\nHint: {}\n", layer.routing_hint.trim());
@@ -227,143 +260,4 @@ pub fn routing(task: &str, layer: &Layer, input: &str, debate_rounds: u32, stats
         ),
         Message::user(u),
     ]
-}
-
-/// Team construction: ask for a whole network for the task, given a few example inputs.
-pub fn decomposition(task_description: &str, examples: &[&str], rules: &ValidationRules) -> Vec<Message> {
-    let mut u = String::new();
-    let _ = write!(
-        u,
-        "Design a team of LLM agents, organised in layers, that solves this task.\n\nTask description:\n{}\n\n",
-        task_description.trim_end()
-    );
-    for (i, e) in examples.iter().enumerate() {
-        let _ = write!(u, "Example input {}:\n{}\n\n", i + 1, e.trim_end());
-    }
-    u.push_str("Aggregators (how a layer combines its agents' answers):\n");
-    for name in AggregatorName::ALL {
-        let needs =
-            if name.min_agents() > 1 { format!(" (needs {}+ agents)", name.min_agents()) } else { String::new() };
-        let _ = writeln!(u, "- {name}{needs}: {}", name.description());
-    }
-    let _ = write!(
-        u,
-        r#"
-Rules:
-- 1 to {max_layers} layers, each a subtask whose output is the next layer's input; 1 to {max_agents} agents per layer.
-- Ids are lowercase slugs ([a-z0-9_-]+), unique: layer ids in the network, agent ids in their layer.
-- Every agent prompt contains {{input}} (the layer's input) and may contain {{task}} (the task with the example) and {{peer_outputs}} (other agents' answers); at most {max_prompt} characters.
-- default_aggregator is one of the layer's aggregators.
-"#,
-        max_layers = rules.max_layers,
-        max_agents = rules.max_agents,
-        max_prompt = rules.max_prompt_chars,
-    );
-    if let Some(format) = &rules.answer_format {
-        let _ = writeln!(u, "- The last layer's output_spec contains the answer format `{format}`.");
-    }
-    u.push_str(
-        r#"
-Reply with the network as JSON only, in this shape:
-{"version": 1, "task_description": "<the task description>", "layers": [{"id": "solve", "subtask": "...", "agents": [{"id": "a1", "role": "<one-sentence persona>", "prompt": "... {task} ... {input} ...", "temperature": 0.0}], "aggregators": ["single"], "default_aggregator": "single", "routing_hint": "", "output_spec": "..."}]}"#,
-    );
-    vec![
-        Message::system(
-            "You design multi-agent LLM systems: layered teams of agents with clear subtasks. You answer with JSON only.",
-        ),
-        Message::user(u),
-    ]
-}
-
-/// Team construction retry: show the model why its network was rejected.
-pub fn decomposition_retry(errors: &[String]) -> String {
-    let mut s = String::from("That network is invalid:\n");
-    for e in errors {
-        let _ = writeln!(s, "- {e}");
-    }
-    s.push_str("Reply with the corrected network as JSON only.");
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::{check_messages, sample_network};
-
-    fn answers() -> Vec<Answer<'static>> {
-        vec![
-            Answer { agent: "a1", role: "A careful solver.", text: "x = 4, so \\boxed{4}" },
-            Answer { agent: "a2", role: "A fast solver.", text: "\\boxed{5}" },
-        ]
-    }
-
-    #[test]
-    fn render_task_snapshot() {
-        insta::assert_snapshot!(render_task("Solve the problem. Put the answer in \\boxed{}.\n", "What is 2+2?"));
-    }
-
-    #[test]
-    fn agent_prompt_substitutes_once_and_keeps_task_visible() {
-        let with_all = render_agent_prompt("T={task} I={input} P={peer_outputs} {x} \\boxed{}", "t {input}", "i", None);
-        assert_eq!(with_all, "T=t {input} I=i P= {x} \\boxed{}");
-        let no_task = render_agent_prompt("Solve {input}", "the task", "2+2", Some("peers"));
-        insta::assert_snapshot!(no_task);
-        assert_eq!(truncate_chars("héllo", 2), "hé\n[... truncated]");
-        assert_eq!(truncate_chars("héllo", 5), "héllo");
-    }
-
-    #[test]
-    fn agent_messages_snapshot() {
-        let net = sample_network();
-        let layer = &net.layers[1];
-        insta::assert_snapshot!(check_messages(&agent_messages(layer, &layer.agents[0], "TASK", "INPUT", None)));
-    }
-
-    #[test]
-    fn peer_blocks_snapshot() {
-        let a = answers();
-        insta::assert_snapshot!(format!(
-            "{}\n=====\n{}\n=====\n{}\n=====\n{}",
-            debate_peers(&a),
-            refine_peers(&a[0]),
-            concatenate(&a),
-            revise_peers("draft text", &a)
-        ));
-    }
-
-    #[test]
-    fn synthesis_snapshot() {
-        let net = sample_network();
-        insta::assert_snapshot!(check_messages(&synthesis("TASK", &net.layers[1], "INPUT", "A merger.", &answers())));
-    }
-
-    #[test]
-    fn judge_snapshot() {
-        let net = sample_network();
-        insta::assert_snapshot!(check_messages(&judge("TASK", &net.layers[1], "INPUT", &answers())));
-    }
-
-    #[test]
-    fn critique_snapshot() {
-        let net = sample_network();
-        let layer = &net.layers[1];
-        insta::assert_snapshot!(check_messages(&critique("TASK", layer, "INPUT", &layer.agents[1], &answers()[0])));
-    }
-
-    #[test]
-    fn routing_snapshot() {
-        let net = sample_network();
-        let stats = [RoutingStat { aggregator: AggregatorName::MajorityVote, mean_score: 0.625, uses: 8 }];
-        insta::assert_snapshot!(check_messages(&routing("TASK", &net.layers[1], "INPUT", 2, &stats)));
-    }
-
-    #[test]
-    fn decomposition_snapshot() {
-        let rules = ValidationRules::with_answer_format("\\boxed{}");
-        let msgs = decomposition("Solve competition maths problems.", &["What is 2+2?", "Solve x^2=4."], &rules);
-        insta::assert_snapshot!(check_messages(&msgs));
-        insta::assert_snapshot!(decomposition_retry(&[
-            "[placeholder] agent `a1` in layer `solve`: the prompt lacks `{input}`".into()
-        ]));
-    }
 }
