@@ -14,6 +14,8 @@ use ann_graph::{Agent, AggregatorName, Layer, Network, ValidationRules};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::decision::Reason;
+
 /// One typed operation on the network (serialized with its name in `op`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -184,13 +186,13 @@ pub enum Rejection {
 
 impl Rejection {
     /// The recorded reason: `unparsable`, `unknown_op`, `unknown_id`, `invariant:<which>`, `empty`.
-    pub fn reason(&self) -> String {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Unparsable { .. } => "unparsable".into(),
-            Self::UnknownOp { .. } => "unknown_op".into(),
-            Self::UnknownId { .. } => "unknown_id".into(),
-            Self::Invariant { rule, .. } => format!("invariant:{rule}"),
-            Self::Empty => "empty".into(),
+            Self::Unparsable { .. } => Reason::Unparsable,
+            Self::UnknownOp { .. } => Reason::UnknownOp,
+            Self::UnknownId { .. } => Reason::UnknownId,
+            Self::Invariant { rule, .. } => Reason::Invariant(rule.clone()),
+            Self::Empty => Reason::Empty,
         }
     }
 
@@ -467,8 +469,9 @@ mod tests {
 
     /// Parse and apply; the rejection reason or the patched network's JSON.
     fn check(text: &str, scope: PatchScope<'_>) -> Result<AppliedPatch, String> {
-        let ops = parse_patch(text).map_err(|r| r.reason())?;
-        apply_patch(&sample_network(), &ops, scope, &PatchLimits::default(), &rules()).map_err(|r| r.reason())
+        let ops = parse_patch(text).map_err(|r| r.reason().to_string())?;
+        apply_patch(&sample_network(), &ops, scope, &PatchLimits::default(), &rules())
+            .map_err(|r| r.reason().to_string())
     }
 
     #[test]
@@ -612,7 +615,7 @@ mod tests {
         )
         .unwrap();
         let err = apply_patch(&net, &ops, PatchScope::Network, &PatchLimits::default(), &rules()).unwrap_err();
-        assert_eq!(err.reason(), "unknown_id");
+        assert_eq!(err.reason(), Reason::UnknownId);
         assert_eq!(net, before);
         // A guard that fails at application (a stale patch) leaves the document unchanged too.
         let mut doc = serde_json::to_value(&net).unwrap();
