@@ -107,7 +107,7 @@ impl Gate {
         };
         if self.config.gate == GateMode::Merged {
             let gated = self.candidate(&applied.network, failing, &current, validation).await?;
-            let accepted = gated.decision.is_accepted().then(|| (applied, gated.next.val));
+            let accepted = gated.decision.is_accepted().then_some((applied, gated.next.val));
             return Ok(Verdict {
                 decision: gated.decision,
                 pre_check: gated.pre_check,

@@ -53,7 +53,7 @@ async fn one_step_by_hand_proposes_merges_and_gates_the_improving_patch() {
         agent: "a1".into(),
         value: format!("Answer the question: {{input}}\n{FIX}"),
     };
-    assert_eq!(candidate.ops, [fix.clone()]);
+    assert_eq!(candidate.ops, std::slice::from_ref(&fix));
 
     // Step: the merged patch is the one candidate, applied to a valid network.
     let mut merged = optimizer.step(&net, &proposal);
