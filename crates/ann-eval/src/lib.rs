@@ -168,7 +168,7 @@ pub trait Benchmark: Send + Sync {
     fn examples(&self, split: Split) -> &[Example];
     /// The key majority voting compares (the extracted, normalised answer), if one can be found.
     fn extract_answer(&self, output: &str) -> Option<String>;
-    /// The benchmark's hand-written starting network (JSON of the network schema, 7.10 of the design).
+    /// The benchmark's hand-written starting network (JSON of the network schema).
     fn starting_network(&self) -> &str;
     /// Score a final output.
     async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError>;

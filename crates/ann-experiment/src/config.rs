@@ -23,7 +23,7 @@ pub use crate::overrides::apply_override;
 pub struct ExperimentConfig {
     /// Short slug naming the run directory `runs/<name>-<UTC time>/`.
     pub name: String,
-    /// Baselines evaluated on the test split after training, in this order (method section 8):
+    /// Baselines evaluated on the test split after training, in this order:
     /// `direct`, `cot`, `self_consistency`, `debate`, `start`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baselines: Vec<Baseline>,
