@@ -10,6 +10,7 @@ pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,19 @@ pub struct Example {
     /// Benchmark-specific fields the evaluator needs (tests, entry point, choices, ...), ordered.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+impl Example {
+    /// An example with no reference and no metadata.
+    pub fn new(id: impl Into<String>, input: impl Into<String>) -> Self {
+        Self { id: id.into(), input: input.into(), reference: None, metadata: BTreeMap::new() }
+    }
+
+    /// The same example with `reference` as its reference answer.
+    pub fn with_reference(mut self, reference: impl Into<String>) -> Self {
+        self.reference = Some(reference.into());
+        self
+    }
 }
 
 /// The evaluator's verdict on one final output.
@@ -118,6 +132,27 @@ pub enum EvalError {
 #[async_trait]
 pub trait Evaluator: Send + Sync {
     async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError>;
+
+    /// The key majority voting compares (the extracted, normalised answer); `None`: no extractor,
+    /// or no answer found.
+    fn extract_answer(&self, _output: &str) -> Option<String> {
+        None
+    }
+}
+
+/// A benchmark as an [`Evaluator`]: its `evaluate` and its `extract_answer`.
+#[derive(Clone)]
+pub struct BenchmarkEvaluator(pub Arc<dyn Benchmark>);
+
+#[async_trait]
+impl Evaluator for BenchmarkEvaluator {
+    async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError> {
+        self.0.evaluate(example, output).await
+    }
+
+    fn extract_answer(&self, output: &str) -> Option<String> {
+        self.0.extract_answer(output)
+    }
 }
 
 /// A benchmark: its data, its task description, its answer format and its evaluator.

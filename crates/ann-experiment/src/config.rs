@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use ann_graph::{ForwardConfig, RoutingMode, ValidationRules};
 use ann_llm::{BudgetLimits, PriceTable};
 use ann_llm_cache::CacheMode;
-use ann_textgrad::{
-    Ablations, Acceptance, GateMode, LocalForm, OptimizerSettings, PatchLimits, Selection, TrainConfig,
-};
+use ann_textgrad::{Ablations, Acceptance, GateMode, LocalForm, PatchLimits, Selection, TrainConfig};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +23,7 @@ pub use crate::overrides::apply_override;
 pub struct ExperimentConfig {
     /// Short slug naming the run directory `runs/<name>-<UTC time>/`.
     pub name: String,
-    /// Baselines evaluated on the test split after training, in this order (method section 8):
+    /// Baselines evaluated on the test split after training, in this order:
     /// `direct`, `cot`, `self_consistency`, `debate`, `start`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baselines: Vec<Baseline>,
@@ -116,7 +114,7 @@ pub struct ModelSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        let optimizer = OptimizerSettings::default();
+        let optimizer = TrainConfig::default().optimizer;
         Self {
             backend: Backend::Local,
             name: "smollm2-135m-instruct".into(),
@@ -189,12 +187,15 @@ pub struct TrainSection {
     pub max_structural_ops: usize,
     pub momentum_window: usize,
     pub acceptance: Acceptance,
+    /// The margin ε a candidate's validation score must clear (written only when not 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub epsilon: f64,
     pub gate: GateMode,
     pub write_traces: bool,
     pub ablations: AblationsSection,
 }
 
-/// Ablation switches (method section 8), each `false` by default.
+/// Ablation switches, each `false` by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AblationsSection {
@@ -237,6 +238,7 @@ impl Default for TrainSection {
             max_structural_ops: t.limits.max_structural,
             momentum_window: t.momentum_window,
             acceptance: t.acceptance,
+            epsilon: t.epsilon,
             gate: t.gate,
             write_traces: t.write_traces,
             ablations: AblationsSection::default(),
@@ -383,10 +385,11 @@ impl ExperimentConfig {
             rules: ValidationRules::with_answer_format(answer_format),
             momentum_window: t.momentum_window,
             acceptance: t.acceptance,
+            epsilon: t.epsilon,
             gate: t.gate,
             ablations: t.ablations.into(),
             forward: self.forward_config(),
-            optimizer: OptimizerSettings {
+            optimizer: ann_llm::CallSettings {
                 model: self.model.name.clone(),
                 temperature: self.model.optimizer_temperature,
                 max_tokens: self.model.optimizer_max_tokens,
@@ -428,4 +431,8 @@ impl ExperimentConfig {
 /// `path` if absolute, else `base/path`.
 pub fn resolve(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }

@@ -16,21 +16,21 @@
 pub mod baselines;
 pub mod benchmarks;
 pub mod config;
-pub mod objective;
 pub mod overrides;
 pub mod prompts;
 pub mod report;
 pub mod run;
 pub mod stack;
 
+/// What the forwards of evaluated examples cost (re-exported from `ann-textgrad`).
+pub use ann_textgrad::forward_cost;
 pub use baselines::Baseline;
 pub use benchmarks::{BENCHMARKS, Subset, load_benchmark};
 pub use config::{Backend, ExperimentConfig};
-pub use objective::{BenchmarkObjective, to_train_example};
 pub use report::{BaselineScores, Report, RunCosts, SplitScores};
 pub use run::{
     Clock, EvalOutcome, Progress, RunOptions, RunOutcome, check_network, evaluate_baseline, evaluate_network,
-    folder_stamp, forward_cost, prepare, resume, split_examples, start,
+    folder_stamp, prepare, resume, split_examples, start,
 };
 pub use stack::{BackendSource, ModelStack, build_stack, open_backend};
 

@@ -16,17 +16,16 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use ann_eval::stats::{bootstrap_ci, paired_bootstrap};
-use ann_eval::{Benchmark, Split};
+use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Example, Split};
 use ann_graph::{Network, ValidationRules};
 use ann_llm::{Budget, BudgetLedger, PriceTable};
-use ann_textgrad::{Cost, Example, ExampleRun, Objective, StopReason, TrainData, TrainOutcome, Trainer};
+use ann_textgrad::{Cost, ExampleRun, StopReason, TrainConfig, TrainData, TrainOutcome, Trainer, forward_cost};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::baselines::Baseline;
 use crate::benchmarks::{Subset, load_benchmark};
 use crate::config::{ExperimentConfig, resolve};
-use crate::objective::{BenchmarkObjective, to_train_example};
 use crate::report::{BaselineScores, Report, RunCosts, SplitScores};
 use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
 
@@ -112,7 +111,9 @@ pub async fn resume(run_dir: &Path, options: &RunOptions) -> anyhow::Result<RunO
 pub struct Prepared {
     pub benchmark: Arc<dyn Benchmark>,
     pub stack: ModelStack,
-    pub objective: Arc<dyn Objective>,
+    /// The benchmark as the evaluator training and testing score with.
+    pub evaluator: Arc<dyn Evaluator>,
+    pub train_config: TrainConfig,
     pub trainer: Trainer,
     pub start: Network,
     /// The configured baselines and their networks (validated; `start` is the starting network).
@@ -121,12 +122,21 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// A trainer that evaluates `baseline`'s network: the experiment's, with the baseline's
-    /// forward settings ([`Baseline::forward_config`]).
-    pub fn baseline_trainer(&self, baseline: Baseline) -> Trainer {
-        let mut config = self.trainer.config().clone();
-        config.forward = baseline.forward_config(&config.forward);
-        Trainer::new(self.stack.model.clone(), self.stack.model.clone(), self.objective.clone(), config)
+    /// Forward `net` on `examples` with the run's model stack and score it with the benchmark
+    /// ([`ann_textgrad::evaluate`]): with the experiment's forward settings, or with those of
+    /// `baseline` ([`Baseline::forward_config`]).
+    pub async fn evaluate(
+        &self,
+        net: &Network,
+        examples: &[Example],
+        baseline: Option<Baseline>,
+    ) -> Result<Vec<ExampleRun>, ann_textgrad::TrainError> {
+        let mut config = self.train_config.clone();
+        if let Some(baseline) = baseline {
+            config.forward = baseline.forward_config(&config.forward);
+        }
+        let refs: Vec<&Example> = examples.iter().collect();
+        ann_textgrad::evaluate(&self.stack.model, &self.evaluator, net, &refs, &config.forward_config()).await
     }
 }
 
@@ -170,10 +180,10 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
         check_network(&net, benchmark.as_ref()).with_context(|| format!("baseline `{baseline}`"))?;
         baselines.push((baseline, net));
     }
-    let objective: Arc<dyn Objective> = Arc::new(BenchmarkObjective::new(benchmark.clone()));
+    let evaluator: Arc<dyn Evaluator> = Arc::new(BenchmarkEvaluator(benchmark.clone()));
     let train_config = config.train_config(benchmark.answer_format(), prices.clone());
-    let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), objective.clone(), train_config);
-    Ok(Prepared { benchmark, stack, objective, trainer, start, baselines, prices })
+    let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), evaluator.clone(), train_config.clone());
+    Ok(Prepared { benchmark, stack, evaluator, train_config, trainer, start, baselines, prices })
 }
 
 /// Validate `network` against the default limits and `benchmark`'s answer-format rule.
@@ -184,9 +194,10 @@ pub fn check_network(network: &Network, benchmark: &dyn Benchmark) -> anyhow::Re
     })
 }
 
-/// The examples of `split` as the trainer sees them (references only on training examples).
+/// The examples of `split`. Only training examples reach the backward phase's prompts (the
+/// language loss shows their reference); validation and test examples are only scored.
 pub fn split_examples(benchmark: &dyn Benchmark, split: Split) -> Vec<Example> {
-    benchmark.examples(split).iter().map(|e| to_train_example(e, split == Split::Train)).collect()
+    benchmark.examples(split).to_vec()
 }
 
 /// One example's line in `evaluations/*.jsonl`.
@@ -206,9 +217,9 @@ fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow:
     for r in runs {
         let line = EvaluationLine {
             id: &r.id,
-            score: r.score.score,
-            passed: r.score.passed,
-            feedback: &r.score.feedback,
+            score: r.evaluation.score,
+            passed: r.evaluation.passed,
+            feedback: &r.evaluation.feedback,
             output: &r.output,
         };
         text.push_str(&serde_json::to_string(&line)?);
@@ -218,39 +229,21 @@ fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow:
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// What the forward passes of `runs` cost, from their traces: every call with a response counts
-/// (a cache hit like the fresh call it replays), priced by the model that answered.
-pub fn forward_cost(runs: &[ExampleRun], prices: &PriceTable) -> Cost {
-    let mut cost = Cost::default();
-    for call in runs.iter().filter_map(|r| r.trace.as_ref()).flat_map(|t| t.calls()) {
-        if call.output.is_some() {
-            cost.calls += 1;
-            cost.prompt_tokens = cost.prompt_tokens.saturating_add(call.usage.prompt_tokens);
-            cost.completion_tokens = cost.completion_tokens.saturating_add(call.usage.completion_tokens);
-            cost.dollars += prices.cost(&call.model, &call.usage);
-        } else if call.error.is_some() {
-            cost.errors += 1;
-        }
-    }
-    cost
-}
-
-/// Evaluate `net` on `examples`, write the per-example lines, return the scores and what the
-/// forwards cost.
+/// Evaluate `net` on `examples` (with `baseline`'s forward settings, if one), write the
+/// per-example lines, return the scores and what the forwards cost.
 async fn evaluate(
-    trainer: &Trainer,
-    prices: &PriceTable,
+    prepared: &Prepared,
+    baseline: Option<Baseline>,
     net: &Network,
     examples: &[Example],
     run_dir: &Path,
     name: &str,
 ) -> anyhow::Result<(Vec<f64>, Cost)> {
-    let refs: Vec<&Example> = examples.iter().collect();
-    let runs = trainer.evaluate(net, &refs).await.with_context(|| {
+    let runs = prepared.evaluate(net, examples, baseline).await.with_context(|| {
         format!("evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)")
     })?;
     write_evaluations(run_dir, name, &runs)?;
-    Ok((runs.iter().map(|r| r.score.score).collect(), forward_cost(&runs, prices)))
+    Ok((runs.iter().map(|r| r.evaluation.score).collect(), forward_cost(&runs, &prepared.prices)))
 }
 
 async fn execute(
@@ -260,7 +253,7 @@ async fn execute(
     options: &RunOptions,
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
-    let Prepared { benchmark, stack, trainer, start, prices, .. } = &prepared;
+    let Prepared { benchmark, stack, trainer, start, .. } = &prepared;
     carry_budget(&stack.budget, run_dir)?;
     start.save(&run_dir.join("network-initial.json")).context("saving the starting network")?;
     let data = TrainData {
@@ -289,12 +282,12 @@ async fn execute(
         "training stopped ({} steps, {} accepted); evaluating initial and trained networks",
         outcome.optimizer.steps, outcome.optimizer.accepted
     ));
-    let (val_initial, _) = evaluate(trainer, prices, start, &data.validation, run_dir, "validation-initial").await?;
-    let (val_trained, _) =
-        evaluate(trainer, prices, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
+    let p = &prepared;
+    let (val_initial, _) = evaluate(p, None, start, &data.validation, run_dir, "validation-initial").await?;
+    let (val_trained, _) = evaluate(p, None, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
     options.say(&format!("testing on {} examples", test.len()));
-    let (test_initial, cost_initial) = evaluate(trainer, prices, start, &test, run_dir, "test-initial").await?;
-    let (test_trained, cost_trained) = evaluate(trainer, prices, &outcome.best, &test, run_dir, "test-trained").await?;
+    let (test_initial, cost_initial) = evaluate(p, None, start, &test, run_dir, "test-initial").await?;
+    let (test_trained, cost_trained) = evaluate(p, None, &outcome.best, &test, run_dir, "test-trained").await?;
 
     let bootstrap = config.report.bootstrap();
     let mut baselines = Vec::with_capacity(prepared.baselines.len());
@@ -310,8 +303,7 @@ async fn execute(
             (test_initial.clone(), cost_initial)
         } else {
             options.say(&format!("baseline {baseline} ({}) on {} test examples", baseline.description(), test.len()));
-            let trainer = prepared.baseline_trainer(*baseline);
-            evaluate(&trainer, prices, net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
+            evaluate(p, Some(*baseline), net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
         };
         baselines.push(BaselineScores {
             baseline: *baseline,
@@ -403,7 +395,7 @@ pub async fn evaluate_network(
 ) -> anyhow::Result<EvalOutcome> {
     let prepared = prepare(config, options).await?;
     check_network(network, prepared.benchmark.as_ref())?;
-    evaluate_split(config, &prepared, &prepared.trainer, network, None, split, options).await
+    evaluate_split(config, &prepared, network, None, split, options).await
 }
 
 /// Evaluate the baseline `baseline` on `split` of the configured benchmark (no run directory).
@@ -416,14 +408,12 @@ pub async fn evaluate_baseline(
     let config = ExperimentConfig { baselines: vec![baseline], ..config.clone() };
     let prepared = prepare(&config, options).await?;
     let (_, network) = &prepared.baselines[0];
-    let trainer = prepared.baseline_trainer(baseline);
-    evaluate_split(&config, &prepared, &trainer, network, Some(baseline), split, options).await
+    evaluate_split(&config, &prepared, network, Some(baseline), split, options).await
 }
 
 async fn evaluate_split(
     config: &ExperimentConfig,
     prepared: &Prepared,
-    trainer: &Trainer,
     network: &Network,
     baseline: Option<Baseline>,
     split: Split,
@@ -431,15 +421,14 @@ async fn evaluate_split(
 ) -> anyhow::Result<EvalOutcome> {
     let examples = split_examples(prepared.benchmark.as_ref(), split);
     options.say(&format!("evaluating on {} {} examples", examples.len(), format!("{split:?}").to_lowercase()));
-    let refs: Vec<&Example> = examples.iter().collect();
-    let runs = trainer.evaluate(network, &refs).await.context("evaluating")?;
-    let scores: Vec<f64> = runs.iter().map(|r| r.score.score).collect();
+    let runs = prepared.evaluate(network, &examples, baseline).await.context("evaluating")?;
+    let scores: Vec<f64> = runs.iter().map(|r| r.evaluation.score).collect();
     Ok(EvalOutcome {
         benchmark: prepared.benchmark.name().to_string(),
         baseline,
         split,
         summary: bootstrap_ci(&scores, &config.report.bootstrap()).ok(),
-        passed: runs.iter().filter(|r| r.score.passed).count(),
+        passed: runs.iter().filter(|r| r.evaluation.passed).count(),
         forward_cost: forward_cost(&runs, &prepared.prices),
         cost: prepared.stack.meter.report().total,
     })

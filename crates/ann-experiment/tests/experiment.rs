@@ -5,14 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ann_bench_mmlu_ml::MmluMl;
-use ann_eval::{Benchmark, Split};
-use ann_experiment::{
-    BackendSource, Baseline, BenchmarkObjective, ExperimentConfig, Report, RunOptions, check_network, to_train_example,
-};
+use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Split};
+use ann_experiment::{BackendSource, Baseline, ExperimentConfig, Report, RunOptions, check_network};
 use ann_graph::Network;
 use ann_llm::{BudgetLedger, SharedModel};
 use ann_test_support::ScriptedModel;
-use ann_textgrad::Objective;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -183,29 +180,20 @@ fn config_errors_name_the_bad_key() {
 }
 
 #[tokio::test]
-async fn the_adapter_scores_with_the_benchmark_and_hides_references_outside_training() {
+async fn a_benchmark_is_an_evaluator_of_its_own_examples() {
     let benchmark = fixture_benchmark();
-    let objective = BenchmarkObjective::new(benchmark.clone());
+    let evaluator = BenchmarkEvaluator(benchmark.clone());
     let test = &benchmark.examples(Split::Test)[0];
     let gold = test.reference.clone().unwrap();
-    let converted = to_train_example(test, false);
-    assert_eq!(
-        (converted.id.as_str(), converted.input.as_str(), converted.reference.as_deref()),
-        (test.id.as_str(), test.input.as_str(), None)
-    );
-    let train = &benchmark.examples(Split::Train)[0];
-    assert_eq!(to_train_example(train, true).reference, train.reference);
-
-    let right = objective.evaluate(&converted, &format!("Because.\nAnswer: {gold}")).await.unwrap();
+    let right = evaluator.evaluate(test, &format!("Because.\nAnswer: {gold}")).await.unwrap();
     assert_eq!((right.score, right.passed), (1.0, true));
     let wrong_letter = if gold == "A" { "B" } else { "A" };
-    let wrong = objective.evaluate(&converted, &format!("Answer: {wrong_letter}")).await.unwrap();
+    let wrong = evaluator.evaluate(test, &format!("Answer: {wrong_letter}")).await.unwrap();
     assert_eq!((wrong.score, wrong.passed), (0.0, false));
     assert!(wrong.feedback.contains(&format!("correct is {gold}")), "{}", wrong.feedback);
-    assert_eq!(objective.extract_answer("Answer: C"), Some("C".to_string()));
-    let unknown = ann_textgrad::Example::new("mmlu-ml/999", "?");
-    let err = objective.evaluate(&unknown, "Answer: A").await.unwrap_err();
-    assert!(err.to_string().contains("mmlu-ml/999"), "{err}");
+    assert_eq!(evaluator.extract_answer("Answer: C"), Some("C".to_string()));
+    // The split the trainer gets is the benchmark's, metadata and all.
+    assert_eq!(ann_experiment::split_examples(benchmark.as_ref(), Split::Test), benchmark.examples(Split::Test));
 }
 
 #[test]

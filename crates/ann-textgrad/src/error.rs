@@ -1,8 +1,10 @@
-//! The crate's error type: bad start networks, run-directory trouble, failed evaluations.
+//! The crate's error type: bad start networks, run-directory trouble, failed evaluations, a budget stop.
 
 use std::path::PathBuf;
 
+use ann_eval::EvalError;
 use ann_graph::{GraphError, Violation};
+use ann_llm::LlmError;
 
 /// Why training could not go on. Model output is never an error: an unparsable gradient falls
 /// back, a malformed patch is a rejected step with its reason.
@@ -18,20 +20,72 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    /// The checkpoint or journal is unreadable or inconsistent.
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
+    /// The checkpoint or journal is unreadable (`source`: the parse error) or inconsistent.
+    #[error("checkpoint: {what}{}", .source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Checkpoint {
+        /// The file (and line) and what is wrong with it.
+        what: String,
+        source: Option<serde_json::Error>,
+    },
     /// The run directory belongs to a run with other data or another seed.
     #[error("cannot resume: {0}")]
     ResumeMismatch(String),
-    /// The objective's infrastructure failed.
-    #[error("{0}")]
-    Objective(String),
+    /// The evaluator's infrastructure failed (a judge call, a sandbox, missing data).
+    #[error(transparent)]
+    Evaluation(EvalError),
     /// The forward pass failed for the whole batch (not one example).
     #[error(transparent)]
     Graph(GraphError),
     /// The hard budget ran out. [`crate::Trainer::train`] turns it into a stopped outcome; other
     /// functions return it.
-    #[error("budget exhausted: {0}")]
-    BudgetExhausted(String),
+    #[error("budget exhausted: {}", budget_detail(.stage.as_deref(), .source))]
+    BudgetExhausted {
+        /// Where the forward pass stopped (``layer `solve` ``), when it was a forward call.
+        stage: Option<String>,
+        source: LlmError,
+    },
+}
+
+fn budget_detail(stage: Option<&str>, source: &LlmError) -> String {
+    let why = source.budget_exhausted().map_or_else(|| source.to_string(), str::to_owned);
+    match stage {
+        Some(stage) => format!("{stage}: {why}"),
+        None => why,
+    }
+}
+
+impl TrainError {
+    /// What ran out, when this is a budget stop (the detail of [`crate::StopReason::BudgetExhausted`]).
+    pub fn budget_detail(&self) -> Option<String> {
+        match self {
+            Self::BudgetExhausted { stage, source } => Some(budget_detail(stage.as_deref(), source)),
+            _ => None,
+        }
+    }
+
+    /// A model call's error: a budget stop, or `None` (the call failed, which is not an error of
+    /// training: its caller falls back).
+    pub(crate) fn budget_stop(e: &LlmError) -> Option<Self> {
+        e.budget_exhausted().is_some().then(|| Self::BudgetExhausted { stage: None, source: e.clone() })
+    }
+}
+
+impl From<GraphError> for TrainError {
+    fn from(e: GraphError) -> Self {
+        match e {
+            GraphError::BudgetExhausted { stage, source, .. } => Self::BudgetExhausted { stage: Some(stage), source },
+            other => Self::Graph(other),
+        }
+    }
+}
+
+impl From<EvalError> for TrainError {
+    fn from(e: EvalError) -> Self {
+        match e {
+            EvalError::Judge(llm) if llm.budget_exhausted().is_some() => {
+                Self::BudgetExhausted { stage: None, source: llm }
+            }
+            other => Self::Evaluation(other),
+        }
+    }
 }

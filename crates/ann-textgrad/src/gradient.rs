@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use ann_llm::answer::{extract_tag, first_json_value};
 
-/// The language loss of one example (7.4).
+/// The language loss of one example: a critique of the output and what the last layer must produce.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LanguageLoss {
     pub example: String,
@@ -59,7 +59,7 @@ pub struct StructuralSuggestion {
     pub why: String,
 }
 
-/// The global gradient (7.5).
+/// The global gradient: a diagnosis of the whole network, each layer's blame, structural suggestions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GlobalGradient {
     pub diagnosis: String,
@@ -156,7 +156,7 @@ pub fn parse_global_gradient(reply: &str, net: &Network) -> Result<GlobalGradien
     Ok(GlobalGradient { diagnosis: diagnosis.to_string(), layers: blames, structural, fallback: None })
 }
 
-/// The textual part of a local gradient (7.6).
+/// The textual part of a local gradient: the critique of one layer and what it needs from the layer before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalText {
     /// Critique and directions for the layer.

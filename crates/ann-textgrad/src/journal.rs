@@ -13,6 +13,7 @@ use ann_graph::Network;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::decision::{ComponentScope, ComponentStatus, Decision};
 use crate::gradient::{GlobalGradient, LanguageLoss, LocalText};
 use crate::meter::Cost;
 use crate::momentum::Momentum;
@@ -121,7 +122,7 @@ pub struct ExampleScore {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComponentRecord {
     /// The layer id, or `structure`.
-    pub scope: String,
+    pub scope: ComponentScope,
     /// The local gradient's text (absent for the structure call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<LocalText>,
@@ -130,26 +131,18 @@ pub struct ComponentRecord {
     /// Model calls spent on this patch (1 + fix requests).
     pub attempts: u32,
     /// `merged`, or the rejection reason (`unknown_id`, `invariant:placeholder`, ...).
-    pub status: String,
+    pub status: ComponentStatus,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
     /// With the per-layer gate: `accepted`, or why this patch alone was rejected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decision::as_word")]
+    pub gate: Option<Decision>,
     /// With the per-layer gate: the pre-check means (current, candidate) of this patch alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_check: Option<(f64, f64)>,
     /// With the per-layer gate: the validation score with this patch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_candidate: Option<f64>,
-}
-
-/// The gate's decision on a step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum Decision {
-    Accepted,
-    Rejected { reason: String },
 }
 
 /// One line of the journal.
@@ -224,14 +217,12 @@ impl RunFiles {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&path)(e)),
         };
-        let checkpoint: Checkpoint =
-            serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+        let checkpoint: Checkpoint = serde_json::from_str(&text)
+            .map_err(|e| TrainError::Checkpoint { what: path.display().to_string(), source: Some(e) })?;
         if checkpoint.format != CHECKPOINT_FORMAT {
-            return Err(TrainError::Checkpoint(format!(
-                "{}: format {} (this build reads {CHECKPOINT_FORMAT})",
-                path.display(),
-                checkpoint.format
-            )));
+            let what =
+                format!("{}: format {} (this build reads {CHECKPOINT_FORMAT})", path.display(), checkpoint.format);
+            return Err(TrainError::Checkpoint { what, source: None });
         }
         Ok(Some(checkpoint))
     }
@@ -260,10 +251,8 @@ impl RunFiles {
         let file = OpenOptions::new().create(true).write(true).truncate(false).open(&path).map_err(io(&path))?;
         let len = file.metadata().map_err(io(&path))?.len();
         if len < bytes {
-            return Err(TrainError::Checkpoint(format!(
-                "{} has {len} bytes, the checkpoint recorded {bytes}",
-                path.display()
-            )));
+            let what = format!("{} has {len} bytes, the checkpoint recorded {bytes}", path.display());
+            return Err(TrainError::Checkpoint { what, source: None });
         }
         file.set_len(bytes).map_err(io(&path))?;
         file.sync_all().map_err(io(&path))
@@ -285,9 +274,9 @@ impl RunFiles {
             let head = serde_json::json!({
                 "event": "example",
                 "id": run.id,
-                "score": run.score.score,
-                "passed": run.score.passed,
-                "feedback": run.score.feedback,
+                "score": run.evaluation.score,
+                "passed": run.evaluation.passed,
+                "feedback": run.evaluation.feedback,
             });
             text.push_str(&head.to_string());
             text.push('\n');
@@ -305,8 +294,10 @@ impl RunFiles {
         text.lines()
             .enumerate()
             .map(|(i, line)| {
-                serde_json::from_str(line)
-                    .map_err(|e| TrainError::Checkpoint(format!("{}:{}: {e}", path.display(), i + 1)))
+                serde_json::from_str(line).map_err(|e| TrainError::Checkpoint {
+                    what: format!("{}:{}", path.display(), i + 1),
+                    source: Some(e),
+                })
             })
             .collect()
     }
@@ -351,7 +342,7 @@ mod tests {
         assert_eq!(files.load_checkpoint().unwrap(), Some(cp));
         assert!(!dir.path().join("checkpoint.json.tmp").exists());
         fs::write(files.checkpoint_path(), "{ torn").unwrap();
-        assert!(matches!(files.load_checkpoint(), Err(TrainError::Checkpoint(_))));
+        assert!(matches!(files.load_checkpoint(), Err(TrainError::Checkpoint { .. })));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ann_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, PriceTable, SharedModel};
+use ann_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, PriceTable, SharedModel, Usage};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,14 @@ pub struct Cost {
 }
 
 impl Cost {
+    /// Count one answered call of `model` with its `usage`, priced by `prices`.
+    pub fn add_call(&mut self, model: &str, usage: &Usage, prices: &PriceTable) {
+        self.calls += 1;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(usage.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(usage.completion_tokens);
+        self.dollars += prices.cost(model, usage);
+    }
+
     /// `self - earlier`, field by field.
     pub fn since(&self, earlier: &Cost) -> Cost {
         Cost {
@@ -63,12 +71,7 @@ impl ChatModel for CountingModel {
         let result = self.inner.complete(request).await;
         let mut cost = self.cost.lock().expect("cost lock");
         match &result {
-            Ok(r) => {
-                cost.calls += 1;
-                cost.prompt_tokens += r.usage.prompt_tokens;
-                cost.completion_tokens += r.usage.completion_tokens;
-                cost.dollars += self.prices.cost(&request.model, &r.usage);
-            }
+            Ok(r) => cost.add_call(&request.model, &r.usage, &self.prices),
             Err(LlmError::BudgetExhausted(_)) => {}
             Err(_) => cost.errors += 1,
         }

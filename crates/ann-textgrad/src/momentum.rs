@@ -1,4 +1,4 @@
-//! Momentum in text (design 7.8): per scope, the last W steps, rendered as a PAST ITERATIONS block.
+//! Momentum in text: per scope, the last W steps, rendered as a PAST ITERATIONS block.
 //!
 //! Scopes are the global gradient and each layer id. Each entry keeps a bounded gradient summary,
 //! the patch summary (op kinds and ids), the outcome with its reason and the validation scores
@@ -11,9 +11,11 @@ use std::fmt::Write;
 use ann_graph::Network;
 use serde::{Deserialize, Serialize};
 
+use crate::decision::Decision;
+
 /// Longest gradient summary kept, in characters.
 pub const GRADIENT_SUMMARY_CHARS: usize = 300;
-/// Longest patch summary or rejection reason kept, in characters.
+/// Longest patch summary kept, in characters.
 pub const PATCH_SUMMARY_CHARS: usize = 300;
 
 /// The three standing rules every momentum block ends with.
@@ -23,14 +25,6 @@ pub const STANDING_RULES: [&str; 3] = [
     "Keep and extend directions that were accepted and raised the validation score.",
 ];
 
-/// What happened to a step's edit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    Accepted,
-    Rejected { reason: String },
-}
-
 /// One past step of one scope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MomentumEntry {
@@ -39,7 +33,10 @@ pub struct MomentumEntry {
     pub gradient_summary: String,
     /// Op kinds and ids, at most [`PATCH_SUMMARY_CHARS`] characters.
     pub patch_summary: String,
-    pub outcome: Outcome,
+    /// What the gate decided on the step's edit (stored as `{"outcome": "accepted"}` or
+    /// `{"outcome": "rejected", "reason": ...}`).
+    #[serde(with = "crate::decision::as_outcome")]
+    pub outcome: Decision,
     /// The current network's validation score when the step began.
     pub val_before: Option<f64>,
     /// The candidate's validation score, when it was measured.
@@ -52,14 +49,10 @@ impl MomentumEntry {
         step: u64,
         gradient_summary: &str,
         patch_summary: &str,
-        outcome: Outcome,
+        outcome: Decision,
         val_before: Option<f64>,
         val_after: Option<f64>,
     ) -> Self {
-        let outcome = match outcome {
-            Outcome::Rejected { reason } => Outcome::Rejected { reason: clip(&reason, PATCH_SUMMARY_CHARS) },
-            accepted => accepted,
-        };
         Self {
             step,
             gradient_summary: clip(gradient_summary, GRADIENT_SUMMARY_CHARS),
@@ -151,8 +144,8 @@ impl Momentum {
         for (i, e) in entries.iter().enumerate() {
             let newest = if i == last { " [MOST RECENT]" } else { "" };
             let outcome = match &e.outcome {
-                Outcome::Accepted => "accepted".to_string(),
-                Outcome::Rejected { reason } => format!("rejected ({reason})"),
+                Decision::Accepted => "accepted".to_string(),
+                Decision::Rejected { reason } => format!("rejected ({reason})"),
             };
             let val = match (e.val_before, e.val_after) {
                 (Some(b), Some(a)) => format!("validation {b:.3} -> {a:.3}"),
@@ -176,9 +169,10 @@ impl Momentum {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::Reason;
     use crate::testing::sample_network;
 
-    fn entry(step: u64, outcome: Outcome) -> MomentumEntry {
+    fn entry(step: u64, outcome: Decision) -> MomentumEntry {
         MomentumEntry::new(step, "the answer lacks units", "set_prompt solve/a1", outcome, Some(0.5), Some(0.25))
     }
 
@@ -186,28 +180,26 @@ mod tests {
     fn ring_buffer_keeps_the_last_window() {
         let mut m = Momentum::new(3);
         for step in 1..=5 {
-            m.record(Scope::Layer("solve"), entry(step, Outcome::Accepted));
+            m.record(Scope::Layer("solve"), entry(step, Decision::Accepted));
         }
         let steps: Vec<u64> = m.entries(Scope::Layer("solve")).iter().map(|e| e.step).collect();
         assert_eq!(steps, [3, 4, 5]);
         assert!(m.entries(Scope::Global).is_empty());
         assert_eq!(m.render(Scope::Global), None);
         let mut off = Momentum::new(0);
-        off.record(Scope::Global, entry(1, Outcome::Accepted));
+        off.record(Scope::Global, entry(1, Decision::Accepted));
         assert_eq!(off.render(Scope::Global), None);
     }
 
     #[test]
     fn entries_are_bounded() {
         let long = "word ".repeat(500);
-        let e = MomentumEntry::new(1, &long, &long, Outcome::Rejected { reason: long.clone() }, None, None);
+        let e = MomentumEntry::new(1, &long, &long, Decision::rejected(Reason::Empty), None, None);
         assert_eq!(e.gradient_summary.chars().count(), GRADIENT_SUMMARY_CHARS);
         assert_eq!(e.patch_summary.chars().count(), PATCH_SUMMARY_CHARS);
-        let Outcome::Rejected { reason } = e.outcome else { panic!("rejected") };
-        assert!(reason.chars().count() <= PATCH_SUMMARY_CHARS);
         let mut m = Momentum::new(3);
         for step in 0..100 {
-            m.record(Scope::Global, MomentumEntry::new(step, &long, &long, Outcome::Accepted, None, None));
+            m.record(Scope::Global, MomentumEntry::new(step, &long, &long, Decision::Accepted, None, None));
         }
         assert!(m.render(Scope::Global).unwrap().len() < 3 * 800 + 600);
     }
@@ -215,8 +207,8 @@ mod tests {
     #[test]
     fn removed_layers_lose_their_buffer() {
         let mut m = Momentum::new(3);
-        m.record(Scope::Layer("solve"), entry(1, Outcome::Accepted));
-        m.record(Scope::Layer("gone"), entry(1, Outcome::Accepted));
+        m.record(Scope::Layer("solve"), entry(1, Decision::Accepted));
+        m.record(Scope::Layer("gone"), entry(1, Decision::Accepted));
         m.retain_layers(&sample_network());
         assert_eq!(m.layers.keys().collect::<Vec<_>>(), ["solve"]);
     }
@@ -224,15 +216,15 @@ mod tests {
     #[test]
     fn render_snapshot() {
         let mut m = Momentum::new(3);
-        m.record(Scope::Global, entry(1, Outcome::Rejected { reason: "no_batch_gain".into() }));
-        m.record(Scope::Global, entry(2, Outcome::Rejected { reason: "unknown_id".into() }));
+        m.record(Scope::Global, entry(1, Decision::rejected(Reason::NoBatchGain)));
+        m.record(Scope::Global, entry(2, Decision::rejected(Reason::UnknownId)));
         m.record(
             Scope::Global,
             MomentumEntry::new(
                 3,
                 "answers lack a final line",
                 "set_prompt verify/a1",
-                Outcome::Accepted,
+                Decision::Accepted,
                 Some(0.5),
                 Some(0.75),
             ),

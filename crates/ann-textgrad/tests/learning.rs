@@ -11,8 +11,8 @@ use ann_llm::{Budget, BudgetLimits, BudgetedModel, ChatRequest, PriceTable, Shar
 use ann_llm_cache::{CachedModel, ResponseCache};
 use ann_test_support::ScriptedModel;
 use ann_textgrad::{
-    Ablations, Decision, GateMode, JournalEvent, LocalForm, RunFiles, StepRecord, StopReason, TrainConfig,
-    TrainOutcome, Trainer,
+    Ablations, ComponentScope, ComponentStatus, Decision, GateMode, JournalEvent, LocalForm, Reason, RunFiles,
+    StepRecord, StopReason, TrainConfig, TrainOutcome, Trainer,
 };
 use common::{FIX, data, network, objective, scripted};
 
@@ -35,6 +35,10 @@ fn journal(dir: &std::path::Path) -> Vec<JournalEvent> {
 
 fn steps(events: &[JournalEvent]) -> Vec<&StepRecord> {
     events.iter().filter_map(|e| if let JournalEvent::Step(s) = e { Some(s.as_ref()) } else { None }).collect()
+}
+
+fn layer(id: &str) -> ComponentScope {
+    ComponentScope::Layer(id.into())
 }
 
 fn answer_prompt(outcome: &TrainOutcome) -> &str {
@@ -73,7 +77,7 @@ async fn training_raises_the_validation_score_and_keeps_the_improving_patch() {
     assert_eq!(patch[2]["path"], "/layers/1/agents/0/prompt");
     assert!(first.losses.iter().any(|l| l.critique.contains("lowercase")));
     insta::assert_json_snapshot!("first_accepted_step", first);
-    assert_eq!(first.components.iter().find(|c| c.scope == "answer").unwrap().status, "merged");
+    assert_eq!(first.components.iter().find(|c| c.scope == "answer").unwrap().status, ComponentStatus::Merged);
     // The chain: the last layer saw the loss's requirement (the `read` layer has no blame: no call).
     assert!(first.components.iter().all(|c| c.scope == "answer"));
     assert_eq!(out.optimizer.accepted, 1);
@@ -101,7 +105,7 @@ async fn a_harmful_patch_is_rolled_back_by_the_validation_gate() {
         let (current, candidate) = step.pre_check.expect("the pre-check ran");
         assert!(candidate > current);
         assert_eq!(step.val_candidate, Some(0.0));
-        assert_eq!(step.decision, Decision::Rejected { reason: "no_validation_gain".into() });
+        assert_eq!(step.decision, Decision::rejected(Reason::NoValidationGain));
         assert_eq!(step.val_before, 0.75);
     }
     // Rollback: the current network is the last accepted one.
@@ -125,7 +129,7 @@ async fn a_patch_without_batch_gain_is_rejected_before_validation() {
     let steps = steps(&events);
     assert!(!steps.is_empty());
     for step in steps {
-        assert_eq!(step.decision, Decision::Rejected { reason: "no_batch_gain".into() });
+        assert_eq!(step.decision, Decision::rejected(Reason::NoBatchGain));
         assert_eq!(step.val_candidate, None, "validation is not spent on a patch without batch gain");
         let (current, candidate) = step.pre_check.unwrap();
         assert_eq!(current, candidate);
@@ -152,8 +156,8 @@ async fn malformed_patches_are_rejected_with_their_reasons() {
     let events = journal(dir.path());
     let step = steps(&events)[0];
     let answer = step.components.iter().find(|c| c.scope == "answer").unwrap();
-    assert_eq!((answer.status.as_str(), answer.attempts), ("unknown_op", 2));
-    assert_eq!(step.decision, Decision::Rejected { reason: "unknown_op".into() });
+    assert_eq!((&answer.status, answer.attempts), (&ComponentStatus::Rejected(Reason::UnknownOp), 2));
+    assert_eq!(step.decision, Decision::rejected(Reason::UnknownOp));
     assert!(step.patch.is_none());
     let fix = optimizer.requests().into_iter().find(|r| r.messages.len() == 4).expect("a fix request");
     assert!(fix.messages[3].content.contains("rejected (unknown_id)"), "{}", fix.messages[3].content);
@@ -167,7 +171,7 @@ async fn malformed_patches_are_rejected_with_their_reasons() {
     train(Arc::new(scripted("worker")), optimizer, cfg, dir.path()).await;
     let events = journal(dir.path());
     let answer = steps(&events)[0].components.iter().find(|c| c.scope == "answer").unwrap().clone();
-    assert_eq!((answer.status.as_str(), answer.attempts), ("unparsable", 1));
+    assert_eq!((&answer.status, answer.attempts), (&ComponentStatus::Rejected(Reason::Unparsable), 1));
 }
 
 #[tokio::test]
@@ -218,8 +222,9 @@ async fn ablations_switch_off_what_they_name() {
     assert_eq!(out.val_best, 0.75);
     let events = journal(dir.path());
     let first = steps(&events)[0];
-    let scopes: Vec<_> = first.components.iter().map(|c| (c.scope.as_str(), c.status.as_str())).collect();
-    assert_eq!(scopes, [("read", "empty"), ("answer", "merged")]);
+    let scopes: Vec<_> = first.components.iter().map(|c| (c.scope.clone(), c.status.clone())).collect();
+    let empty = ComponentStatus::Rejected(Reason::Empty);
+    assert_eq!(scopes, [(layer("read"), empty), (layer("answer"), ComponentStatus::Merged)]);
     assert_eq!(first.global.fallback.as_deref(), Some("ablation: no global gradient"));
 
     // No gate: the harmful patch is accepted, but the best validated network is kept.
@@ -332,8 +337,12 @@ async fn a_structural_patch_is_merged_after_the_local_ones_and_drops_the_removed
     let out = train(Arc::new(scripted("worker")), optimizer.clone(), cfg, dir.path()).await;
     let events = journal(dir.path());
     let first = steps(&events)[0];
-    let scopes: Vec<_> = first.components.iter().map(|c| (c.scope.as_str(), c.status.as_str())).collect();
-    assert_eq!(scopes, [("read", "empty"), ("answer", "merged"), ("structure", "merged")]);
+    let scopes: Vec<_> = first.components.iter().map(|c| (c.scope.clone(), c.status.clone())).collect();
+    let (empty, merged) = (ComponentStatus::Rejected(Reason::Empty), ComponentStatus::Merged);
+    assert_eq!(
+        scopes,
+        [(layer("read"), empty), (layer("answer"), merged.clone()), (ComponentScope::Structure, merged)]
+    );
     assert_eq!(first.decision, Decision::Accepted);
     let ids: Vec<_> = out.best.layers.iter().map(|l| l.id.as_str()).collect();
     assert_eq!(ids, ["answer"]);
@@ -477,12 +486,12 @@ async fn the_per_layer_gate_credits_each_patch_on_its_own() {
     assert!(answer_prompt(&per_layer).contains(FIX));
     let events = journal(dir.path());
     let first = steps(&events)[0];
-    let gates: Vec<_> = first.components.iter().map(|c| (c.scope.as_str(), c.gate.as_deref())).collect();
-    assert_eq!(gates, [("read", Some("no_batch_gain")), ("answer", Some("accepted"))]);
+    let gates: Vec<_> = first.components.iter().map(|c| (c.scope.as_str(), c.gate.clone())).collect();
+    assert_eq!(gates, [("read", Some(Decision::rejected(Reason::NoBatchGain))), ("answer", Some(Decision::Accepted))]);
     assert_eq!(first.decision, Decision::Accepted);
     let patch = serde_json::to_value(first.patch.as_ref().unwrap()).unwrap();
     assert_eq!(patch.as_array().unwrap().len(), 3, "only the accepted patch: {patch}");
     let checkpoint = RunFiles::new(dir.path()).unwrap().load_checkpoint().unwrap().unwrap();
     let read = checkpoint.momentum.layers["read"].back().unwrap();
-    assert_eq!(read.outcome, ann_textgrad::Outcome::Rejected { reason: "no_batch_gain".into() });
+    assert_eq!(read.outcome, Decision::rejected(Reason::NoBatchGain));
 }

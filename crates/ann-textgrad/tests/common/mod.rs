@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use ann_graph::Network;
 use ann_test_support::ScriptedModel;
-use ann_textgrad::{Example, Objective, ObjectiveError, Score, TrainData};
+use ann_textgrad::{EvalError, Evaluation, Evaluator, Example, TrainData};
 use async_trait::async_trait;
 
 pub const NETWORK: &str = r#"{
@@ -94,16 +94,16 @@ pub fn data() -> TrainData {
 pub struct Capitals;
 
 #[async_trait]
-impl Objective for Capitals {
-    async fn evaluate(&self, example: &Example, output: &str) -> Result<Score, ObjectiveError> {
+impl Evaluator for Capitals {
+    async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError> {
         let reference = example.reference.as_deref().unwrap_or("");
         let got = output.trim();
         Ok(if got == reference {
-            Score::pass("correct")
+            Evaluation::pass("correct")
         } else if got.to_uppercase() == reference {
-            Score::fail(format!("got `{got}`: right capital, but the answer must be written in uppercase letters"))
+            Evaluation::fail(format!("got `{got}`: right capital, but the answer must be written in uppercase letters"))
         } else {
-            Score::fail(format!("got `{got}`: not the capital"))
+            Evaluation::fail(format!("got `{got}`: not the capital"))
         })
     }
 }
@@ -164,6 +164,6 @@ pub fn scripted(name: &str) -> ScriptedModel {
     })
 }
 
-pub fn objective() -> Arc<dyn Objective> {
+pub fn objective() -> Arc<dyn Evaluator> {
     Arc::new(Capitals)
 }

@@ -1,0 +1,114 @@
+//! Evaluation: run a network forward on examples and score each final output with an evaluator.
+//!
+//! The first move of every training step (the batch), of the gate (the step's failing examples and
+//! the validation set) and of testing. A failed forward is a zero score with the error as
+//! feedback and keeps its partial trace; only an exhausted budget is an error.
+//!
+//! ```no_run
+//! # async fn demo(worker: ann_llm::SharedModel, evaluator: std::sync::Arc<dyn ann_eval::Evaluator>,
+//! #     net: ann_graph::Network, test: Vec<ann_eval::Example>) -> Result<(), ann_textgrad::TrainError> {
+//! use ann_textgrad::{evaluate, forward_cost, mean_score};
+//!
+//! let examples: Vec<&ann_eval::Example> = test.iter().collect();
+//! let runs = evaluate(&worker, &evaluator, &net, &examples, &ann_graph::ForwardConfig::default()).await?;
+//! let cost = forward_cost(&runs, &ann_llm::PriceTable::default());
+//! println!("test score {:.2} for ${:.4}", mean_score(&runs), cost.dollars);
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use ann_eval::{Evaluation, Evaluator, Example};
+use ann_graph::{ForwardConfig, Network, Trace, forward_batch};
+use ann_llm::{PriceTable, SharedModel};
+use futures::StreamExt;
+
+use crate::TrainError;
+use crate::meter::Cost;
+
+/// One example run through a network and scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExampleRun {
+    pub id: String,
+    /// The final output (empty when the forward failed).
+    pub output: String,
+    /// The evaluator's verdict (score clamped to 0..=1).
+    pub evaluation: Evaluation,
+    /// The forward trace; when the forward failed, its partial trace (the layers before the
+    /// failed one, then the failed layer's calls and error: [`ann_graph::GraphError::trace`]).
+    pub trace: Option<Trace>,
+}
+
+/// Forward every example through `net` with `worker` and score it with `evaluator` (in input
+/// order). A failed forward is a zero score with the error as feedback, and keeps its partial
+/// trace (the calls it made are seen by the backward phase); an exhausted budget is an error.
+pub async fn evaluate(
+    worker: &SharedModel,
+    evaluator: &Arc<dyn Evaluator>,
+    net: &Network,
+    examples: &[&Example],
+    forward: &ForwardConfig,
+) -> Result<Vec<ExampleRun>, TrainError> {
+    let inputs: Vec<String> = examples.iter().map(|e| e.input.clone()).collect();
+    let for_votes = evaluator.clone();
+    let extractor = move |s: &str| for_votes.extract_answer(s);
+    let results = forward_batch(worker, net, &inputs, Some(&extractor), forward).await?;
+    let parallel = forward.max_parallel_inputs.max(1);
+    let scored = futures::stream::iter(examples.iter().zip(results))
+        .map(|(example, result)| async move {
+            match result {
+                Ok(fr) => {
+                    let mut evaluation = evaluator.evaluate(example, &fr.output).await?;
+                    // Scores outside 0..=1 (or NaN) would break the gate's comparisons.
+                    evaluation.score =
+                        if evaluation.score.is_finite() { evaluation.score.clamp(0.0, 1.0) } else { 0.0 };
+                    Ok(ExampleRun { id: example.id.clone(), output: fr.output, evaluation, trace: Some(fr.trace) })
+                }
+                Err(e) => {
+                    if e.is_budget_exhausted() {
+                        return Err(TrainError::from(e));
+                    }
+                    let evaluation = Evaluation::fail(format!("the network produced no output: {e}"));
+                    Ok(ExampleRun { id: example.id.clone(), output: String::new(), evaluation, trace: e.into_trace() })
+                }
+            }
+        })
+        .buffered(parallel)
+        .collect::<Vec<_>>()
+        .await;
+    scored.into_iter().collect()
+}
+
+/// Mean score of `net` on `examples` ([`evaluate`], then [`mean_score`]).
+pub async fn score(
+    worker: &SharedModel,
+    evaluator: &Arc<dyn Evaluator>,
+    net: &Network,
+    examples: &[Example],
+    forward: &ForwardConfig,
+) -> Result<f64, TrainError> {
+    let refs: Vec<&Example> = examples.iter().collect();
+    Ok(mean_score(&evaluate(worker, evaluator, net, &refs, forward).await?))
+}
+
+/// Mean score of runs (0 for none).
+pub fn mean_score(runs: &[ExampleRun]) -> f64 {
+    if runs.is_empty() {
+        return 0.0;
+    }
+    runs.iter().map(|r| r.evaluation.score).sum::<f64>() / runs.len() as f64
+}
+
+/// What the forward passes of `runs` cost, from their traces: every call with a response counts
+/// (a cache hit like the fresh call it replays), priced by the model that answered.
+pub fn forward_cost(runs: &[ExampleRun], prices: &PriceTable) -> Cost {
+    let mut cost = Cost::default();
+    for call in runs.iter().filter_map(|r| r.trace.as_ref()).flat_map(|t| t.calls()) {
+        if call.output.is_some() {
+            cost.add_call(&call.model, &call.usage, prices);
+        } else if call.error.is_some() {
+            cost.errors += 1;
+        }
+    }
+    cost
+}
