@@ -1,4 +1,5 @@
-//! Baselines (method section 8): fixed networks built from a benchmark, run like any other network.
+//! Baselines the trained network is compared with (direct, chain of thought, self-consistency,
+//! debate, the untrained start): fixed networks built from a benchmark, run like any other network.
 //!
 //! A baseline is a network of the ordinary schema, built from the benchmark's task description
 //! and answer-format rule, and validated as a starting network is ([`crate::check_network`]). It
@@ -34,7 +35,7 @@ pub const SELF_CONSISTENCY_SAMPLES: usize = 5;
 pub const DEBATE_AGENTS: usize = 3;
 /// Revision rounds of the `debate` baseline, whatever the experiment's `forward.debate_rounds`.
 pub const DEBATE_ROUNDS: u32 = 2;
-/// Temperature of the sampled agents (`self_consistency`, `debate`); design 7.10's 0.7 for
+/// Temperature of the sampled agents (`self_consistency`, `debate`); the starting networks' 0.7 for
 /// vote and debate agents. Each agent's calls carry its index as the sample index, so the samples
 /// are distinct requests (and distinct cache entries).
 pub const SAMPLE_TEMPERATURE: f32 = 0.7;

@@ -166,7 +166,7 @@ impl BudgetSection {
     }
 }
 
-/// Training settings, mapped onto [`TrainConfig`] (defaults of design 7.10).
+/// Training settings, mapped onto [`TrainConfig`] (its defaults unless set).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
@@ -192,30 +192,7 @@ pub struct TrainSection {
     pub epsilon: f64,
     pub gate: GateMode,
     pub write_traces: bool,
-    pub ablations: AblationsSection,
-}
-
-/// Ablation switches, each `false` by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AblationsSection {
-    pub no_backward: bool,
-    pub no_momentum: bool,
-    pub no_gate: bool,
-    pub no_global_gradient: bool,
-    pub fixed_routing: bool,
-}
-
-impl From<AblationsSection> for Ablations {
-    fn from(a: AblationsSection) -> Self {
-        Ablations {
-            no_backward: a.no_backward,
-            no_momentum: a.no_momentum,
-            no_gate: a.no_gate,
-            no_global_gradient: a.no_global_gradient,
-            fixed_routing: a.fixed_routing,
-        }
-    }
+    pub ablations: Ablations,
 }
 
 impl Default for TrainSection {
@@ -241,7 +218,7 @@ impl Default for TrainSection {
             epsilon: t.epsilon,
             gate: t.gate,
             write_traces: t.write_traces,
-            ablations: AblationsSection::default(),
+            ablations: Ablations::default(),
         }
     }
 }
@@ -252,18 +229,9 @@ impl Default for TrainSection {
 pub struct ForwardSection {
     pub max_parallel_calls: usize,
     pub max_parallel_inputs: usize,
-    pub routing: Routing,
+    pub routing: RoutingMode,
     pub debate_rounds: u32,
     pub routing_input_chars: usize,
-}
-
-/// Serialized form of [`RoutingMode`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Routing {
-    #[default]
-    Dynamic,
-    Fixed,
 }
 
 impl Default for ForwardSection {
@@ -272,7 +240,7 @@ impl Default for ForwardSection {
         Self {
             max_parallel_calls: f.max_parallel_calls,
             max_parallel_inputs: f.max_parallel_inputs,
-            routing: Routing::Dynamic,
+            routing: f.routing,
             debate_rounds: f.debate_rounds,
             routing_input_chars: f.routing_input_chars,
         }
@@ -387,7 +355,7 @@ impl ExperimentConfig {
             acceptance: t.acceptance,
             epsilon: t.epsilon,
             gate: t.gate,
-            ablations: t.ablations.into(),
+            ablations: t.ablations,
             forward: self.forward_config(),
             optimizer: ann_llm::CallSettings {
                 model: self.model.name.clone(),
@@ -408,10 +376,7 @@ impl ExperimentConfig {
             model: self.model.name.clone(),
             max_tokens: self.model.max_tokens,
             seed: self.model.seed,
-            routing: match f.routing {
-                Routing::Dynamic => RoutingMode::Dynamic,
-                Routing::Fixed => RoutingMode::Fixed,
-            },
+            routing: f.routing,
             routing_input_chars: f.routing_input_chars,
             debate_rounds: f.debate_rounds,
             max_parallel_calls: f.max_parallel_calls,

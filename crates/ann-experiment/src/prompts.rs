@@ -1,4 +1,4 @@
-//! The prompts of the baseline networks (method section 8), as pure functions of the answer format.
+//! The prompts of the baseline networks (the comparisons of a trained network), as pure functions of the answer format.
 //!
 //! Every baseline agent sees the task `I` (the benchmark's task description with the example's
 //! input rendered in, as every agent of every network does), an instruction, then its layer input

@@ -52,8 +52,10 @@ pub enum GateMode {
     PerLayer,
 }
 
-/// Ablation switches: each turns off one part of the method.
+/// Ablation switches: each turns off one part of the method (each `false` by default; an
+/// experiment config's `[train.ablations]` table is this type, unknown keys refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Ablations {
     /// No training at all: the starting network is the result.
     pub no_backward: bool,
