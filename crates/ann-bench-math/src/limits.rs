@@ -12,7 +12,7 @@
 //!   comparison "not equivalent"). It bounds total work where per-operation caps cannot: 250 copies
 //!   of `5000!` are each allowed, together they are not.
 //!
-//! The budget lives in a thread-local meter that [`metered`] opens around a parse or a comparison;
+//! The budget lives in a thread-local meter that `metered` opens around a parse or a comparison;
 //! outside one (a [`crate::value::Val`] used directly) nothing is charged and only the
 //! per-operation caps of `value` apply. Giving up is deterministic: the same answer always fails
 //! at the same point.
