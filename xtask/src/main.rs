@@ -98,7 +98,9 @@ fn fetch_all() -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     fetch_all()?;
-    cargo(&["test", "--workspace", "--all-targets"], extra)
+    cargo(&["test", "--workspace", "--all-targets"], extra)?;
+    // `--all-targets` leaves out doc tests: the examples in the docs are tests too.
+    cargo(&["test", "--workspace", "--doc"], extra)
 }
 
 fn demo(extra: &[String]) -> Result<()> {
