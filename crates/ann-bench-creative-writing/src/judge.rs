@@ -9,7 +9,7 @@
 use std::sync::{Arc, LazyLock};
 
 use ann_eval::EvalError;
-use ann_llm::{ChatModel, ChatRequest, Message};
+use ann_llm::{CallSettings, ChatModel, ChatRequest, Message};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -101,13 +101,15 @@ impl CoherenceJudge {
     }
 
     fn request(&self, passage: &str, sample_index: u32) -> ChatRequest {
-        let mut request =
-            ChatRequest::new(self.config.model.clone(), vec![Message::user(prompts::judge_prompt(passage))])
-                .with_temperature(self.config.temperature)
-                .with_sample_index(sample_index)
-                .with_tag("phase", "judge");
-        request.max_tokens = self.config.max_tokens;
-        request
+        let call = CallSettings {
+            model: self.config.model.clone(),
+            temperature: self.config.temperature,
+            max_tokens: self.config.max_tokens,
+            seed: None,
+        };
+        call.request(vec![Message::user(prompts::judge_prompt(passage))])
+            .with_sample_index(sample_index)
+            .with_tag("phase", "judge")
     }
 
     async fn ask(&self, passage: &str, sample_index: u32) -> Result<Option<JudgeReply>, EvalError> {
