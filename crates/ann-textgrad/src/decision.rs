@@ -181,14 +181,6 @@ impl ComponentScope {
         }
     }
 
-    /// The ops this scope's patch may contain.
-    pub fn patch_scope(&self) -> crate::patch::PatchScope<'_> {
-        match self {
-            Self::Layer(id) => crate::patch::PatchScope::Layer(id),
-            Self::Structure => crate::patch::PatchScope::Network,
-        }
-    }
-
     /// The scope as the journal writes it.
     pub fn as_str(&self) -> &str {
         match self {

@@ -171,7 +171,7 @@ impl Gate {
         let (mut pre_check, mut val_candidate, mut first_reason) = (None, None, None);
         for record in merged.components.iter_mut().filter(|r| r.status.is_merged()) {
             let candidate =
-                match apply_patch(&current.network, &record.ops, record.scope.patch_scope(), &c.limits, &c.rules) {
+                match apply_patch(&current.network, &record.ops, (&record.scope).into(), &c.limits, &c.rules) {
                     Ok(applied) => applied.network,
                     Err(r) => {
                         first_reason.get_or_insert(r.reason());

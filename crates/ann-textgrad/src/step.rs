@@ -66,7 +66,7 @@ impl Optimizer {
         loop {
             let (ops, check) = match parse_patch(&reply) {
                 Ok(ops) => {
-                    let check = apply_patch(net, &ops, scope.patch_scope(), &c.limits, &c.rules).map(|_| ());
+                    let check = apply_patch(net, &ops, scope.into(), &c.limits, &c.rules).map(|_| ());
                     (ops, check)
                 }
                 Err(rejection) => (Vec::new(), Err(rejection)),
@@ -106,7 +106,7 @@ impl Optimizer {
             let outcome: Result<AppliedPatch, (Reason, String)> = match (&comp.failure, &comp.check) {
                 (Some(why), _) if comp.ops.is_empty() && comp.check.is_ok() => Err((Reason::CallFailed, why.clone())),
                 (_, Err(r)) => Err((r.reason(), r.to_string())),
-                _ => apply_patch(&working, &comp.ops, comp.scope.patch_scope(), &remaining, &c.rules).map_err(|r| {
+                _ => apply_patch(&working, &comp.ops, (&comp.scope).into(), &remaining, &c.rules).map_err(|r| {
                     let detail = format!("{r} (after the patches merged before it in this step)");
                     (r.reason(), detail)
                 }),

@@ -20,7 +20,7 @@ use std::fmt;
 use ann_graph::{Agent, AggregatorName, Layer, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::decision::Reason;
+use crate::decision::{ComponentScope, Reason};
 
 pub use apply::{apply_patch, compile};
 pub use parse::parse_patch;
@@ -236,6 +236,17 @@ pub enum PatchScope<'a> {
     Network,
     /// Only non-structural ops on this layer (a local gradient's patch).
     Layer(&'a str),
+}
+
+impl<'a> From<&'a ComponentScope> for PatchScope<'a> {
+    /// The ops a component's patch may contain: any op for the structure call, only its own
+    /// layer's non-structural ops for a local gradient.
+    fn from(scope: &'a ComponentScope) -> Self {
+        match scope {
+            ComponentScope::Layer(id) => PatchScope::Layer(id),
+            ComponentScope::Structure => PatchScope::Network,
+        }
+    }
 }
 
 /// A patch that passed the format gate.
