@@ -10,30 +10,16 @@ use crate::{AggregatorName, GraphError, Network, ValidationRules, prompts};
 /// Settings of team construction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TeamConfig {
-    /// Model name of the decomposition calls.
-    pub model: String,
+    /// Model, temperature, token limit and seed of the decomposition calls.
+    pub call: CallSettings,
     /// Calls before falling back (the first answer plus retries).
     pub max_attempts: u32,
-    pub temperature: f32,
-    pub max_tokens: Option<u32>,
-    pub seed: Option<u64>,
 }
 
 impl Default for TeamConfig {
     fn default() -> Self {
-        Self { model: "default".into(), max_attempts: 3, temperature: 0.3, max_tokens: Some(4096), seed: None }
-    }
-}
-
-impl TeamConfig {
-    /// The call settings of the decomposition calls.
-    pub fn call(&self) -> CallSettings {
-        CallSettings {
-            model: self.model.clone(),
-            temperature: self.temperature,
-            max_tokens: self.max_tokens,
-            seed: self.seed,
-        }
+        let call = CallSettings { temperature: 0.3, max_tokens: Some(4096), ..CallSettings::default() };
+        Self { call, max_attempts: 3 }
     }
 }
 
@@ -143,7 +129,7 @@ pub async fn construct_team(
     let mut usage = Usage::default();
     for _ in 0..config.max_attempts {
         let request =
-            config.call().request(messages.clone()).with_response_format(format.clone()).with_tag("phase", "team");
+            config.call.request(messages.clone()).with_response_format(format.clone()).with_tag("phase", "team");
         let reply = match model.complete(&request).await {
             Ok(response) => {
                 usage += response.usage;
