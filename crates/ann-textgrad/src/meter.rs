@@ -9,7 +9,9 @@ use ann_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, PriceTable, Shared
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// Calls, tokens and dollars.
+/// Calls, tokens and dollars. Dollars are kept on a grid of nanodollars (every sum rounded to it),
+/// so the total does not depend on the order calls finished in: identical runs write identical
+/// journals, to the last bit.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Cost {
     pub calls: u64,
@@ -26,7 +28,7 @@ impl Cost {
         self.calls += 1;
         self.prompt_tokens = self.prompt_tokens.saturating_add(usage.prompt_tokens);
         self.completion_tokens = self.completion_tokens.saturating_add(usage.completion_tokens);
-        self.dollars += prices.cost(model, usage);
+        self.dollars = nanodollars(self.dollars + nanodollars(prices.cost(model, usage)));
     }
 
     /// `self - earlier`, field by field.
@@ -36,7 +38,7 @@ impl Cost {
             errors: self.errors - earlier.errors,
             prompt_tokens: self.prompt_tokens - earlier.prompt_tokens,
             completion_tokens: self.completion_tokens - earlier.completion_tokens,
-            dollars: self.dollars - earlier.dollars,
+            dollars: nanodollars(self.dollars - earlier.dollars),
         }
     }
 
@@ -47,9 +49,15 @@ impl Cost {
             errors: self.errors + other.errors,
             prompt_tokens: self.prompt_tokens + other.prompt_tokens,
             completion_tokens: self.completion_tokens + other.completion_tokens,
-            dollars: self.dollars + other.dollars,
+            dollars: nanodollars(self.dollars + other.dollars),
         }
     }
+}
+
+/// `dollars` rounded to whole nanodollars: sums of rounded amounts (below millions of dollars) are
+/// then exact, whatever their order.
+fn nanodollars(dollars: f64) -> f64 {
+    (dollars * 1e9).round() / 1e9
 }
 
 /// A decorator adding every call's usage to a shared [`Cost`].
@@ -80,5 +88,37 @@ impl ChatModel for CountingModel {
 
     fn identity(&self) -> String {
         self.inner.identity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ann_llm::Price;
+
+    #[test]
+    fn dollars_do_not_depend_on_the_order_calls_finished_in() {
+        let mut prices = PriceTable::empty();
+        prices.0.insert("m".into(), Price { input_per_mtok: 0.15, output_per_mtok: 0.6, cached_input_per_mtok: None });
+        let usages: Vec<Usage> = [(1234, 56), (7, 890), (31_415, 9), (271, 828), (1, 1), (99_999, 12_345)]
+            .iter()
+            .map(|&(p, c)| Usage { prompt_tokens: p, completion_tokens: c, cached_tokens: 0 })
+            .collect();
+        let total = |order: &[usize]| {
+            let mut cost = Cost::default();
+            for &i in order {
+                cost.add_call("m", &usages[i], &prices);
+            }
+            cost.dollars.to_bits()
+        };
+        let forward = total(&[0, 1, 2, 3, 4, 5]);
+        for order in [[5, 4, 3, 2, 1, 0], [2, 0, 5, 1, 3, 4], [3, 5, 0, 4, 2, 1]] {
+            assert_eq!(total(&order), forward, "order {order:?}");
+        }
+        let mut a = Cost::default();
+        a.add_call("m", &usages[0], &prices);
+        let mut b = Cost::default();
+        b.add_call("m", &usages[5], &prices);
+        assert_eq!(a.plus(&b).since(&b).dollars.to_bits(), a.dollars.to_bits());
     }
 }
