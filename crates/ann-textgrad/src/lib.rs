@@ -6,8 +6,10 @@
 //! - [`Optimizer::loss`] (`loss.rs`): the language loss of the selected examples;
 //! - [`Optimizer::backward`] (`backward.rs`): the global gradient, the local gradients and the
 //!   structure call, as a [`Proposal`] of patch candidates (the counterpart of `loss.backward()`);
-//! - [`Optimizer::step`] (`step.rs`): patch repair and the merge into the step's patch (the
-//!   counterpart of `optimizer.step()`);
+//! - [`Optimizer::step`] (`step.rs`): the merge of the proposal's candidates into the step's patch
+//!   (the counterpart of `optimizer.step()`); the same file holds [`Optimizer::repair`], the
+//!   retry-to-fix loop `backward` runs on each candidate as it is proposed, so that the optimiser's
+//!   calls keep their order;
 //! - [`Gate::check`] (`gate.rs`): the pre-check and the validation gate;
 //! - [`Trainer`] (`train.rs`): the epoch loop with its run journal and checkpoints.
 //!
