@@ -1,5 +1,5 @@
 //! Criterion benchmark: the cost per call of the LLM decorator stack (metering, budget) and of a
-//! response-cache hit, over an instant in-process model.
+//! response-cache hit and miss, over an instant in-process model.
 //!
 //! Run: `cargo bench -p benches --bench llm_stack -- --warm-up-time 1 --measurement-time 3`.
 //!
@@ -89,6 +89,28 @@ fn llm_stack(c: &mut Criterion) {
     assert!(!warm.cache_hit);
     assert!(rt.block_on(cached.complete(&request)).expect("hit").cache_hit, "the second call must be a hit");
     group.bench_function("metered_cache_hit", |b| b.to_async(&rt).iter(|| cached.complete(&request)));
+
+    // A cache miss through the full stack: a fresh sample index each iteration, so every call looks
+    // the key up, reaches the instant model and stores its answer.
+    let missed = MeteredModel::new(
+        CachedModel::new(
+            BudgetedModel::new(InstantModel, budget()),
+            ResponseCache::open(&dir.path().join("miss.sqlite")).expect("open cache"),
+        ),
+        Meter::new(PriceTable::default()),
+    );
+    let next = std::cell::Cell::new(0u32);
+    group.bench_function("metered_cache_miss", |b| {
+        b.to_async(&rt).iter(|| {
+            let fresh = request.clone().with_sample_index(next.replace(next.get().wrapping_add(1)));
+            let missed = &missed;
+            async move {
+                let answer = missed.complete(&fresh).await.expect("miss");
+                debug_assert!(!answer.cache_hit);
+                answer
+            }
+        })
+    });
 
     group.finish();
 }
