@@ -33,11 +33,13 @@
 mod cache;
 mod cassette;
 mod error;
+mod front;
 mod model;
 mod store;
+mod writer;
 
 pub use cache::{CacheStats, ResponseCache};
 pub use cassette::CassetteEntry;
-pub use error::CacheError;
+pub use error::{CacheError, ReadOnlyPart};
 pub use model::{CacheMode, CachedModel};
 pub use store::{CacheConfig, ImportReport};
