@@ -43,7 +43,8 @@ async fn run_child(spec: &str) {
     let (role, path) = spec.split_once(':').unwrap();
     match role {
         "fetch" => {
-            let model = CachedModel::new(slow_echo(Duration::from_millis(300)), ResponseCache::open(Path::new(path)).unwrap());
+            let model =
+                CachedModel::new(slow_echo(Duration::from_millis(300)), ResponseCache::open(Path::new(path)).unwrap());
             let requests: Vec<_> = (0..KEYS).map(|i| req(&format!("question {i}"))).collect();
             let answers = futures::future::join_all(requests.iter().map(|r| model.complete(r))).await;
             for (i, answer) in answers.into_iter().enumerate() {
