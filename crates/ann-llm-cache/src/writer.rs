@@ -176,21 +176,19 @@ impl Writer {
         if slot.is_none() {
             *slot = connect(&self.path, &self.config).ok();
         }
-        if let Some(conn) = slot.as_ref() {
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::debug!(path = %self.path.display(), error = %e, "response cache: checkpoint failed");
-            }
+        if let Some(Err(e)) = slot.as_ref().map(|c| c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))) {
+            tracing::debug!(path = %self.path.display(), error = %e, "response cache: checkpoint failed");
         }
     }
 
     /// One transaction for the whole batch; if it fails, each operation alone, so only the
     /// operations that cannot succeed report an error.
     fn run_batch(&self, conn: &mut Connection, ops: Vec<Op>) {
-        if ops.len() > 1 {
-            if let Ok(done) = self.apply(conn, &ops) {
-                ops.into_iter().zip(done).for_each(|(op, done)| self.deliver(op, Ok(done)));
-                return;
-            }
+        if ops.len() > 1
+            && let Ok(done) = self.apply(conn, &ops)
+        {
+            ops.into_iter().zip(done).for_each(|(op, done)| self.deliver(op, Ok(done)));
+            return;
         }
         for op in ops {
             let result = self.apply(conn, std::slice::from_ref(&op)).map(|mut d| d.remove(0));

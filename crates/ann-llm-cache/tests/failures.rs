@@ -96,7 +96,7 @@ async fn a_read_only_cache_file_or_directory_says_read_only() {
         };
         assert!(message.contains(part), "{}: {message}", path.display());
     }
-    chmod(&dir.parent().unwrap(), 0o755);
+    chmod(dir.parent().unwrap(), 0o755);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
