@@ -112,6 +112,35 @@ fn llm_stack(c: &mut Criterion) {
         })
     });
 
+    // 16 distinct misses at once on a two-worker runtime (16 questions in flight): the figure is
+    // for all 16 together.
+    let mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let concurrent = Arc::new(MeteredModel::new(
+        CachedModel::new(
+            BudgetedModel::new(InstantModel, budget()),
+            ResponseCache::open(&dir.path().join("miss16.sqlite")).expect("open cache"),
+        ),
+        Meter::new(PriceTable::default()),
+    ));
+    let next16 = std::sync::atomic::AtomicU32::new(0);
+    group.bench_function("metered_cache_miss_16_concurrent", |b| {
+        b.to_async(&mt).iter(|| {
+            let first = next16.fetch_add(16, std::sync::atomic::Ordering::Relaxed);
+            let calls: Vec<_> = (0..16)
+                .map(|i| {
+                    let model = concurrent.clone();
+                    let fresh = request.clone().with_sample_index(first.wrapping_add(i));
+                    tokio::spawn(async move { model.complete(&fresh).await.expect("miss") })
+                })
+                .collect();
+            async move {
+                for call in calls {
+                    call.await.expect("task");
+                }
+            }
+        })
+    });
+
     group.finish();
 }
 

@@ -91,6 +91,11 @@ impl Writer {
         if let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", 0) {
             tracing::warn!(path = %path.display(), error = %e, "response cache: cannot turn off automatic checkpoints");
         }
+        // Keys are hashes, so inserts land on random pages: keep more of them in memory (the pages
+        // are only allocated as they are touched).
+        if let Err(e) = conn.pragma_update(None, "cache_size", -32_768) {
+            tracing::debug!(path = %path.display(), error = %e, "response cache: cannot enlarge the page cache");
+        }
         Self {
             path,
             config,
