@@ -275,6 +275,12 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.writer.close();
+    }
+}
+
 /// The stored form of a response: never marked as a cache hit.
 pub(crate) fn response_json(response: &ChatResponse) -> String {
     let stored = ChatResponse { cache_hit: false, ..response.clone() };

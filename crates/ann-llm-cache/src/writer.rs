@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ann_llm::ChatResponse;
@@ -72,11 +72,15 @@ pub(crate) struct Writer {
     config: CacheConfig,
     /// Who this cache handle is in the claims table: process id, start time and a per-process counter.
     owner: String,
-    conn: Mutex<Connection>,
+    /// `None` once closed.
+    conn: Mutex<Option<Connection>>,
     queue: Mutex<Queue>,
+    /// Signalled when a drain stops.
+    drained: Condvar,
     stored_since_checkpoint: AtomicUsize,
     checkpointing: AtomicBool,
     checkpointer: Mutex<Option<Connection>>,
+    closed: AtomicBool,
 }
 
 fn now_ms() -> i64 {
@@ -100,11 +104,13 @@ impl Writer {
             path,
             config,
             owner,
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Some(conn)),
             queue: Mutex::new(Queue::default()),
+            drained: Condvar::new(),
             stored_since_checkpoint: AtomicUsize::new(0),
             checkpointing: AtomicBool::new(false),
             checkpointer: Mutex::new(None),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -159,11 +165,15 @@ impl Writer {
                 let mut queue = self.queue.lock().expect("writer queue lock");
                 if queue.ops.is_empty() {
                     queue.running = false;
+                    self.drained.notify_all();
                     break;
                 }
                 std::mem::take(&mut queue.ops)
             };
-            self.run_batch(&mut conn, ops);
+            match conn.as_mut() {
+                Some(conn) => self.run_batch(conn, ops),
+                None => ops.into_iter().for_each(|op| self.deliver(op, Err(rusqlite::Error::InvalidQuery))),
+            }
         }
         drop(conn);
         if self.stored_since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY
@@ -175,9 +185,25 @@ impl Writer {
         }
     }
 
+    /// Wait for the running batch, then close the connections (the last handle is gone), so that
+    /// dropping the cache closes its file.
+    pub(crate) fn close(&self) {
+        let mut queue = self.queue.lock().expect("writer queue lock");
+        while queue.running {
+            queue = self.drained.wait(queue).expect("writer queue lock");
+        }
+        drop(queue);
+        self.closed.store(true, Ordering::Release);
+        drop(self.conn.lock().expect("writer connection lock").take());
+        drop(self.checkpointer.lock().expect("checkpointer lock").take());
+    }
+
     /// A passive checkpoint: copies what it can without blocking writers or readers.
     fn checkpoint(&self) {
         let mut slot = self.checkpointer.lock().expect("checkpointer lock");
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         if slot.is_none() {
             *slot = connect(&self.path, &self.config).ok();
         }
