@@ -53,6 +53,26 @@ enum Op {
     Release { key: String },
 }
 
+/// A drain to run. A runtime that is shutting down drops blocking tasks without running them: then
+/// the drain runs on a thread of its own, so queued operations are never stranded.
+struct DrainTask(Option<Arc<Writer>>);
+
+impl DrainTask {
+    fn run(mut self) {
+        if let Some(writer) = self.0.take() {
+            writer.drain();
+        }
+    }
+}
+
+impl Drop for DrainTask {
+    fn drop(&mut self) {
+        if let Some(writer) = self.0.take() {
+            drop(std::thread::spawn(move || writer.drain()));
+        }
+    }
+}
+
 /// What an operation did inside a committed transaction.
 enum Done {
     Found(String),
@@ -150,10 +170,10 @@ impl Writer {
         }
         queue.running = true;
         drop(queue);
-        let me = self.clone();
+        let task = DrainTask(Some(self.clone()));
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) => drop(handle.spawn_blocking(move || me.drain())),
-            Err(_) => drop(std::thread::spawn(move || me.drain())),
+            Ok(handle) => drop(handle.spawn_blocking(move || task.run())),
+            Err(_) => drop(std::thread::spawn(move || task.run())),
         }
     }
 

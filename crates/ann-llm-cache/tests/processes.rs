@@ -149,3 +149,23 @@ async fn a_claim_held_elsewhere_is_waited_for_and_its_answer_read() {
     let (answer, calls) = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap().unwrap();
     assert_eq!((answer.text.as_str(), answer.cache_hit, calls), ("their answer", true, 0));
 }
+
+#[test]
+fn a_claim_dropped_at_runtime_shutdown_is_released_and_the_cache_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("responses.sqlite");
+    let cache = ResponseCache::open(&path).unwrap();
+    let key = req("q").fingerprint("scripted:s");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let model = CachedModel::new(slow_echo(Duration::from_secs(3600)), cache.clone());
+    runtime.spawn(async move { model.complete(&req("q")).await });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while claim_expiry(&path, &key).is_none() {
+        assert!(Instant::now() < deadline, "never claimed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Shutting down drops the call mid-flight; its claim is given back although the runtime is gone.
+    drop(runtime);
+    drop(cache);
+    assert_eq!(claim_expiry(&path, &key), None);
+}
