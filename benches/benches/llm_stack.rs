@@ -90,6 +90,19 @@ fn llm_stack(c: &mut Criterion) {
     assert!(rt.block_on(cached.complete(&request)).expect("hit").cache_hit, "the second call must be a hit");
     group.bench_function("metered_cache_hit", |b| b.to_async(&rt).iter(|| cached.complete(&request)));
 
+    // A hit read from the database (the in-memory front turned off): what a resumed run's first
+    // calls, or answers another process stored, cost.
+    let no_front = ann_llm_cache::CacheConfig { memory_entries: 0, ..Default::default() };
+    let from_disk = MeteredModel::new(
+        CachedModel::new(
+            BudgetedModel::new(InstantModel, budget()),
+            ResponseCache::open_with(&dir.path().join("bench.sqlite"), &no_front).expect("open cache"),
+        ),
+        Meter::new(PriceTable::default()),
+    );
+    assert!(rt.block_on(from_disk.complete(&request)).expect("hit").cache_hit, "stored by the first cache");
+    group.bench_function("metered_cache_hit_from_database", |b| b.to_async(&rt).iter(|| from_disk.complete(&request)));
+
     // A cache miss through the full stack: a fresh sample index each iteration, so every call looks
     // the key up, reaches the instant model and stores its answer.
     let missed = MeteredModel::new(
