@@ -120,7 +120,10 @@ impl Store {
             > 0;
         if !has_claims {
             // A read-only file has no claims table: lookups work, claims (before any backend call) fail.
-            if let Err(e) = conn.execute_batch(CLAIMS) {
+            if let Err(e) = conn.execute_batch(CLAIMS).map_err(open_err) {
+                if !e.is_read_only() {
+                    return Err(e);
+                }
                 tracing::debug!(path = %path.display(), error = %e, "response cache: cannot add the claims table");
             }
         }

@@ -227,8 +227,13 @@ impl Writer {
         if slot.is_none() {
             *slot = connect(&self.path, &self.config).ok();
         }
-        if let Some(Err(e)) = slot.as_ref().map(|c| c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))) {
+        let Some(conn) = slot.as_ref() else { return };
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(path = %self.path.display(), error = %e, "response cache: checkpoint failed");
+        }
+        // Claims of crashed owners whose keys nobody asked for again.
+        if let Err(e) = conn.execute("DELETE FROM claims WHERE expires_ms < ?1", [now_ms()]) {
+            tracing::debug!(path = %self.path.display(), error = %e, "response cache: cannot purge expired claims");
         }
     }
 
