@@ -11,8 +11,8 @@ use ann_llm_cache::{CacheConfig, CachedModel, ResponseCache};
 use ann_test_support::ScriptedModel;
 
 const CHILD_ENV: &str = "ANN_LLM_CACHE_PROCESS_CHILD";
-const KEYS: usize = 8;
-const PROCESSES: usize = 3;
+const KEYS: usize = 16;
+const PROCESSES: usize = 4;
 
 fn req(text: &str) -> ChatRequest {
     ChatRequest::new("test-model", vec![Message::user(text)])
