@@ -237,24 +237,22 @@ impl Writer {
         }
     }
 
-    /// One transaction for the whole batch; if it fails, each operation alone, so only the
-    /// operations that cannot succeed report an error.
+    /// One transaction for the whole batch. If it fails, every operation reports the failure
+    /// (a held lock or a full disk would only fail again, once per operation), except that a
+    /// read-only file still answers lookups: only claims and inserts fail there.
     fn run_batch(&self, conn: &mut Connection, ops: Vec<Op>) {
-        if ops.len() > 1
-            && let Ok(done) = self.apply(conn, &ops)
-        {
-            ops.into_iter().zip(done).for_each(|(op, done)| self.deliver(op, Ok(done)));
-            return;
-        }
+        let failure = match self.apply(conn, &ops) {
+            Ok(done) => return ops.into_iter().zip(done).for_each(|(op, done)| self.deliver(op, Ok(done))),
+            Err(e) => e,
+        };
+        let read_only = cannot_write(&failure);
         for op in ops {
-            let result = self.apply(conn, std::slice::from_ref(&op)).map(|mut d| d.remove(0));
-            let result = match (result, &op) {
-                // A read-only file still answers lookups; only the claim (and a later insert) fail.
-                (Err(e), Op::LookupOrClaim { key, .. }) if cannot_write(&e) => match lookup(conn, key) {
+            let result = match &op {
+                Op::LookupOrClaim { key, .. } if read_only => match lookup(conn, key) {
                     Ok(Some(found)) => Ok(Done::Found(found)),
-                    _ => Err(e),
+                    _ => Err(copy_err(&failure)),
                 },
-                (result, _) => result,
+                _ => Err(copy_err(&failure)),
             };
             self.deliver(op, result);
         }
@@ -363,4 +361,12 @@ fn release(conn: &Connection, key: &str, owner: &str) -> rusqlite::Result<usize>
 fn cannot_write(e: &rusqlite::Error) -> bool {
     use rusqlite::ffi::ErrorCode::{CannotOpen, ReadOnly};
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ReadOnly || f.code == CannotOpen)
+}
+
+/// The same failure again, for each operation of a failed batch (rusqlite errors are not `Clone`).
+fn copy_err(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
+        other => rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(other.to_string()))),
+    }
 }
