@@ -1,5 +1,5 @@
 //! Criterion benchmark: the cost per call of the LLM decorator stack (metering, budget) and of a
-//! response-cache hit, over an instant in-process model.
+//! response-cache hit and miss, over an instant in-process model.
 //!
 //! Run: `cargo bench -p benches --bench llm_stack -- --warm-up-time 1 --measurement-time 3`.
 //!
@@ -89,6 +89,70 @@ fn llm_stack(c: &mut Criterion) {
     assert!(!warm.cache_hit);
     assert!(rt.block_on(cached.complete(&request)).expect("hit").cache_hit, "the second call must be a hit");
     group.bench_function("metered_cache_hit", |b| b.to_async(&rt).iter(|| cached.complete(&request)));
+
+    // A hit read from the database (the in-memory front turned off): what a resumed run's first
+    // calls, or answers another process stored, cost.
+    let no_front = ann_llm_cache::CacheConfig { memory_entries: 0, ..Default::default() };
+    let from_disk = MeteredModel::new(
+        CachedModel::new(
+            BudgetedModel::new(InstantModel, budget()),
+            ResponseCache::open_with(&dir.path().join("bench.sqlite"), &no_front).expect("open cache"),
+        ),
+        Meter::new(PriceTable::default()),
+    );
+    assert!(rt.block_on(from_disk.complete(&request)).expect("hit").cache_hit, "stored by the first cache");
+    group.bench_function("metered_cache_hit_from_database", |b| b.to_async(&rt).iter(|| from_disk.complete(&request)));
+
+    // A cache miss through the full stack: a fresh sample index each iteration, so every call looks
+    // the key up, reaches the instant model and stores its answer.
+    let missed = MeteredModel::new(
+        CachedModel::new(
+            BudgetedModel::new(InstantModel, budget()),
+            ResponseCache::open(&dir.path().join("miss.sqlite")).expect("open cache"),
+        ),
+        Meter::new(PriceTable::default()),
+    );
+    let next = std::cell::Cell::new(0u32);
+    group.bench_function("metered_cache_miss", |b| {
+        b.to_async(&rt).iter(|| {
+            let fresh = request.clone().with_sample_index(next.replace(next.get().wrapping_add(1)));
+            let missed = &missed;
+            async move {
+                let answer = missed.complete(&fresh).await.expect("miss");
+                debug_assert!(!answer.cache_hit);
+                answer
+            }
+        })
+    });
+
+    // 16 distinct misses at once on a two-worker runtime (16 questions in flight): the figure is
+    // for all 16 together.
+    let mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let concurrent = Arc::new(MeteredModel::new(
+        CachedModel::new(
+            BudgetedModel::new(InstantModel, budget()),
+            ResponseCache::open(&dir.path().join("miss16.sqlite")).expect("open cache"),
+        ),
+        Meter::new(PriceTable::default()),
+    ));
+    let next16 = std::sync::atomic::AtomicU32::new(0);
+    group.bench_function("metered_cache_miss_16_concurrent", |b| {
+        b.to_async(&mt).iter(|| {
+            let first = next16.fetch_add(16, std::sync::atomic::Ordering::Relaxed);
+            let calls: Vec<_> = (0..16)
+                .map(|i| {
+                    let model = concurrent.clone();
+                    let fresh = request.clone().with_sample_index(first.wrapping_add(i));
+                    tokio::spawn(async move { model.complete(&fresh).await.expect("miss") })
+                })
+                .collect();
+            async move {
+                for call in calls {
+                    call.await.expect("task");
+                }
+            }
+        })
+    });
 
     group.finish();
 }

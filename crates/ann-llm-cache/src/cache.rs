@@ -1,4 +1,5 @@
-//! The shared cache handle: the SQLite store, hit/miss counters and the table of calls in flight.
+//! The shared cache handle: the SQLite store, its memory front, hit/miss counters, the table of
+//! calls in flight and the answers that could not be stored.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,7 +10,9 @@ use ann_llm::{ChatRequest, ChatResponse, LlmError, Usage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::store::{OnConflict, Store};
+use crate::front::Front;
+use crate::store::{OnConflict, Store, response_json};
+use crate::writer::{Claim, Entry};
 use crate::{CacheConfig, CacheError, CassetteEntry, ImportReport};
 
 /// The outcome of one upstream call, shared with every task that asked the same thing meanwhile.
@@ -25,6 +28,8 @@ pub struct ResponseCache {
 
 struct Shared {
     store: Store,
+    front: Front,
+    unsaved: Mutex<Vec<CassetteEntry>>,
     flights: Mutex<HashMap<String, Flight>>,
     next_flight: AtomicU64,
     counters: Counters,
@@ -47,7 +52,7 @@ struct Counters {
 /// Counters since the cache was opened (all clones together).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CacheStats {
-    /// Requests answered from the database.
+    /// Requests answered from the database (or its memory front).
     pub hits: u64,
     /// Requests answered by an identical call that was already in flight (single-flight).
     pub coalesced: u64,
@@ -110,6 +115,8 @@ impl ResponseCache {
         Ok(Self {
             shared: Arc::new(Shared {
                 store,
+                front: Front::new(config.memory_entries, config.memory_bytes),
+                unsaved: Mutex::new(Vec::new()),
                 flights: Mutex::new(HashMap::new()),
                 next_flight: AtomicU64::new(0),
                 counters: Counters::default(),
@@ -148,8 +155,15 @@ impl ResponseCache {
         response: &ChatResponse,
     ) -> Result<String, CacheError> {
         let key = request.fingerprint(backend);
-        self.put(&key, backend, request, response, OnConflict::Replace).await?;
+        self.store(&key, backend, request, response, OnConflict::Replace).await?;
         Ok(key)
+    }
+
+    /// Answers received from a backend that could not be stored (see [`CacheError::Unsaved`]), in
+    /// the order they arrived. Write them somewhere safe (e.g. [`CassetteEntry::to_line`] into the
+    /// run directory, to import later) before stopping, so that they are not paid for again.
+    pub fn unsaved(&self) -> Vec<CassetteEntry> {
+        self.shared.unsaved.lock().expect("unsaved lock").clone()
     }
 
     /// How many entries the file holds. Blocks (call from `spawn_blocking` in async code).
@@ -177,10 +191,14 @@ impl ResponseCache {
     /// All or nothing: a malformed line (reported with file and line) imports nothing. Importing the
     /// same cassette twice changes nothing. Blocks.
     pub fn import_jsonl(&self, path: &Path) -> Result<ImportReport, CacheError> {
-        self.shared.store.import(path)
+        let report = self.shared.store.import(path);
+        // Imported answers may replace remembered ones.
+        self.shared.front.clear();
+        report
     }
 
-    pub(crate) async fn put(
+    /// Store an answer (once committed, it is also remembered in memory).
+    pub(crate) async fn store(
         &self,
         key: &str,
         backend: &str,
@@ -188,8 +206,71 @@ impl ResponseCache {
         response: &ChatResponse,
         on_conflict: OnConflict,
     ) -> Result<(), CacheError> {
-        let (key, backend, request, response) = (key.to_owned(), backend.to_owned(), request.clone(), response.clone());
-        self.blocking(move |store| store.put(&key, &backend, &request, &response, on_conflict)).await
+        let entry = Entry {
+            key: key.to_owned(),
+            backend: backend.to_owned(),
+            request: request.canonical_json(),
+            response: response_json(response),
+            on_conflict,
+        };
+        self.shared.store.writer.store(entry).await?;
+        self.remember(key, response);
+        Ok(())
+    }
+
+    /// Keep a paid answer that could not be stored: in memory (so this process does not ask again)
+    /// and in the list [`ResponseCache::unsaved`] returns.
+    pub(crate) fn keep_unsaved(&self, backend: &str, request: &ChatRequest, response: &ChatResponse) {
+        let entry = CassetteEntry::new(backend, request, response);
+        self.remember(&entry.key, response);
+        self.shared.unsaved.lock().expect("unsaved lock").push(entry);
+    }
+
+    /// The answer remembered in memory for `key`, as recorded (`cache_hit` false).
+    pub(crate) fn recent(&self, key: &str) -> Option<ChatResponse> {
+        self.shared.front.get(key).map(|r| ChatResponse::clone(&r))
+    }
+
+    pub(crate) fn remember(&self, key: &str, response: &ChatResponse) {
+        self.shared.front.insert(key, Arc::new(ChatResponse { cache_hit: false, ..response.clone() }));
+    }
+
+    /// The stored answer, or this handle's claim on the key, or word that another process holds it.
+    pub(crate) async fn lookup_or_claim(&self, key: &str) -> Result<Claim, CacheError> {
+        let claim = self.shared.store.writer.lookup_or_claim(key).await?;
+        if let Claim::Hit(hit) = &claim {
+            self.remember(key, hit);
+        }
+        Ok(claim)
+    }
+
+    /// Run `call` while renewing this handle's claim on `key`; the claim is released if `call`
+    /// fails or is dropped, and kept (for the store that follows) if it succeeds.
+    pub(crate) async fn holding_claim<T, E>(
+        &self,
+        key: &str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        struct Guard<'a>(&'a ResponseCache, &'a str, bool);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                if self.2 {
+                    self.0.shared.store.writer.release(self.1);
+                }
+            }
+        }
+        let writer = &self.shared.store.writer;
+        let mut guard = Guard(self, key, true);
+        let period = writer.lease() / 3;
+        tokio::pin!(call);
+        let result = loop {
+            tokio::select! {
+                out = &mut call => break out,
+                _ = tokio::time::sleep(period) => writer.renew(key),
+            }
+        };
+        guard.2 = result.is_err();
+        result
     }
 
     async fn blocking<T: Send + 'static>(

@@ -2,7 +2,11 @@
 //!
 //! [`CachedModel`] wraps any [`ChatModel`](ann_llm::ChatModel) and answers from a
 //! [`ResponseCache`]: one SQLite file in WAL mode, safe for many tasks and several processes at
-//! once. The key is the sha256 of the backend identity and the canonical JSON of the whole request
+//! once, with a bounded in-memory front of recent answers (a hit there never touches the database;
+//! another process's later refresh of the same key is not seen by an answer already remembered).
+//! A miss costs one lookup, which also claims the key in the file (so a process asking for a key
+//! another process is fetching waits for that answer instead of paying for it again), and one
+//! insert; lookups, claims and inserts of concurrent calls are committed together in batches. The key is the sha256 of the backend identity and the canonical JSON of the whole request
 //! ([`ChatRequest::fingerprint`](ann_llm::ChatRequest::fingerprint)), so a changed temperature, seed,
 //! response format or sample index is a different entry. Only requests and responses are stored:
 //! requests carry no secrets (API keys live in the HTTP backend), and no headers are kept.
@@ -11,6 +15,11 @@
 //! refresh (always call, overwrite), off. Cassettes ([`ResponseCache::export_jsonl`],
 //! [`ResponseCache::import_jsonl`]) are sorted JSONL files, stable byte for byte, for committing
 //! small recordings as test fixtures.
+//!
+//! Failures of the cache itself are [`CacheError`]s, never model answers: a paid answer that
+//! cannot be stored (disk full, read-only file, lock timeout) is kept in memory
+//! ([`ResponseCache::unsaved`]) and reported as [`CacheError::Unsaved`]; a read-only database,
+//! directory or filesystem is reported as [`CacheError::ReadOnly`].
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -33,11 +42,13 @@
 mod cache;
 mod cassette;
 mod error;
+mod front;
 mod model;
 mod store;
+mod writer;
 
 pub use cache::{CacheStats, ResponseCache};
 pub use cassette::CassetteEntry;
-pub use error::CacheError;
+pub use error::{CacheError, ReadOnlyPart};
 pub use model::{CacheMode, CachedModel};
 pub use store::{CacheConfig, ImportReport};

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{Join, Outcome};
 use crate::store::OnConflict;
-use crate::{CacheStats, ResponseCache};
+use crate::writer::Claim;
+use crate::{CacheError, CacheStats, ResponseCache};
 
 /// How a [`CachedModel`] uses its cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -29,7 +30,7 @@ pub enum CacheMode {
 /// sampling field, the response format and the sample index count, tags do not. Answers served from
 /// the cache (or shared with an identical call in flight) have `cache_hit = true` and keep their
 /// recorded usage, so metering counts the tokens saved. Errors are never stored. Identical requests
-/// in flight at once reach `inner` once.
+/// in flight at once reach `inner` once, in one process and across processes sharing the file.
 pub struct CachedModel<M> {
     inner: M,
     cache: ResponseCache,
@@ -65,16 +66,48 @@ impl<M: ChatModel> CachedModel<M> {
         self.cache.stats()
     }
 
-    /// Call the backend and store a successful answer.
+    /// The leader's part for a key: the stored answer (`true`: from the database), or the backend's
+    /// answer once stored. Across processes, a key another process is fetching is waited for.
+    async fn lead(&self, key: &str, backend: &str, request: &ChatRequest) -> Result<(ChatResponse, bool), LlmError> {
+        if self.mode == CacheMode::Refresh {
+            return Ok((self.call_and_store(key, backend, request).await?, false));
+        }
+        let mut pause = CLAIM_POLL_FIRST;
+        loop {
+            match self.cache.lookup_or_claim(key).await? {
+                Claim::Hit(hit) => return Ok((hit, true)),
+                Claim::Claimed => {
+                    let call = self.call_and_store(key, backend, request);
+                    return Ok((self.cache.holding_claim(key, call).await?, false));
+                }
+                Claim::Held => {
+                    tracing::debug!(key, "response cache: another process is fetching this request; waiting");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(CLAIM_POLL_MAX);
+                }
+            }
+        }
+    }
+
+    /// Call the backend and store a successful answer. A failed store keeps the paid answer in the
+    /// cache's memory and fails with [`CacheError::Unsaved`]: an infrastructure failure, not the model's.
     async fn call_and_store(&self, key: &str, backend: &str, request: &ChatRequest) -> Outcome {
         self.cache.record_miss();
         let response = self.inner.complete(request).await?;
         let on_conflict = if self.mode == CacheMode::Refresh { OnConflict::Replace } else { OnConflict::Keep };
-        self.cache.put(key, backend, request, &response, on_conflict).await?;
+        if let Err(e) = self.cache.store(key, backend, request, &response, on_conflict).await {
+            tracing::error!(key, error = %e, "response cache: a paid answer could not be stored");
+            self.cache.keep_unsaved(backend, request, &response);
+            return Err(CacheError::Unsaved { key: key.to_owned(), source: Box::new(e) }.into());
+        }
         tracing::debug!(key, backend, "response cache: stored");
         Ok(ChatResponse { cache_hit: false, ..response })
     }
 }
+
+/// The first and the longest pause between two looks at a key another process is fetching.
+const CLAIM_POLL_FIRST: std::time::Duration = std::time::Duration::from_millis(5);
+const CLAIM_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[async_trait]
 impl<M: ChatModel> ChatModel for CachedModel<M> {
@@ -85,11 +118,15 @@ impl<M: ChatModel> ChatModel for CachedModel<M> {
         let backend = self.inner.identity();
         let key = request.fingerprint(&backend);
         if self.mode != CacheMode::Refresh {
-            if let Some(hit) = self.cache.get(&key).await? {
-                tracing::debug!(key, "response cache: hit");
+            if let Some(hit) = self.cache.recent(&key) {
                 return Ok(self.cache.served(hit, false));
             }
             if self.mode == CacheMode::ReplayOnly {
+                if let Some(hit) = self.cache.get(&key).await? {
+                    tracing::debug!(key, "response cache: hit");
+                    self.cache.remember(&key, &hit);
+                    return Ok(self.cache.served(hit, false));
+                }
                 self.cache.record_miss();
                 return Err(LlmError::CacheMiss { key, summary: summarize(&backend, request) });
             }
@@ -106,24 +143,13 @@ impl<M: ChatModel> ChatModel for CachedModel<M> {
                     }
                 }
                 Join::Leader(leader) => {
-                    // Between our lookup and now another task or process may have stored the answer.
-                    if self.mode != CacheMode::Refresh {
-                        match self.cache.get(&key).await {
-                            Ok(Some(hit)) => {
-                                leader.finish(Ok(hit.clone()));
-                                return Ok(self.cache.served(hit, false));
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                let e = LlmError::from(e);
-                                leader.finish(Err(e.clone()));
-                                return Err(e);
-                            }
-                        }
-                    }
-                    let outcome = self.call_and_store(&key, &backend, request).await;
-                    leader.finish(outcome.clone());
-                    return outcome;
+                    let outcome = self.lead(&key, &backend, request).await;
+                    leader.finish(outcome.clone().map(|(response, _)| response));
+                    return match outcome {
+                        Ok((hit, true)) => Ok(self.cache.served(hit, false)),
+                        Ok((response, false)) => Ok(response),
+                        Err(e) => Err(e),
+                    };
                 }
             }
         }

@@ -1,18 +1,20 @@
-//! The SQLite store: schema, a small connection pool, lookups, inserts, cassette export and import.
+//! The SQLite store: schema, a pool of reading connections, lookups, cassette export and import.
 //!
 //! Everything here blocks; the async layer runs it on tokio's blocking pool. The database is in WAL
 //! mode with a busy timeout, so several connections in one process and several processes on one
-//! file read concurrently and take turns to write.
+//! file read concurrently and take turns to write. Inserts and claims go through the
+//! [`Writer`](crate::writer::Writer), which batches them on one connection.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ann_llm::{ChatRequest, ChatResponse};
+use ann_llm::ChatResponse;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
+use crate::writer::Writer;
 use crate::{CacheError, CassetteEntry};
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
@@ -28,18 +30,41 @@ CREATE TABLE IF NOT EXISTS responses (
 PRAGMA user_version = 1;
 ";
 
+/// Calls in flight, for single-flight across processes (older builds ignore this table).
+const CLAIMS: &str = "
+CREATE TABLE IF NOT EXISTS claims (
+    key        TEXT PRIMARY KEY NOT NULL,
+    owner      TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// How to open the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     /// How long a writer waits for another connection or process to release the write lock.
     pub busy_timeout: Duration,
-    /// Connections kept open between calls (more are opened on demand under load).
+    /// Reading connections kept open between calls (more are opened on demand under load).
     pub max_idle_connections: usize,
+    /// How long a claim on a key being fetched lasts without renewal. The owner renews it every
+    /// third of this while its backend call runs, so only a crashed owner's claim expires; other
+    /// processes asking for the key wait at most this long for it.
+    pub claim_lease: Duration,
+    /// Recent answers kept in memory (0: none); a hit among them never touches the database.
+    pub memory_entries: usize,
+    /// The memory front's bound in bytes of answer text; a single answer over half of it is not kept.
+    pub memory_bytes: usize,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { busy_timeout: Duration::from_secs(30), max_idle_connections: 8 }
+        Self {
+            busy_timeout: Duration::from_secs(30),
+            max_idle_connections: 64,
+            claim_lease: Duration::from_secs(30),
+            memory_entries: 4096,
+            memory_bytes: 64 << 20,
+        }
     }
 }
 
@@ -69,11 +94,12 @@ pub(crate) struct Store {
     path: PathBuf,
     config: CacheConfig,
     idle: Mutex<Vec<Connection>>,
+    pub(crate) writer: Arc<Writer>,
 }
 
 impl Store {
     pub(crate) fn open(path: &Path, config: &CacheConfig) -> Result<Self, CacheError> {
-        let open_err = |source| CacheError::Open { path: path.to_owned(), source };
+        let open_err = |source| CacheError::open(path, source);
         let mut conn = connect(path, config).map_err(open_err)?;
         // WAL is a property of the file: set once, every later connection and process sees it.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
@@ -88,7 +114,22 @@ impl Store {
         } else if version != SCHEMA_VERSION {
             return Err(CacheError::SchemaVersion { path: path.to_owned(), found: version, supported: SCHEMA_VERSION });
         }
-        Ok(Self { path: path.to_owned(), config: config.clone(), idle: Mutex::new(vec![conn]) })
+        let has_claims: bool = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'claims'", [], |r| r.get::<_, i64>(0))
+            .map_err(open_err)?
+            > 0;
+        if !has_claims {
+            // A read-only file has no claims table: lookups work, claims (before any backend call) fail.
+            if let Err(e) = conn.execute_batch(CLAIMS).map_err(open_err) {
+                if !e.is_read_only() {
+                    return Err(e);
+                }
+                tracing::debug!(path = %path.display(), error = %e, "response cache: cannot add the claims table");
+            }
+        }
+        let reader = connect(path, config).map_err(open_err)?;
+        let writer = Arc::new(Writer::new(path.to_owned(), config.clone(), conn));
+        Ok(Self { path: path.to_owned(), config: config.clone(), idle: Mutex::new(vec![reader]), writer })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -96,7 +137,7 @@ impl Store {
     }
 
     fn db_err(&self, source: rusqlite::Error) -> CacheError {
-        CacheError::Database { path: self.path.clone(), source }
+        CacheError::database(&self.path, source)
     }
 
     /// Run `f` on an idle connection (or a new one), then return the connection to the pool.
@@ -126,36 +167,6 @@ impl Store {
 
     fn corrupt(&self, key: &str, source: serde_json::Error) -> CacheError {
         CacheError::CorruptEntry { path: self.path.clone(), key: key.to_owned(), source }
-    }
-
-    /// Store `response` as the answer of `request` from `backend` under `key`.
-    pub(crate) fn put(
-        &self,
-        key: &str,
-        backend: &str,
-        request: &ChatRequest,
-        response: &ChatResponse,
-        on_conflict: OnConflict,
-    ) -> Result<(), CacheError> {
-        let request = request.canonical_json();
-        let response = response_json(response);
-        let sql = match on_conflict {
-            OnConflict::Keep => {
-                "INSERT INTO responses (key, backend, request, response) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (key) DO NOTHING"
-            }
-            OnConflict::Replace => {
-                "INSERT INTO responses (key, backend, request, response) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (key) DO UPDATE SET backend = excluded.backend, request = excluded.request, \
-                 response = excluded.response"
-            }
-        };
-        self.with_conn(|c| {
-            c.prepare_cached(sql)
-                .and_then(|mut s| s.execute(params![key, backend, request, response]))
-                .map(drop)
-                .map_err(|e| self.db_err(e))
-        })
     }
 
     pub(crate) fn len(&self) -> Result<usize, CacheError> {
@@ -267,13 +278,19 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.writer.close();
+    }
+}
+
 /// The stored form of a response: never marked as a cache hit.
-fn response_json(response: &ChatResponse) -> String {
+pub(crate) fn response_json(response: &ChatResponse) -> String {
     let stored = ChatResponse { cache_hit: false, ..response.clone() };
     serde_json::to_string(&stored).expect("a ChatResponse always serializes")
 }
 
-fn connect(path: &Path, config: &CacheConfig) -> rusqlite::Result<Connection> {
+pub(crate) fn connect(path: &Path, config: &CacheConfig) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(config.busy_timeout)?;
