@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ann_llm::{Budget, Meter, MeteredModel, PriceTable, SharedModel};
-use ann_llm_cache::{CachedModel, ResponseCache};
+use ann_llm_cache::{CacheMode, CachedModel, ResponseCache};
 use ann_llm_local::{LocalConfig, LocalModel};
 use ann_llm_openai::{OpenAiConfig, OpenAiModel};
 use anyhow::{Context, bail};
@@ -90,14 +90,43 @@ pub fn build_stack(
     let identity = backend.identity();
     let budget = Budget::new(config.budget.limits(), prices.clone());
     let budgeted: SharedModel = Arc::new(ann_llm::BudgetedModel::new(backend, budget.clone()));
-    let cache_path = resolve(base, &config.cache.path);
-    if let Some(parent) = cache_path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let cache = ResponseCache::open(&cache_path)
-        .with_context(|| format!("opening the response cache {}", cache_path.display()))?;
-    let cached: SharedModel = Arc::new(CachedModel::new(budgeted, cache).with_mode(config.cache.mode));
+    // With the cache off no SQLite file is made, or even opened.
+    let cached: SharedModel = if config.cache.mode == CacheMode::Off {
+        budgeted
+    } else {
+        let cache_path = resolve(base, &config.cache.path);
+        if let Some(parent) = cache_path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let cache = ResponseCache::open(&cache_path)
+            .with_context(|| format!("opening the response cache {}", cache_path.display()))?;
+        Arc::new(CachedModel::new(budgeted, cache).with_mode(config.cache.mode))
+    };
     let meter = Meter::new(prices);
     let model: SharedModel = Arc::new(MeteredModel::new(cached, meter.clone()));
     Ok(ModelStack { model, meter, budget, identity })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_cache_file_exists_only_when_the_cache_is_on() {
+        let base = tempfile::tempdir().unwrap();
+        let mut config = ExperimentConfig::default();
+        config.cache.path = "cache/responses.sqlite".into();
+        let stack = |config: &ExperimentConfig| {
+            let backend: SharedModel =
+                Arc::new(ann_test_support::ScriptedModel::new("scripted").on_contains("hi", "hello"));
+            build_stack(config, backend, base.path(), PriceTable::empty()).unwrap()
+        };
+        config.cache.mode = CacheMode::Off;
+        let request = ann_llm::ChatRequest::new("m", vec![ann_llm::Message::user("hi")]);
+        stack(&config).model.complete(&request).await.unwrap();
+        assert!(!base.path().join("cache").exists(), "cache off: no folder, no SQLite file");
+        config.cache.mode = CacheMode::ReadWrite;
+        stack(&config).model.complete(&request).await.unwrap();
+        assert!(base.path().join("cache/responses.sqlite").is_file());
+    }
 }
