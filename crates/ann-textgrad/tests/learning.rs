@@ -368,7 +368,7 @@ async fn failed_and_unparsable_optimiser_answers_fall_back_and_the_requirement_c
                 r.messages[0]
                     .content
                     .contains("loss function")
-                    .then(|| Err(ann_llm::LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 }))
+                    .then_some(Err(ann_llm::LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 }))
             })
             .on(|r| {
                 r.messages[0].content.contains("critic of a multi-layer").then(|| Ok("I think it is fine.".into()))
@@ -406,7 +406,7 @@ async fn a_failed_forward_keeps_its_calls_in_the_traces_and_the_backward_step() 
     let worker = Arc::new(scripted("worker").on(|r| {
         (r.messages[0].content.contains("of the team `answer`")
             && r.messages.iter().any(|m| m.content.contains("atlantis")))
-        .then(|| Err(ann_llm::LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 }))
+        .then_some(Err(ann_llm::LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 }))
     }));
     let optimizer = Arc::new(scripted("optimizer"));
     let cfg = TrainConfig { epochs: 1, batch_size: 4, ..config() };
