@@ -167,6 +167,52 @@ async fn eval_of_a_baseline_on_an_openai_compatible_endpoint() {
     assert!(!neither.status.success() && stderr(&neither).contains("--network"), "{}", stderr(&neither));
 }
 
+/// `ann eval` under `on_infrastructure_failure = "exclude"`: an example whose call the endpoint
+/// refuses (HTTP 400, not retried) is left out with a visible count, never scored 0; under the
+/// default the same failure is an error (exit non-zero), never a report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_excludes_an_example_whose_call_failed_and_counts_it() {
+    use ann_test_support::server::{FakeServer, FakeServerConfig, Fault};
+
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join("data")).unwrap();
+    std::fs::write(home.path().join("data/mmlu-ml.jsonl"), synthetic_mmlu(112)).unwrap();
+    let eval = |policy: &'static str, url: String| {
+        let config = home.path().join(format!("{policy}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"eval\"\n[benchmark]\ndata_dir = \"data\"\n[cache]\npath = \"{policy}.sqlite\"\n\
+                 [forward]\non_infrastructure_failure = \"{policy}\"\n"
+            ),
+        )
+        .unwrap();
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"))
+            .args(["--home", home.path().to_str().unwrap(), "eval", "--benchmark", "mmlu-ml"])
+            .args(["--baseline", "direct", "--limit", "3", "--config", config.to_str().unwrap()])
+            .env("ANN_OPENAI_BASE_URL", url)
+            .env("ANN_OPENAI_MODEL", "gpt-4o-mini")
+            .env_remove("ANN_CACHE_DIR")
+            .output()
+    };
+    let faulty =
+        || FakeServerConfig::default().with_reply(|_| "Reasoning.\nAnswer: B".into()).with_script([Fault::Status(400)]);
+
+    let server = FakeServer::start(faulty()).await.unwrap();
+    let out = eval("exclude", server.url()).await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["excluded"], 1, "{outcome}");
+    assert_eq!((outcome["summary"]["n"].as_u64(), outcome["summary"]["mean"].as_f64()), (Some(2), Some(1.0)));
+    server.shutdown().await;
+
+    let server = FakeServer::start(faulty()).await.unwrap();
+    let out = eval("stop", server.url()).await.unwrap();
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr(&out).contains("HTTP 400 from"), "{}", stderr(&out));
+    server.shutdown().await;
+}
+
 /// `ann train` against a closed port stops at the first infrastructure failure with a message
 /// naming the endpoint and the failure and the `ann resume` hint, exit non-zero and no report of
 /// zeros; once an endpoint answers on that port, `ann resume` finishes the run, paying as many
