@@ -166,3 +166,126 @@ async fn eval_of_a_baseline_on_an_openai_compatible_endpoint() {
     let neither = ann(home.path(), &["eval", "--benchmark", "mmlu-ml"]);
     assert!(!neither.status.success() && stderr(&neither).contains("--network"), "{}", stderr(&neither));
 }
+
+/// `ann eval` under `on_infrastructure_failure = "exclude"`: an example whose call the endpoint
+/// refuses (HTTP 400, not retried) is left out with a visible count, never scored 0; under the
+/// default the same failure is an error (exit non-zero), never a report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_excludes_an_example_whose_call_failed_and_counts_it() {
+    use ann_test_support::server::{FakeServer, FakeServerConfig, Fault};
+
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join("data")).unwrap();
+    std::fs::write(home.path().join("data/mmlu-ml.jsonl"), synthetic_mmlu(112)).unwrap();
+    let eval = |policy: &'static str, url: String| {
+        let config = home.path().join(format!("{policy}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"eval\"\n[benchmark]\ndata_dir = \"data\"\n[cache]\npath = \"{policy}.sqlite\"\n\
+                 [forward]\non_infrastructure_failure = \"{policy}\"\n"
+            ),
+        )
+        .unwrap();
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"))
+            .args(["--home", home.path().to_str().unwrap(), "eval", "--benchmark", "mmlu-ml"])
+            .args(["--baseline", "direct", "--limit", "3", "--config", config.to_str().unwrap()])
+            .env("ANN_OPENAI_BASE_URL", url)
+            .env("ANN_OPENAI_MODEL", "gpt-4o-mini")
+            .env_remove("ANN_CACHE_DIR")
+            .output()
+    };
+    let faulty =
+        || FakeServerConfig::default().with_reply(|_| "Reasoning.\nAnswer: B".into()).with_script([Fault::Status(400)]);
+
+    let server = FakeServer::start(faulty()).await.unwrap();
+    let out = eval("exclude", server.url()).await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["excluded"], 1, "{outcome}");
+    assert_eq!((outcome["summary"]["n"].as_u64(), outcome["summary"]["mean"].as_f64()), (Some(2), Some(1.0)));
+    server.shutdown().await;
+
+    let server = FakeServer::start(faulty()).await.unwrap();
+    let out = eval("stop", server.url()).await.unwrap();
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr(&out).contains("HTTP 400 from"), "{}", stderr(&out));
+    server.shutdown().await;
+}
+
+/// `ann train` against a closed port stops at the first infrastructure failure with a message
+/// naming the endpoint and the failure and the `ann resume` hint, exit non-zero and no report of
+/// zeros; once an endpoint answers on that port, `ann resume` finishes the run, paying as many
+/// calls as an uninterrupted run does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn train_against_a_closed_port_stops_early_and_resume_finishes_the_run() {
+    use ann_test_support::server::{FakeServer, FakeServerConfig};
+
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cache = std::env::var_os("ANN_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or(workspace.join(".cache"));
+    let data = cache.join("data");
+    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let write_config = |home: &std::path::Path| {
+        let config = home.join("exp.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"closed\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = 2\nvalidation = 2\ntest = 2\n\
+                 data_dir = {:?}\nnetwork = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\nepochs = 1\n\
+                 batch_size = 2\n",
+                data.to_str().unwrap(),
+                workspace.join("experiments/demo-network.json").to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        config
+    };
+    let ann = |home: &std::path::Path, url: &str, args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"));
+        command
+            .args(["--home", home.to_str().unwrap()])
+            .args(args)
+            .env("ANN_OPENAI_BASE_URL", url)
+            .env("ANN_OPENAI_MODEL", "fake-model")
+            .env("ANN_OPENAI_API_KEY", "sk-closed-port");
+        command.output()
+    };
+    let reply = |_: &serde_json::Value| "Reasoning.\nAnswer: B".to_string();
+
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path());
+    let started = std::time::Instant::now();
+    let out = ann(home.path(), &url, &["train", "--openai", "--config", config.to_str().unwrap()]).await.unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "stopped early: {:?}", started.elapsed());
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "the endpoint is named: {err}");
+    assert!(err.to_lowercase().contains("connection refused"), "the failure is named: {err}");
+    assert!(err.contains("ann resume"), "{err}");
+    let runs: Vec<_> = std::fs::read_dir(home.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1);
+    assert!(!runs[0].join("report.json").exists(), "no report of zeros");
+    assert!(!runs[0].join("evaluations").exists(), "no evaluation of zeros");
+
+    // The uninterrupted run, for its call count.
+    let whole_server = FakeServer::start(FakeServerConfig::default().with_reply(reply)).await.unwrap();
+    let whole = tempfile::tempdir().unwrap();
+    let whole_config = write_config(whole.path());
+    let out =
+        ann(whole.path(), &whole_server.url(), &["train", "--openai", "--config", whole_config.to_str().unwrap()])
+            .await
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The endpoint is back on the port: the run resumes and finishes.
+    let server =
+        FakeServer::start(FakeServerConfig { port, ..FakeServerConfig::default().with_reply(reply) }).await.unwrap();
+    let out = ann(home.path(), &url, &["resume", runs[0].to_str().unwrap()]).await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(runs[0].join("report.json").is_file());
+    assert_eq!(server.request_count(), whole_server.request_count(), "no call paid twice");
+    server.shutdown().await;
+    whole_server.shutdown().await;
+}

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ann_graph::{ForwardConfig, RoutingMode, ValidationRules};
+use ann_graph::{ForwardConfig, InfrastructurePolicy, RoutingMode, ValidationRules};
 use ann_llm::{BudgetLimits, PriceTable};
 use ann_llm_cache::CacheMode;
 use ann_textgrad::{Ablations, Acceptance, GateMode, LocalForm, PatchLimits, Selection, TrainConfig};
@@ -232,6 +232,11 @@ pub struct ForwardSection {
     pub routing: RoutingMode,
     pub debate_rounds: u32,
     pub routing_input_chars: usize,
+    /// What a call that fails for a reason outside the network (endpoint unreachable, retries
+    /// exhausted, the response cache unable to store an answer) does: `"stop"` (default: the run
+    /// stops with its last checkpoint, `ann resume` finishes it) or `"exclude"` (the example is
+    /// left out of the scores, with a visible count). Never a score of 0.
+    pub on_infrastructure_failure: InfrastructurePolicy,
 }
 
 impl Default for ForwardSection {
@@ -243,6 +248,7 @@ impl Default for ForwardSection {
             routing: f.routing,
             debate_rounds: f.debate_rounds,
             routing_input_chars: f.routing_input_chars,
+            on_infrastructure_failure: f.on_infrastructure_failure,
         }
     }
 }
@@ -381,6 +387,7 @@ impl ExperimentConfig {
             debate_rounds: f.debate_rounds,
             max_parallel_calls: f.max_parallel_calls,
             max_parallel_inputs: f.max_parallel_inputs,
+            on_infrastructure_failure: f.on_infrastructure_failure,
             ..ForwardConfig::default()
         }
     }

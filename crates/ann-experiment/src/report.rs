@@ -18,6 +18,36 @@ pub struct SplitScores {
     pub trained: Option<Summary>,
     /// Paired bootstrap of trained (b) against initial (a) on the same examples.
     pub paired: Option<PairedComparison>,
+    /// Examples left out of `initial` / `trained`: their forward hit an infrastructure failure
+    /// under the `exclude` policy (never scored 0). Written only when any was.
+    #[serde(default, skip_serializing_if = "Excluded::is_none")]
+    pub excluded: Excluded,
+}
+
+/// How many examples each network's evaluation left out (an infrastructure failure is never a score).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Excluded {
+    pub initial: usize,
+    pub trained: usize,
+}
+
+impl Excluded {
+    fn is_none(&self) -> bool {
+        self.initial == 0 && self.trained == 0
+    }
+}
+
+/// The scores present, and how many were left out (`None`: excluded).
+pub fn present(scores: &[Option<f64>]) -> (Vec<f64>, usize) {
+    let kept: Vec<f64> = scores.iter().flatten().copied().collect();
+    let excluded = scores.len() - kept.len();
+    (kept, excluded)
+}
+
+/// The paired bootstrap of `b` against `a` over the examples scored in both.
+pub fn paired_present(a: &[Option<f64>], b: &[Option<f64>], config: &BootstrapConfig) -> Option<PairedComparison> {
+    let (a, b): (Vec<f64>, Vec<f64>) = a.iter().zip(b).filter_map(|(a, b)| Some(((*a)?, (*b)?))).unzip();
+    paired_bootstrap(&a, &b, config).ok()
 }
 
 impl SplitScores {
@@ -27,6 +57,19 @@ impl SplitScores {
             initial: bootstrap_ci(initial, config).ok(),
             trained: bootstrap_ci(trained, config).ok(),
             paired: paired_bootstrap(initial, trained, config).ok(),
+            excluded: Excluded::default(),
+        }
+    }
+
+    /// [`SplitScores::of`] with excluded examples (`None`) left out and counted; the paired
+    /// bootstrap uses the examples both networks were scored on.
+    pub fn of_present(initial: &[Option<f64>], trained: &[Option<f64>], config: &BootstrapConfig) -> Self {
+        let ((i, excluded_initial), (t, excluded_trained)) = (present(initial), present(trained));
+        Self {
+            initial: bootstrap_ci(&i, config).ok(),
+            trained: bootstrap_ci(&t, config).ok(),
+            paired: paired_present(initial, trained, config),
+            excluded: Excluded { initial: excluded_initial, trained: excluded_trained },
         }
     }
 }
@@ -41,6 +84,13 @@ pub struct BaselineScores {
     pub trained_vs_baseline: Option<PairedComparison>,
     /// What answering the test split cost this baseline (responses as reported; see [`RunCosts`]).
     pub cost: Cost,
+    /// Test examples left out (an infrastructure failure under the `exclude` policy); written only when any.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub excluded: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What each part of a run cost, counted from the responses (a cache hit counts like the fresh
@@ -143,6 +193,15 @@ impl Report {
         for (name, s) in [("validation", &self.validation), ("test", &self.test)] {
             let _ = writeln!(md, "| {name} | {} | {} |", summary(&s.initial), summary(&s.trained));
         }
+        for (name, s) in [("validation", &self.validation), ("test", &self.test)] {
+            if !s.excluded.is_none() {
+                let _ = writeln!(
+                    md,
+                    "\n{name}: excluded (infrastructure failures, not scored) {} initial, {} trained",
+                    s.excluded.initial, s.excluded.trained
+                );
+            }
+        }
         let _ = writeln!(md, "\nPaired bootstrap, trained - initial on test: {}\n", paired(&self.test.paired));
         if !self.baselines.is_empty() {
             let _ = writeln!(md, "Baselines on test (fixed networks, same model, cache, budget and evaluator):\n");
@@ -157,6 +216,9 @@ impl Report {
                     paired(&b.trained_vs_baseline),
                     cost(&b.cost)
                 );
+                if b.excluded > 0 {
+                    let _ = writeln!(md, "| ({} excluded: infrastructure failures, not scored) | | | |", b.excluded);
+                }
             }
             let _ = writeln!(md);
         }

@@ -15,18 +15,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use ann_eval::stats::{bootstrap_ci, paired_bootstrap};
+use ann_eval::stats::bootstrap_ci;
 use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Example, Split};
 use ann_graph::{Network, ValidationRules};
 use ann_llm::{Budget, BudgetLedger, PriceTable};
-use ann_textgrad::{Cost, ExampleRun, StopReason, TrainConfig, TrainData, TrainOutcome, Trainer, forward_cost};
+use ann_textgrad::{
+    Cost, ExampleRun, StopReason, TrainConfig, TrainData, TrainError, TrainOutcome, Trainer, forward_cost,
+};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::baselines::Baseline;
 use crate::benchmarks::{Subset, load_benchmark};
 use crate::config::{ExperimentConfig, resolve};
-use crate::report::{BaselineScores, Report, RunCosts, SplitScores};
+use crate::report::{BaselineScores, Report, RunCosts, SplitScores, paired_present, present};
 use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
 
 /// The effective config kept in a run directory.
@@ -208,6 +210,9 @@ struct EvaluationLine<'a> {
     passed: bool,
     feedback: &'a str,
     output: &'a str,
+    /// Left out of the scores (an infrastructure failure under `exclude`); written only when set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    excluded: bool,
 }
 
 fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow::Result<()> {
@@ -221,6 +226,7 @@ fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow:
             passed: r.evaluation.passed,
             feedback: &r.evaluation.feedback,
             output: &r.output,
+            excluded: r.excluded,
         };
         text.push_str(&serde_json::to_string(&line)?);
         text.push('\n');
@@ -230,7 +236,8 @@ fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow:
 }
 
 /// Evaluate `net` on `examples` (with `baseline`'s forward settings, if one), write the
-/// per-example lines, return the scores and what the forwards cost.
+/// per-example lines, return the scores (`None`: excluded, an infrastructure failure under
+/// `exclude`) and what the forwards cost.
 async fn evaluate(
     prepared: &Prepared,
     baseline: Option<Baseline>,
@@ -238,12 +245,28 @@ async fn evaluate(
     examples: &[Example],
     run_dir: &Path,
     name: &str,
-) -> anyhow::Result<(Vec<f64>, Cost)> {
-    let runs = prepared.evaluate(net, examples, baseline).await.with_context(|| {
-        format!("evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)")
+) -> anyhow::Result<(Vec<Option<f64>>, Cost)> {
+    let runs = prepared.evaluate(net, examples, baseline).await.map_err(|e| match resume_hint(&e, run_dir) {
+        Some(hint) => anyhow::Error::new(e).context(format!("evaluating {name} stopped: {hint}")),
+        None => anyhow::Error::new(e).context(format!(
+            "evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)"
+        )),
     })?;
     write_evaluations(run_dir, name, &runs)?;
-    Ok((runs.iter().map(|r| r.evaluation.score).collect(), forward_cost(&runs, &prepared.prices)))
+    Ok((runs.iter().map(ExampleRun::score).collect(), forward_cost(&runs, &prepared.prices)))
+}
+
+/// What to tell the user when `e` is an infrastructure failure (never scored): the failure, and
+/// that `ann resume` finishes the run once the infrastructure works again.
+fn resume_hint(e: &TrainError, run_dir: &Path) -> Option<String> {
+    let TrainError::InfrastructureFailure { source, .. } = e else { return None };
+    Some(format!(
+        "a model call failed for a reason outside the network ({source}); nothing was scored for it. The run \
+         directory {dir} keeps what it has done (its last checkpoint; every answer received is in the response \
+         cache): once the endpoint works again, run `ann resume {dir}` (or set \
+         forward.on_infrastructure_failure = \"exclude\" to leave such examples out of the scores)",
+        dir = run_dir.display()
+    ))
 }
 
 async fn execute(
@@ -268,7 +291,11 @@ async fn execute(
         config.train.epochs,
         config.train.batch_size
     ));
-    let outcome: TrainOutcome = trainer.train(start, &data, run_dir).await.context("training")?;
+    let outcome: TrainOutcome =
+        trainer.train(start, &data, run_dir).await.map_err(|e| match resume_hint(&e, run_dir) {
+            Some(hint) => anyhow::Error::new(e).context(format!("training stopped: {hint}")),
+            None => anyhow::Error::new(e).context("training"),
+        })?;
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
         bail!(
             "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
@@ -305,11 +332,13 @@ async fn execute(
             options.say(&format!("baseline {baseline} ({}) on {} test examples", baseline.description(), test.len()));
             evaluate(p, Some(*baseline), net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
         };
+        let (present_scores, excluded) = present(&scores);
         baselines.push(BaselineScores {
             baseline: *baseline,
-            test: bootstrap_ci(&scores, &bootstrap).ok(),
-            trained_vs_baseline: paired_bootstrap(&scores, &test_trained, &bootstrap).ok(),
+            test: bootstrap_ci(&present_scores, &bootstrap).ok(),
+            trained_vs_baseline: paired_present(&scores, &test_trained, &bootstrap),
             cost,
+            excluded,
         });
     }
     let meter = stack.meter.report();
@@ -327,8 +356,8 @@ async fn execute(
         stop: outcome.stop.clone(),
         steps: outcome.optimizer,
         network_changed: outcome.best != *start,
-        validation: SplitScores::of(&val_initial, &val_trained, &bootstrap),
-        test: SplitScores::of(&test_initial, &test_trained, &bootstrap),
+        validation: SplitScores::of_present(&val_initial, &val_trained, &bootstrap),
+        test: SplitScores::of_present(&test_initial, &test_trained, &bootstrap),
         baselines,
         costs: RunCosts { training: outcome.cost, test_initial: cost_initial, test_trained: cost_trained },
         cost: meter.total,
@@ -380,6 +409,9 @@ pub struct EvalOutcome {
     pub split: Split,
     pub summary: Option<ann_eval::stats::Summary>,
     pub passed: usize,
+    /// Examples left out of `summary`: their forward hit an infrastructure failure under the
+    /// `exclude` policy (never scored 0).
+    pub excluded: usize,
     /// What the network's forwards cost, as the responses report it ([`forward_cost`]).
     pub forward_cost: Cost,
     /// Every call of this process as the meter saw it (evaluator calls and cache hits included).
@@ -421,14 +453,22 @@ async fn evaluate_split(
 ) -> anyhow::Result<EvalOutcome> {
     let examples = split_examples(prepared.benchmark.as_ref(), split);
     options.say(&format!("evaluating on {} {} examples", examples.len(), format!("{split:?}").to_lowercase()));
-    let runs = prepared.evaluate(network, &examples, baseline).await.context("evaluating")?;
-    let scores: Vec<f64> = runs.iter().map(|r| r.evaluation.score).collect();
+    let runs = prepared.evaluate(network, &examples, baseline).await.map_err(|e| {
+        let hint = e.is_infrastructure_failure().then_some(
+            " stopped: a model call failed for a reason outside the network; nothing was scored for it (every \
+             answer received is in the response cache): run again once the endpoint works, or set \
+             forward.on_infrastructure_failure = \"exclude\" to leave such examples out",
+        );
+        anyhow::Error::new(e).context(format!("evaluating{}", hint.unwrap_or_default()))
+    })?;
+    let (scores, excluded) = present(&runs.iter().map(ExampleRun::score).collect::<Vec<_>>());
     Ok(EvalOutcome {
         benchmark: prepared.benchmark.name().to_string(),
         baseline,
         split,
         summary: bootstrap_ci(&scores, &config.report.bootstrap()).ok(),
         passed: runs.iter().filter(|r| r.evaluation.passed).count(),
+        excluded,
         forward_cost: forward_cost(&runs, &prepared.prices),
         cost: prepared.stack.meter.report().total,
     })

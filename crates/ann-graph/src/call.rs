@@ -2,10 +2,14 @@
 //! [`LayerContext`], which bounds the calls in flight, stops at an exhausted budget, tags the
 //! request for metering and records the call in the trace in a deterministic order.
 //!
-//! An aggregator (built-in or custom) runs its layer's agents through the context: an agent call
-//! that fails after the model's retries is recorded and comes back as `Ok(None)`, so the aggregator
-//! can do without it; an exhausted budget always comes back as `Err`, and from then on no call of
-//! the pass (or batch) starts, while the calls already sent finish.
+//! An aggregator (built-in or custom) runs its layer's agents through the context. An agent call
+//! that failed for a reason of the network's own (a prompt past the context window) is recorded
+//! and comes back as `Ok(None)`, so the aggregator can do without it. An exhausted budget and an
+//! infrastructure failure (the endpoint unreachable, retries exhausted, the response cache unable
+//! to store an answer) always come back as `Err`: an infrastructure failure is never a score, so
+//! no agent leaves a vote for it. After a budget stop, and after an infrastructure failure under
+//! [`InfrastructurePolicy::Stop`], no call of the pass (or batch) starts, while the calls already
+//! sent finish.
 //!
 //! ```
 //! use ann_graph::{CallKind, CallSpec, GraphError, LayerContext};
@@ -35,7 +39,7 @@ use tokio::sync::Semaphore;
 use crate::prompts::forward::{self as prompts, Answer};
 use crate::trace::{CallKind, CallRecord};
 use crate::vote::{Extractor, majority_vote};
-use crate::{AggregatorName, GraphError, Layer};
+use crate::{AggregatorName, GraphError, InfrastructurePolicy, Layer};
 
 /// One model call a [`LayerContext`] makes.
 #[derive(Debug, Clone)]
@@ -55,27 +59,39 @@ pub struct CallSpec {
 }
 
 /// What every call of one forward pass (or of a whole batch) shares: the bound on calls in flight,
-/// and the budget stop. Once a call finds the budget exhausted, no further call starts; calls
-/// already sent are left to finish, so that a response a provider may already bill reaches the
-/// response cache (and a resumed run does not pay for it again).
+/// and the stop. Once a call finds the budget exhausted (or, under [`InfrastructurePolicy::Stop`],
+/// fails for an infrastructure reason), no further call starts; calls already sent are left to
+/// finish, so that a response a provider may already bill reaches the response cache (and a
+/// resumed run does not pay for it again).
 pub(crate) struct CallGate {
     limiter: Semaphore,
+    policy: InfrastructurePolicy,
     stop: OnceLock<LlmError>,
 }
 
 impl CallGate {
-    pub(crate) fn new(max_parallel_calls: usize) -> Self {
-        Self { limiter: Semaphore::new(max_parallel_calls.max(1)), stop: OnceLock::new() }
+    pub(crate) fn new(max_parallel_calls: usize, policy: InfrastructurePolicy) -> Self {
+        Self { limiter: Semaphore::new(max_parallel_calls.max(1)), policy, stop: OnceLock::new() }
     }
 
-    /// The budget error that stopped the calls, if one did.
+    /// The error that stopped the calls, if one did.
     fn stopped(&self) -> Option<&LlmError> {
         self.stop.get()
     }
 
-    /// Start no call from now on (the first budget error is kept).
+    /// Start no call from now on (the first stopping error is kept).
     fn stop(&self, error: &LlmError) {
         let _ = self.stop.set(error.clone());
+    }
+}
+
+/// The graph error of a call's stopping `error` at `stage`: a budget stop or an infrastructure
+/// failure (the trace is filled in when the error leaves the forward pass).
+fn stop_error(stage: String, error: LlmError) -> GraphError {
+    if error.budget_exhausted().is_some() {
+        GraphError::BudgetExhausted { stage, source: error, trace: None }
+    } else {
+        GraphError::InfrastructureFailure { stage, source: error, trace: None }
     }
 }
 
@@ -153,13 +169,17 @@ impl<'a> LayerContext<'a> {
         self.notes.lock().expect("notes lock").push(note.into());
     }
 
-    /// Make one traced call. `Ok(Some(text))` on success; `Ok(None)` when the call failed after the
-    /// model's retries (recorded; the first such error is kept for [`GraphError::LayerFailed`]);
-    /// `Err` only for an exhausted budget. The trace position is fixed when this is called, not when
-    /// the call completes, so concurrent calls are recorded in a deterministic order.
+    /// Make one traced call. `Ok(Some(text))` on success; `Ok(None)` when the call failed for a
+    /// reason that is not the infrastructure's (recorded; the first such error is kept for
+    /// [`GraphError::LayerFailed`]); `Err` for an exhausted budget
+    /// ([`GraphError::BudgetExhausted`]) and for an infrastructure failure
+    /// ([`GraphError::InfrastructureFailure`], recorded too). The trace position is fixed when this
+    /// is called, not when the call completes, so concurrent calls are recorded in a deterministic
+    /// order.
     ///
-    /// After any call of the pass (or batch) found the budget exhausted, a call that has not yet
-    /// been sent is not sent: it returns that budget error and is not recorded (it was never made).
+    /// After any call of the pass (or batch) found the budget exhausted, or failed for an
+    /// infrastructure reason under [`InfrastructurePolicy::Stop`], a call that has not yet been
+    /// sent is not sent: it returns that error and is not recorded (it was never made).
     pub fn call(
         &self,
         spec: CallSpec,
@@ -187,7 +207,7 @@ impl<'a> LayerContext<'a> {
             let result = {
                 let _permit = gate.limiter.acquire().await.ok();
                 if let Some(stop) = gate.stopped() {
-                    return Err(GraphError::BudgetExhausted { stage: stage(), source: stop.clone(), trace: None });
+                    return Err(stop_error(stage(), stop.clone()));
                 }
                 self.given.model.complete(&request).await
             };
@@ -216,9 +236,12 @@ impl<'a> LayerContext<'a> {
                 }
                 Err(error) => {
                     record.error = Some(error.to_string());
-                    if error.budget_exhausted().is_some() {
-                        gate.stop(&error);
-                        Err(GraphError::BudgetExhausted { stage: stage(), source: error, trace: None })
+                    let budget = error.budget_exhausted().is_some();
+                    if budget || error.is_infrastructure() {
+                        if budget || gate.policy == InfrastructurePolicy::Stop {
+                            gate.stop(&error);
+                        }
+                        Err(stop_error(stage(), error))
                     } else {
                         self.first_error.lock().expect("error lock").get_or_insert(error);
                         Ok(None)

@@ -20,6 +20,26 @@ pub enum RoutingMode {
     Fixed,
 }
 
+/// What the forward phase does when a model call fails for a reason outside the network (an
+/// infrastructure failure, [`ann_llm::LlmError::is_infrastructure`]: the endpoint unreachable,
+/// retries exhausted, the response cache unable to store an answer). Never a score: such a
+/// failure says nothing about the network, so no agent is left out of a vote for it and no
+/// example is scored 0 for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfrastructurePolicy {
+    /// The first infrastructure failure stops the pass (or batch) as an exhausted budget does: no
+    /// further call starts, the calls in flight finish (their answers reach the response cache),
+    /// then [`GraphError::InfrastructureFailure`](crate::GraphError::InfrastructureFailure) is
+    /// returned with the partial trace; the training run stops with its last checkpoint.
+    #[default]
+    Stop,
+    /// The input whose forward pass hit the failure ends with that error (its partial trace
+    /// kept); the other inputs go on, and an evaluation leaves the example out of its scores
+    /// with a visible count.
+    Exclude,
+}
+
 /// Settings of the forward phase.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardConfig {
@@ -44,6 +64,8 @@ pub struct ForwardConfig {
     /// The aggregators the pass can run (default: the eight built-ins); a network naming any other
     /// is refused before any call.
     pub aggregators: AggregatorRegistry,
+    /// What an infrastructure failure of a call does (default: stop the pass or batch).
+    pub on_infrastructure_failure: InfrastructurePolicy,
 }
 
 impl Default for ForwardConfig {
@@ -59,6 +81,7 @@ impl Default for ForwardConfig {
             max_parallel_calls: 8,
             max_parallel_inputs: 4,
             aggregators: AggregatorRegistry::default(),
+            on_infrastructure_failure: InfrastructurePolicy::Stop,
         }
     }
 }
@@ -80,6 +103,16 @@ mod tests {
             assert_eq!(serde_json::to_string(&mode).unwrap(), name);
             assert_eq!(serde_json::from_str::<RoutingMode>(name).unwrap(), mode);
         }
+    }
+
+    #[test]
+    fn infrastructure_policies_have_the_experiment_files_names() {
+        for (policy, name) in [(InfrastructurePolicy::Stop, "\"stop\""), (InfrastructurePolicy::Exclude, "\"exclude\"")]
+        {
+            assert_eq!(serde_json::to_string(&policy).unwrap(), name);
+            assert_eq!(serde_json::from_str::<InfrastructurePolicy>(name).unwrap(), policy);
+        }
+        assert_eq!(ForwardConfig::default().on_infrastructure_failure, InfrastructurePolicy::Stop);
     }
 
     #[test]

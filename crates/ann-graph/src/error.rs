@@ -1,4 +1,5 @@
-//! The crate's error type: bad files, invalid networks, exhausted budgets, layers with no output.
+//! The crate's error type: bad files, invalid networks, exhausted budgets, infrastructure failures,
+//! layers with no output.
 
 use std::path::PathBuf;
 
@@ -35,8 +36,23 @@ pub enum GraphError {
         /// elsewhere (team construction).
         trace: Option<Box<Trace>>,
     },
-    /// Every agent call the layer's aggregator needed failed after the model's retries; the first
-    /// error is kept. The example fails, the run goes on.
+    /// A model call failed for a reason outside the network (an infrastructure failure:
+    /// [`LlmError::is_infrastructure`]). Never scored: under the default
+    /// [`InfrastructurePolicy::Stop`](crate::InfrastructurePolicy::Stop) the pass (or batch)
+    /// started no call after it and let the calls already sent finish, as for an exhausted budget;
+    /// under `Exclude` only this input ended.
+    #[error("infrastructure failure during {stage}: {source}")]
+    InfrastructureFailure {
+        /// Where: ``layer `solve` `` or `team construction`.
+        stage: String,
+        #[source]
+        source: LlmError,
+        /// In a forward pass, its trace up to the failure; `None` elsewhere.
+        trace: Option<Box<Trace>>,
+    },
+    /// Every agent call the layer's aggregator needed failed for a reason that is not the
+    /// infrastructure's (a prompt past the context window); the first error is kept. The example
+    /// fails (scored as data), the run goes on.
     #[error("layer `{layer}` produced no output: {source}")]
     LayerFailed {
         layer: String,
@@ -53,12 +69,19 @@ impl GraphError {
         matches!(self, GraphError::BudgetExhausted { .. })
     }
 
+    /// Whether this error is an infrastructure failure (see [`GraphError::InfrastructureFailure`]).
+    pub fn is_infrastructure_failure(&self) -> bool {
+        matches!(self, GraphError::InfrastructureFailure { .. })
+    }
+
     /// The partial trace of a failed forward pass: every layer that finished, then the layer that
     /// failed (when it made any call) with its calls, its [`LayerTrace::error`](crate::LayerTrace::error)
     /// and an empty output. `None` for errors outside a forward pass.
     pub fn trace(&self) -> Option<&Trace> {
         match self {
-            GraphError::BudgetExhausted { trace, .. } => trace.as_deref(),
+            GraphError::BudgetExhausted { trace, .. } | GraphError::InfrastructureFailure { trace, .. } => {
+                trace.as_deref()
+            }
             GraphError::LayerFailed { trace, .. } => Some(trace),
             _ => None,
         }
@@ -67,7 +90,9 @@ impl GraphError {
     /// [`GraphError::trace`], by value.
     pub fn into_trace(self) -> Option<Trace> {
         match self {
-            GraphError::BudgetExhausted { trace, .. } => trace.map(|t| *t),
+            GraphError::BudgetExhausted { trace, .. } | GraphError::InfrastructureFailure { trace, .. } => {
+                trace.map(|t| *t)
+            }
             GraphError::LayerFailed { trace, .. } => Some(*trace),
             _ => None,
         }
@@ -76,7 +101,9 @@ impl GraphError {
     /// Attach the forward pass's partial trace to a layer failure or a budget stop.
     pub(crate) fn with_trace(mut self, partial: Trace) -> Self {
         match &mut self {
-            GraphError::BudgetExhausted { trace, .. } => *trace = Some(Box::new(partial)),
+            GraphError::BudgetExhausted { trace, .. } | GraphError::InfrastructureFailure { trace, .. } => {
+                *trace = Some(Box::new(partial))
+            }
             GraphError::LayerFailed { trace, .. } => **trace = partial,
             _ => {}
         }

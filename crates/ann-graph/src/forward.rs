@@ -7,7 +7,7 @@ use futures::StreamExt;
 use crate::call::{CallGate, LayerContext, LayerInput};
 use crate::prompts;
 use crate::trace::{LayerTrace, RoutingDecision, RoutingSource, Trace};
-use crate::{Extractor, ForwardConfig, GraphError, Network, ValidationRules};
+use crate::{Extractor, ForwardConfig, GraphError, InfrastructurePolicy, Network, ValidationRules};
 
 /// The final output and the full trace of one input.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +22,9 @@ pub struct ForwardResult {
 ///
 /// Errors: [`GraphError::Invalid`] for a structurally broken network (limits aside),
 /// [`GraphError::LayerFailed`] when a layer got no usable answer, [`GraphError::BudgetExhausted`]
-/// (the run must stop: no call starts after it, the calls already sent finish first). Both of the
-/// latter carry the partial trace ([`GraphError::trace`]). `extractor` gives the vote key of an
+/// (the run must stop: no call starts after it, the calls already sent finish first),
+/// [`GraphError::InfrastructureFailure`] (a call failed for a reason outside the network: never a
+/// score). The latter three carry the partial trace ([`GraphError::trace`]). `extractor` gives the vote key of an
 /// output (`majority_vote`, `debate`).
 pub async fn forward(
     model: &SharedModel,
@@ -33,7 +34,7 @@ pub async fn forward(
     config: &ForwardConfig,
 ) -> Result<ForwardResult, GraphError> {
     check(net, config)?;
-    let gate = CallGate::new(config.max_parallel_calls);
+    let gate = CallGate::new(config.max_parallel_calls, config.on_infrastructure_failure);
     run(model, net, input, extractor, config, &gate).await
 }
 
@@ -42,7 +43,9 @@ pub async fn forward(
 ///
 /// An exhausted budget stops the batch: from then on no call starts (in any input), the calls
 /// already sent are awaited (so their responses reach a response cache below, and a resumed run
-/// does not pay for them again), then the first budget error in input order is the outer error.
+/// does not pay for them again), then the first stopping error in input order is the outer error.
+/// An infrastructure failure does the same under [`InfrastructurePolicy::Stop`]; under `Exclude`
+/// it is the failing input's own result and the other inputs go on.
 pub async fn forward_batch(
     model: &SharedModel,
     net: &Network,
@@ -51,7 +54,7 @@ pub async fn forward_batch(
     config: &ForwardConfig,
 ) -> Result<Vec<Result<ForwardResult, GraphError>>, GraphError> {
     check(net, config)?;
-    let gate = CallGate::new(config.max_parallel_calls);
+    let gate = CallGate::new(config.max_parallel_calls, config.on_infrastructure_failure);
     let gate = &gate;
     // Futures collected first: a stream `map` closure here would make the future not `Send`
     // (a higher-ranked lifetime limitation of the compiler).
@@ -63,7 +66,7 @@ pub async fn forward_batch(
     // Inputs begun after the stop end at their first call, which is not sent.
     while let Some(result) = runs.next().await {
         match result {
-            Err(e) if e.is_budget_exhausted() => {
+            Err(e) if stops_the_batch(&e, config) => {
                 stop.get_or_insert(e);
             }
             other => out.push(other),
@@ -73,6 +76,13 @@ pub async fn forward_batch(
         Some(e) => Err(e),
         None => Ok(out),
     }
+}
+
+/// Whether `e` of one input stops the whole batch: an exhausted budget, or an infrastructure failure
+/// under [`InfrastructurePolicy::Stop`] (under `Exclude` it stays that input's own result).
+fn stops_the_batch(e: &GraphError, config: &ForwardConfig) -> bool {
+    e.is_budget_exhausted()
+        || (e.is_infrastructure_failure() && config.on_infrastructure_failure == InfrastructurePolicy::Stop)
 }
 
 /// The structural invariants the forward pass relies on, every aggregator registered (the

@@ -42,7 +42,7 @@ pub use aggregator::Aggregator;
 /// The attribute a custom [`Aggregator`] implementation needs (re-exported from `async-trait`).
 pub use async_trait::async_trait;
 pub use call::{CallSpec, LayerContext, survivors};
-pub use config::{ForwardConfig, RoutingMode};
+pub use config::{ForwardConfig, InfrastructurePolicy, RoutingMode};
 pub use error::GraphError;
 pub use forward::{ForwardResult, forward, forward_batch};
 pub use name::{AggregatorName, CustomName, is_slug};

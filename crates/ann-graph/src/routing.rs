@@ -41,8 +41,9 @@ pub fn parse_routing(reply: &str, candidates: &[AggregatorName]) -> Result<(Aggr
     Ok((choice, reason))
 }
 
-/// Choose the layer's aggregator. Never fails on model output: an invalid answer or a failed call
-/// gives the default with [`RoutingSource::Fallback`]; only an exhausted budget is an error.
+/// Choose the layer's aggregator. Never fails on model output: an invalid answer or a call that
+/// failed for the network's own reason (a prompt past the context window) gives the default with
+/// [`RoutingSource::Fallback`]; an exhausted budget and an infrastructure failure are errors.
 pub(crate) async fn select(ctx: &LayerContext<'_>, config: &ForwardConfig) -> Result<RoutingDecision, GraphError> {
     let layer = ctx.layer();
     let default = layer.default_aggregator;
@@ -168,7 +169,7 @@ mod tests {
         for (reply, why) in [
             (Ok("I'd use select_best"), "no JSON object in the reply"),
             (Ok(r#"{"aggregator": "select_best"}"#), "`select_best` is not a candidate of this layer"),
-            (Err(LlmError::Timeout(std::time::Duration::from_secs(30))), "the routing call failed"),
+            (Err(LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 }), "the routing call failed"),
         ] {
             let (d, _) = route(reply, &cfg).await;
             assert_eq!(
@@ -206,5 +207,14 @@ mod tests {
             (RoutingSource::Fallback, Some("the routing call failed"))
         );
         assert_eq!(layer.error.as_deref(), Some("budget exhausted during layer `solve`: budget exhausted: cap"));
+
+        // An unreachable endpoint is no reason to fall back to the default aggregator.
+        let model = Arc::new(ScriptedModel::default().fallback(|_| Err(LlmError::Connection("refused".into()))));
+        let shared: SharedModel = model.clone();
+        let e = forward(&shared, &one_layer(2, &[SelectBest, Debate]), "x", None, &ForwardConfig::default())
+            .await
+            .unwrap_err();
+        assert!(e.is_infrastructure_failure(), "{e}");
+        assert_eq!(model.calls(), 1);
     }
 }

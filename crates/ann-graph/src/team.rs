@@ -138,6 +138,11 @@ pub async fn construct_team(
             Err(e) if e.budget_exhausted().is_some() => {
                 return Err(GraphError::BudgetExhausted { stage: "team construction".into(), source: e, trace: None });
             }
+            // Never a fallback network for an unreachable endpoint: the caller sees the failure.
+            Err(e) if e.is_infrastructure() => {
+                let stage = "team construction".into();
+                return Err(GraphError::InfrastructureFailure { stage, source: e, trace: None });
+            }
             Err(e) => {
                 attempts.push(TeamAttempt { messages, reply: None, errors: vec![format!("call failed: {e}")] });
                 break;
@@ -212,10 +217,14 @@ mod tests {
         assert_eq!(outcome.network, sample_network());
         assert!(outcome.attempts[0].errors[0].starts_with("[schema] at `layers`"), "{:?}", outcome.attempts[0].errors);
 
-        let model =
-            Arc::new(ScriptedModel::default().fallback(|_| Err(LlmError::Timeout(std::time::Duration::from_secs(9)))));
+        let overflow = || LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 };
+        let model = Arc::new(ScriptedModel::default().fallback(move |_| Err(overflow())));
         let outcome = construct(&model).await.unwrap();
         assert_eq!((outcome.source, outcome.attempts.len()), (TeamSource::Fallback, 1));
+
+        let model =
+            Arc::new(ScriptedModel::default().fallback(|_| Err(LlmError::Timeout(std::time::Duration::from_secs(9)))));
+        assert!(construct(&model).await.unwrap_err().is_infrastructure_failure());
 
         let model = Arc::new(ScriptedModel::default().fallback(|_| Err(LlmError::BudgetExhausted("cap".into()))));
         assert!(construct(&model).await.unwrap_err().is_budget_exhausted());

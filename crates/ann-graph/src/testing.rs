@@ -82,12 +82,11 @@ pub(crate) fn reply_of(
 /// [`boxed`] as the caller's extractor.
 pub(crate) const EXTRACT: &crate::Extractor = &boxed;
 
-/// An agent call that failed after the model's retries.
+/// An agent call that failed for a reason of the network's own (its prompt past the context
+/// window): data, so the aggregator does without the agent. An infrastructure failure never is
+/// (see `forward/tests.rs`).
 pub(crate) fn down() -> ann_llm::LlmError {
-    ann_llm::LlmError::RetriesExhausted {
-        attempts: 3,
-        last: Box::new(ann_llm::LlmError::Http { status: 503, endpoint: "e".into(), body: String::new() }),
-    }
+    ann_llm::LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 }
 }
 
 /// Agent `agent` of the one-layer network fails ([`down`]).

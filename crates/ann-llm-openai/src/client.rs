@@ -397,6 +397,7 @@ fn error_type(error: &LlmError) -> &'static str {
         LlmError::CacheMiss { .. } => "cache_miss",
         LlmError::ContextOverflow { .. } => "context_overflow",
         LlmError::Config(_) => "config",
+        LlmError::Storage { .. } => "storage",
         LlmError::Backend(_) => "backend",
     }
 }

@@ -3,6 +3,12 @@
 use std::time::Duration;
 
 /// Why a chat call failed. Model output is never an error: a garbled answer is data.
+///
+/// Every variant is an *infrastructure failure* ([`LlmError::is_infrastructure`]: the call did
+/// not produce the model's answer for a reason outside the network), except two: an exhausted
+/// budget (its own stop, [`LlmError::budget_exhausted`]) and [`LlmError::ContextOverflow`], which is
+/// deterministic and caused by the network's own prompt, so it is data about the network (that
+/// call failed; an aggregator does without it, as with any answer it cannot use).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
     /// The backend answered with an HTTP error status (body kept for diagnosis, secrets redacted).
@@ -36,6 +42,10 @@ pub enum LlmError {
     /// Misconfiguration (missing key, bad URL, unknown model file); names what is wrong.
     #[error("configuration: {0}")]
     Config(String),
+    /// The response cache could not read or store an answer (a full disk, a lock past its busy
+    /// timeout, a read-only file): an answer received and possibly paid for could not be kept.
+    #[error("response cache {path}: {detail}")]
+    Storage { path: String, detail: String },
     /// Anything else a backend reports (cache database, model runtime).
     #[error("{0}")]
     Backend(String),
@@ -49,6 +59,23 @@ impl LlmError {
             LlmError::RateLimited { .. } | LlmError::Timeout(_) | LlmError::Connection(_) => true,
             LlmError::InvalidResponse(_) => true,
             _ => false,
+        }
+    }
+
+    /// Whether this failure is the infrastructure's, not the model's or the network's: a transport
+    /// failure, an error status, an exhausted retry, a timeout, a cache or disk error, a
+    /// misconfiguration, a replay-only cache miss. Such a failure is never scored: the forward
+    /// phase stops (or, by configuration, leaves the example out with a visible count).
+    ///
+    /// Not infrastructure: an exhausted budget (a stop of its own, checked with
+    /// [`LlmError::budget_exhausted`]) and [`LlmError::ContextOverflow`] (the network's own prompt
+    /// does not fit: deterministic, so retrying later cannot help; the call failed, and that is
+    /// data about the network).
+    pub fn is_infrastructure(&self) -> bool {
+        match self {
+            LlmError::BudgetExhausted(_) | LlmError::ContextOverflow { .. } => false,
+            LlmError::RetriesExhausted { last, .. } => last.is_infrastructure(),
+            _ => true,
         }
     }
 
@@ -78,5 +105,24 @@ mod tests {
         assert!(LlmError::Timeout(Duration::from_secs(1)).is_retryable());
         assert!(!LlmError::BudgetExhausted("x".into()).is_retryable());
         assert!(!LlmError::Config("x".into()).is_retryable());
+        assert!(!LlmError::Storage { path: "p".into(), detail: "disk full".into() }.is_retryable());
+    }
+
+    #[test]
+    fn infrastructure_classification() {
+        let refused = LlmError::Connection("connection refused".into());
+        let gave_up = LlmError::RetriesExhausted { attempts: 5, last: Box::new(refused.clone()) };
+        let storage = LlmError::Storage { path: "cache.sqlite".into(), detail: "disk full".into() };
+        for infra in
+            [refused, gave_up, storage, LlmError::Timeout(Duration::from_secs(1)), LlmError::Backend("x".into())]
+        {
+            assert!(infra.is_infrastructure(), "{infra}");
+        }
+        let budget = LlmError::BudgetExhausted("cap".into());
+        let overflow = LlmError::ContextOverflow { prompt_tokens: 10, context: 5 };
+        let budget_behind_retries = LlmError::RetriesExhausted { attempts: 2, last: Box::new(budget.clone()) };
+        for data in [budget, overflow, budget_behind_retries] {
+            assert!(!data.is_infrastructure(), "{data}");
+        }
     }
 }

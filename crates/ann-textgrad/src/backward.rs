@@ -123,7 +123,8 @@ impl Optimizer {
                 }
             })
             .collect();
-        let batch_scores: Vec<(String, f64)> = runs.iter().map(|r| (r.id.clone(), r.evaluation.score)).collect();
+        let batch_scores: Vec<(String, f64)> =
+            runs.iter().filter_map(|r| r.score().map(|s| (r.id.clone(), s))).collect();
         let global = self.global_gradient(net, &views, &batch_scores, &losses, momentum).await?;
         let mut candidates = self.local_gradients(net, &views, &global, momentum).await?;
         if c.structural && !c.ablations.no_global_gradient && global.wants_structure() {

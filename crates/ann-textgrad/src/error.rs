@@ -1,4 +1,5 @@
-//! The crate's error type: bad start networks, run-directory trouble, failed evaluations, a budget stop.
+//! The crate's error type: bad start networks, run-directory trouble, failed evaluations, a budget
+//! stop, an infrastructure failure.
 
 use std::path::PathBuf;
 
@@ -36,6 +37,18 @@ pub enum TrainError {
     /// The forward pass failed for the whole batch (not one example).
     #[error(transparent)]
     Graph(GraphError),
+    /// A model call failed for a reason outside the network (an infrastructure failure:
+    /// [`LlmError::is_infrastructure`]): never scored. The run stops as for an exhausted budget
+    /// (no call of the batch starts after it, the calls in flight finish), but as an error, so
+    /// that a caller cannot mistake it for a result: the last checkpoint stays resumable once the
+    /// infrastructure works again.
+    #[error("infrastructure failure{}: {source}", .stage.as_deref().map(|s| format!(" during {s}")).unwrap_or_default())]
+    InfrastructureFailure {
+        /// Where the forward pass stopped (``layer `solve` ``), when it was a forward call.
+        stage: Option<String>,
+        #[source]
+        source: LlmError,
+    },
     /// The hard budget ran out. [`crate::Trainer::train`] turns it into a stopped outcome; other
     /// functions return it.
     #[error("budget exhausted: {}", budget_detail(.stage.as_deref(), .source))]
@@ -63,10 +76,22 @@ impl TrainError {
         }
     }
 
-    /// A model call's error: a budget stop, or `None` (the call failed, which is not an error of
-    /// training: its caller falls back).
-    pub(crate) fn budget_stop(e: &LlmError) -> Option<Self> {
-        e.budget_exhausted().is_some().then(|| Self::BudgetExhausted { stage: None, source: e.clone() })
+    /// A model call's error that stops training: a budget stop, or an infrastructure failure
+    /// (whatever the policy: an optimiser call has no example to leave out); `None` when the call
+    /// failed for the network's own reason, which is not an error of training (its caller falls back).
+    pub(crate) fn stop_of(e: &LlmError) -> Option<Self> {
+        if e.budget_exhausted().is_some() {
+            Some(Self::BudgetExhausted { stage: None, source: e.clone() })
+        } else if e.is_infrastructure() {
+            Some(Self::InfrastructureFailure { stage: None, source: e.clone() })
+        } else {
+            None
+        }
+    }
+
+    /// Whether this is an infrastructure failure (see [`TrainError::InfrastructureFailure`]).
+    pub fn is_infrastructure_failure(&self) -> bool {
+        matches!(self, Self::InfrastructureFailure { .. })
     }
 }
 
@@ -74,6 +99,9 @@ impl From<GraphError> for TrainError {
     fn from(e: GraphError) -> Self {
         match e {
             GraphError::BudgetExhausted { stage, source, .. } => Self::BudgetExhausted { stage: Some(stage), source },
+            GraphError::InfrastructureFailure { stage, source, .. } => {
+                Self::InfrastructureFailure { stage: Some(stage), source }
+            }
             other => Self::Graph(other),
         }
     }

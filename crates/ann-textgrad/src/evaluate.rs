@@ -1,8 +1,10 @@
 //! Evaluation: run a network forward on examples and score each final output with an evaluator.
 //!
 //! The first move of every training step (the batch), of the gate (the step's failing examples and
-//! the validation set) and of testing. A failed forward is a zero score with the error as
-//! feedback and keeps its partial trace; only an exhausted budget is an error.
+//! the validation set) and of testing. A forward that failed for the network's own reason is a
+//! zero score with the error as feedback and keeps its partial trace. An infrastructure failure is
+//! never a score: under the default `stop` policy it is an error (as an exhausted budget is);
+//! under `exclude` the example is left out of every mean ([`ExampleRun::excluded`]), its trace kept.
 //!
 //! ```no_run
 //! # async fn demo(worker: ann_llm::SharedModel, evaluator: std::sync::Arc<dyn ann_eval::Evaluator>,
@@ -19,6 +21,7 @@
 use std::sync::Arc;
 
 use ann_eval::{Evaluation, Evaluator, Example};
+use ann_graph::InfrastructurePolicy::Exclude;
 use ann_graph::{ForwardConfig, Network, Trace, forward_batch};
 use ann_llm::{PriceTable, SharedModel};
 use futures::StreamExt;
@@ -37,11 +40,25 @@ pub struct ExampleRun {
     /// The forward trace; when the forward failed, its partial trace (the layers before the
     /// failed one, then the failed layer's calls and error: [`ann_graph::GraphError::trace`]).
     pub trace: Option<Trace>,
+    /// Left out of the scores: the forward hit an infrastructure failure under
+    /// [`ann_graph::InfrastructurePolicy::Exclude`] (the feedback says which). Its `evaluation`
+    /// is no verdict on the network: [`mean_score`], the example selection of the backward phase
+    /// and the reports skip it, and count it.
+    pub excluded: bool,
+}
+
+impl ExampleRun {
+    /// The score, unless the example is [excluded](ExampleRun::excluded).
+    pub fn score(&self) -> Option<f64> {
+        (!self.excluded).then_some(self.evaluation.score)
+    }
 }
 
 /// Forward every example through `net` with `worker` and score it with `evaluator` (in input
-/// order). A failed forward is a zero score with the error as feedback, and keeps its partial
-/// trace (the calls it made are seen by the backward phase); an exhausted budget is an error.
+/// order). A forward that failed for the network's own reason is a zero score with the error as
+/// feedback, and keeps its partial trace (the calls it made are seen by the backward phase); an
+/// exhausted budget is an error, and so is an infrastructure failure under the `stop` policy
+/// (under `exclude`, the example is [excluded](ExampleRun::excluded), never scored 0).
 pub async fn evaluate(
     worker: &SharedModel,
     evaluator: &Arc<dyn Evaluator>,
@@ -62,14 +79,19 @@ pub async fn evaluate(
                     // Scores outside 0..=1 (or NaN) would break the gate's comparisons.
                     evaluation.score =
                         if evaluation.score.is_finite() { evaluation.score.clamp(0.0, 1.0) } else { 0.0 };
-                    Ok(ExampleRun { id: example.id.clone(), output: fr.output, evaluation, trace: Some(fr.trace) })
+                    let trace = Some(fr.trace);
+                    Ok(ExampleRun { id: example.id.clone(), output: fr.output, evaluation, trace, excluded: false })
                 }
+                Err(e) if e.is_infrastructure_failure() && forward.on_infrastructure_failure == Exclude => {
+                    let evaluation = Evaluation::fail(format!("excluded from the scores: {e}"));
+                    let (id, trace) = (example.id.clone(), e.into_trace());
+                    Ok(ExampleRun { id, output: String::new(), evaluation, trace, excluded: true })
+                }
+                Err(e) if e.is_budget_exhausted() || e.is_infrastructure_failure() => Err(TrainError::from(e)),
                 Err(e) => {
-                    if e.is_budget_exhausted() {
-                        return Err(TrainError::from(e));
-                    }
                     let evaluation = Evaluation::fail(format!("the network produced no output: {e}"));
-                    Ok(ExampleRun { id: example.id.clone(), output: String::new(), evaluation, trace: e.into_trace() })
+                    let (id, trace) = (example.id.clone(), e.into_trace());
+                    Ok(ExampleRun { id, output: String::new(), evaluation, trace, excluded: false })
                 }
             }
         })
@@ -91,12 +113,13 @@ pub async fn score(
     Ok(mean_score(&evaluate(worker, evaluator, net, &refs, forward).await?))
 }
 
-/// Mean score of runs (0 for none).
+/// Mean score of runs, the [excluded](ExampleRun::excluded) ones left out (0 for none).
 pub fn mean_score(runs: &[ExampleRun]) -> f64 {
-    if runs.is_empty() {
+    let scores: Vec<f64> = runs.iter().filter_map(ExampleRun::score).collect();
+    if scores.is_empty() {
         return 0.0;
     }
-    runs.iter().map(|r| r.evaluation.score).sum::<f64>() / runs.len() as f64
+    scores.iter().sum::<f64>() / scores.len() as f64
 }
 
 /// What the forward passes of `runs` cost, from their traces: every call with a response counts

@@ -116,6 +116,10 @@ pub struct ExampleScore {
     pub id: String,
     pub score: f64,
     pub passed: bool,
+    /// Left out of the scores (an infrastructure failure under the `exclude` policy); written only
+    /// when set, so the journals of runs without one are unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub excluded: bool,
 }
 
 /// What became of one proposed patch (a local gradient's or the structure call's).
@@ -271,13 +275,16 @@ impl RunFiles {
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let mut text = String::new();
         for run in runs {
-            let head = serde_json::json!({
+            let mut head = serde_json::json!({
                 "event": "example",
                 "id": run.id,
                 "score": run.evaluation.score,
                 "passed": run.evaluation.passed,
                 "feedback": run.evaluation.feedback,
             });
+            if run.excluded {
+                head["excluded"] = serde_json::Value::Bool(true);
+            }
             text.push_str(&head.to_string());
             text.push('\n');
             if let Some(trace) = &run.trace {

@@ -25,10 +25,11 @@ use crate::optimizer::Optimizer;
 use crate::prompts::{self, LossInput};
 
 /// The examples a backward step uses: failures with a trace (a failed forward's partial trace
-/// counts), lowest score first (ties in batch order), at most `max_failures`, then at most
+/// counts; an excluded example never), lowest score first (ties in batch order), at most `max_failures`, then at most
 /// `max_successes` successes. Indices into `runs`.
 pub fn select_examples(runs: &[ExampleRun], selection: &Selection) -> Vec<usize> {
-    let traced = |i: &usize| runs[*i].trace.is_some();
+    // An excluded example (an infrastructure failure) says nothing about the network.
+    let traced = |i: &usize| runs[*i].trace.is_some() && !runs[*i].excluded;
     let score = |i: usize| runs[i].evaluation.score;
     let mut failures: Vec<usize> = (0..runs.len()).filter(|&i| score(i) < 1.0).filter(traced).collect();
     failures.sort_by(|&a, &b| score(a).total_cmp(&score(b)).then(a.cmp(&b)));
@@ -89,6 +90,7 @@ mod tests {
             output: String::new(),
             evaluation: Evaluation { score, passed: score >= 1.0, feedback: String::new() },
             trace: traced.then_some(trace),
+            excluded: false,
         }
     }
 

@@ -38,11 +38,12 @@ impl Optimizer {
         self.config.optimizer.request(messages).with_tag("phase", "backward").with_tag("call", call)
     }
 
-    /// One optimiser call: the reply, or why it failed (an exhausted budget is an error).
+    /// One optimiser call: the reply, or why it failed (an exhausted budget and an infrastructure
+    /// failure are errors: an unreachable endpoint is never a fallback gradient).
     pub(crate) async fn call(&self, request: &ChatRequest) -> Result<Result<String, String>, TrainError> {
         match self.model.complete(request).await {
             Ok(r) => Ok(Ok(r.text)),
-            Err(e) => match TrainError::budget_stop(&e) {
+            Err(e) => match TrainError::stop_of(&e) {
                 Some(stop) => Err(stop),
                 None => Ok(Err(e.to_string())),
             },

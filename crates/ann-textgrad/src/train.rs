@@ -8,7 +8,9 @@
 //! validation gate); then momentum records the step. After every step a journal line and an
 //! atomic checkpoint; a run directory with a checkpoint resumes where it stopped. An exhausted
 //! budget stops the run (the last checkpoint stays resumable; a stop during the initial
-//! validation leaves none, and training again in the directory begins anew).
+//! validation leaves none, and training again in the directory begins anew). An infrastructure
+//! failure stops it the same way, as an error ([`TrainError::InfrastructureFailure`]): the batch
+//! it hit is not scored, and no journal line or checkpoint records it.
 
 use std::sync::{Arc, Mutex};
 
@@ -129,7 +131,8 @@ impl Trainer {
     /// step ended. A stop during the initial validation, before the first checkpoint, leaves an
     /// empty journal and no checkpoint: training again in `dir` begins anew (behind a response
     /// cache, the calls already made are answered from it, so none is paid twice). A finished run
-    /// directory returns its outcome again without any call.
+    /// directory returns its outcome again without any call. An infrastructure failure is
+    /// [`TrainError::InfrastructureFailure`], with `dir` as the last step left it (resumable).
     pub async fn train(
         &self,
         start: &Network,
@@ -302,7 +305,12 @@ impl Trainer {
         }
         let scores: Vec<ExampleScore> = runs
             .iter()
-            .map(|r| ExampleScore { id: r.id.clone(), score: r.evaluation.score, passed: r.evaluation.passed })
+            .map(|r| ExampleScore {
+                id: r.id.clone(),
+                score: r.evaluation.score,
+                passed: r.evaluation.passed,
+                excluded: r.excluded,
+            })
             .collect();
         let selected = select_examples(&runs, &self.config.selection);
         if !selected.iter().any(|&i| runs[i].evaluation.score < 1.0) {

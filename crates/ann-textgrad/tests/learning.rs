@@ -358,7 +358,8 @@ async fn a_structural_patch_is_merged_after_the_local_ones_and_drops_the_removed
 
 #[tokio::test]
 async fn failed_and_unparsable_optimiser_answers_fall_back_and_the_requirement_chains() {
-    // The loss calls fail and the critic answers prose: the step goes on with the feedback as the
+    // The loss calls fail (their prompts do not fit; an unreachable endpoint would stop the run)
+    // and the critic answers prose: the step goes on with the feedback as the
     // critique and uniform blame, so both layers get a local gradient, last layer first.
     let dir = tempfile::tempdir().unwrap();
     let optimizer = Arc::new(
@@ -367,7 +368,7 @@ async fn failed_and_unparsable_optimiser_answers_fall_back_and_the_requirement_c
                 r.messages[0]
                     .content
                     .contains("loss function")
-                    .then(|| Err(ann_llm::LlmError::Timeout(std::time::Duration::from_secs(1))))
+                    .then_some(Err(ann_llm::LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 }))
             })
             .on(|r| {
                 r.messages[0].content.contains("critic of a multi-layer").then(|| Ok("I think it is fine.".into()))
@@ -399,12 +400,13 @@ async fn failed_and_unparsable_optimiser_answers_fall_back_and_the_requirement_c
 
 #[tokio::test]
 async fn a_failed_forward_keeps_its_calls_in_the_traces_and_the_backward_step() {
-    // The worker's `answer` agent fails (after its retries) on Atlantis: that layer has no output.
+    // The worker's `answer` agent fails on Atlantis (its prompt does not fit: data, not an
+    // infrastructure failure): that layer has no output.
     let dir = tempfile::tempdir().unwrap();
     let worker = Arc::new(scripted("worker").on(|r| {
         (r.messages[0].content.contains("of the team `answer`")
             && r.messages.iter().any(|m| m.content.contains("atlantis")))
-        .then(|| Err(ann_llm::LlmError::Timeout(std::time::Duration::from_secs(30))))
+        .then_some(Err(ann_llm::LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 }))
     }));
     let optimizer = Arc::new(scripted("optimizer"));
     let cfg = TrainConfig { epochs: 1, batch_size: 4, ..config() };

@@ -71,7 +71,7 @@ mod tests {
         let model = Arc::new(ScriptedModel::default().on(fails("a1")));
         let e = run_layer(&model, 1, AggregatorName::Single, None).await.unwrap_err();
         assert!(
-            matches!(&e, GraphError::LayerFailed { layer, source: LlmError::RetriesExhausted { .. }, .. } if layer == "solve"),
+            matches!(&e, GraphError::LayerFailed { layer, source: LlmError::ContextOverflow { .. }, .. } if layer == "solve"),
             "{e}"
         );
     }
@@ -85,7 +85,7 @@ mod tests {
         assert_eq!(notes(&r), ["agent `a2` failed in round 0 and is left out"]);
         let failed: Vec<_> = r.trace.layers[0].failures().map(|c| c.agent.as_deref()).collect();
         assert_eq!(failed, [Some("a2")]);
-        assert!(r.trace.layers[0].calls[1].error.as_deref().unwrap().contains("gave up after 3 attempts"));
+        assert!(r.trace.layers[0].calls[1].error.as_deref().unwrap().contains("exceeds the context window"));
     }
 
     #[tokio::test]

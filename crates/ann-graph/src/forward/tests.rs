@@ -137,14 +137,16 @@ async fn agents_and_inputs_run_concurrently_within_the_bounds() {
     check(1, 6, 1).await;
 }
 
+/// A failure of the network's own: the prompt does not fit the context window (data, not infrastructure).
+fn overflow() -> LlmError {
+    LlmError::ContextOverflow { prompt_tokens: 9000, context: 8192 }
+}
+
 #[tokio::test]
 async fn batch_keeps_failures_in_place_and_stops_on_budget() {
     let net = one_layer(1, &[AggregatorName::Single]);
-    let model = Arc::new(
-        ScriptedModel::default()
-            .on(|r| has(r, "bad").then(|| Err(LlmError::Timeout(Duration::from_secs(1)))))
-            .fallback(|_| Ok("ok".into())),
-    );
+    let model =
+        Arc::new(ScriptedModel::default().on(|r| has(r, "bad").then(|| Err(overflow()))).fallback(|_| Ok("ok".into())));
     let shared: SharedModel = model.clone();
     let inputs = vec!["good".to_string(), "bad".into(), "good again".into()];
     let results = forward_batch(&shared, &net, &inputs, None, &ForwardConfig::default()).await.unwrap();
@@ -256,7 +258,7 @@ async fn a_budget_stop_in_a_layer_sends_no_queued_call() {
 
 #[tokio::test]
 async fn a_failed_layer_keeps_the_calls_made_before_it() {
-    // `solve` routes to majority_vote, then every agent's call fails after retries.
+    // `solve` routes to majority_vote, then every agent's call fails (its prompt does not fit).
     let model = Arc::new(
         ScriptedModel::default()
             .on(|r| {
@@ -264,7 +266,7 @@ async fn a_failed_layer_keeps_the_calls_made_before_it() {
                     .then(|| Ok(r#"{"aggregator": "majority_vote", "reason": "vote"}"#.into()))
             })
             .on(|r| is_agent(r, "understand", "a1").then(|| Ok("Given 2 and 2.".into())))
-            .on(|r| has(r, "of the team `solve`").then(|| Err(LlmError::Timeout(Duration::from_secs(30))))),
+            .on(|r| has(r, "of the team `solve`").then(|| Err(overflow()))),
     );
     let shared: SharedModel = model.clone();
     let e =
@@ -322,4 +324,64 @@ async fn invalid_networks_are_refused_before_any_call() {
     let e = forward(&shared, &net, "x", None, &ForwardConfig::default()).await.unwrap_err();
     assert!(matches!(&e, GraphError::Invalid(v) if v[0].rule() == "agent_count"), "{e}");
     assert_eq!(model.calls(), 0);
+}
+
+/// The endpoint is down: every attempt refused, retries exhausted (an infrastructure failure).
+fn refused() -> LlmError {
+    let last = LlmError::Connection(
+        "error sending request for url (http://127.0.0.1:9/v1/chat/completions): connection refused".into(),
+    );
+    LlmError::RetriesExhausted { attempts: 5, last: Box::new(last) }
+}
+
+#[tokio::test]
+async fn an_infrastructure_failure_under_stop_stops_the_layer_with_no_vote_missing_an_agent() {
+    // Three voters, one call at a time: a1 answers, a2's endpoint is down; a3 is never sent and
+    // no vote of a1 alone (or a1 and a3) is taken.
+    let net = one_layer(3, &[AggregatorName::MajorityVote]);
+    let model = Arc::new(
+        ScriptedModel::default()
+            .on(|r| is_agent(r, "solve", "a2").then(|| Err(refused())))
+            .fallback(|_| Ok("\\boxed{4}".into())),
+    );
+    let shared: SharedModel = model.clone();
+    let config = ForwardConfig { routing: crate::RoutingMode::Fixed, max_parallel_calls: 1, ..Default::default() };
+    assert_eq!(config.on_infrastructure_failure, InfrastructurePolicy::Stop, "the default");
+    let e = forward(&shared, &net, "x", Some(&boxed), &config).await.unwrap_err();
+    let GraphError::InfrastructureFailure { stage, source, .. } = &e else { panic!("{e}") };
+    assert_eq!((stage.as_str(), source.is_infrastructure()), ("layer `solve`", true));
+    assert!(e.to_string().contains("connection refused"), "{e}");
+    assert_eq!(model.calls(), 2, "no call starts after the failure");
+    let calls: Vec<_> =
+        e.trace().unwrap().layers[0].calls.iter().map(|c| (c.agent.clone(), c.error.is_some())).collect();
+    assert_eq!(calls, [(Some("a1".into()), false), (Some("a2".into()), true)], "the failed call is traced");
+
+    // In a batch the failure stops every input: the outer error, no per-input score.
+    let inputs = vec!["x".to_string(), "y".into()];
+    let e = forward_batch(&shared, &net, &inputs, Some(&boxed), &config).await.unwrap_err();
+    assert!(e.is_infrastructure_failure(), "{e}");
+}
+
+#[tokio::test]
+async fn an_infrastructure_failure_under_exclude_ends_only_its_input() {
+    let net = one_layer(3, &[AggregatorName::MajorityVote]);
+    let model = Arc::new(
+        ScriptedModel::default()
+            .on(|r| (has(r, "bad") && is_agent(r, "solve", "a2")).then(|| Err(refused())))
+            .fallback(|_| Ok("\\boxed{4}".into())),
+    );
+    let shared: SharedModel = model.clone();
+    let config = ForwardConfig {
+        routing: crate::RoutingMode::Fixed,
+        on_infrastructure_failure: InfrastructurePolicy::Exclude,
+        ..Default::default()
+    };
+    let inputs = vec!["good".to_string(), "bad".into(), "good again".into()];
+    let results = forward_batch(&shared, &net, &inputs, Some(&boxed), &config).await.unwrap();
+    assert_eq!(results.iter().map(Result::is_ok).collect::<Vec<_>>(), [true, false, true]);
+    let e = results[1].as_ref().unwrap_err();
+    assert!(e.is_infrastructure_failure(), "{e}");
+    let trace = e.trace().expect("the failed input keeps its trace");
+    assert_eq!((trace.input.as_str(), trace.layers[0].calls.len()), ("bad", 3));
+    assert_eq!(results[0].as_ref().unwrap().output, "\\boxed{4}");
 }
