@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use ann_llm::LlmError;
 
-/// Why a cache operation failed. During a chat call these become [`LlmError::Backend`] with this
-/// message; [`CacheError::Unsaved`] is the one that follows a paid answer.
+/// Why a cache operation failed. During a chat call these become [`LlmError::Storage`] (file and
+/// cause); [`CacheError::Unsaved`] is the one that follows a paid answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// The database file could not be opened or set up (WAL mode, schema).
@@ -160,8 +160,45 @@ fn probe_writable(path: &Path) -> Option<ReadOnlyPart> {
     }
 }
 
+impl CacheError {
+    /// The cache file (or cassette) the error is about, when it names one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            CacheError::Open { path, .. }
+            | CacheError::ReadOnly { path, .. }
+            | CacheError::SchemaVersion { path, .. }
+            | CacheError::Database { path, .. }
+            | CacheError::CorruptEntry { path, .. }
+            | CacheError::Io { path, .. }
+            | CacheError::Cassette { path, .. } => Some(path),
+            CacheError::Unsaved { source, .. } => source.path(),
+            CacheError::Worker(_) => None,
+        }
+    }
+
+    /// What went wrong, without the file's name (which [`CacheError::path`] gives).
+    fn detail(&self) -> String {
+        match self {
+            CacheError::Open { source, .. } => format!("cannot be opened: {source}"),
+            CacheError::ReadOnly { part, source, .. } => format!("is read-only ({part}): {source}"),
+            CacheError::Database { source, .. } => source.to_string(),
+            CacheError::CorruptEntry { key, source, .. } => format!("entry {key} is corrupt: {source}"),
+            CacheError::Unsaved { key, source } => {
+                format!(
+                    "a paid answer to request {key} could not be stored (kept in memory, not lost): {}",
+                    source.detail()
+                )
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// During a chat call every cache failure is [`LlmError::Storage`]: an infrastructure failure that
+/// stops the run (never a failed agent or a zero score), naming the file and the cause.
 impl From<CacheError> for LlmError {
     fn from(e: CacheError) -> Self {
-        LlmError::Backend(e.to_string())
+        let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
+        LlmError::Storage { path, detail: e.detail() }
     }
 }

@@ -54,8 +54,9 @@ async fn check_read_only(path: &Path) -> String {
             assert!(model.complete(&req("recorded")).await.unwrap().cache_hit);
             let err = model.complete(&req("new question")).await.unwrap_err();
             assert_eq!(model.inner().calls(), 0, "nothing is paid for that cannot be stored");
-            let LlmError::Backend(message) = err else { panic!("{err:?}") };
-            message
+            assert!(err.is_infrastructure(), "a storage failure stops the run: {err:?}");
+            let LlmError::Storage { .. } = err else { panic!("{err:?}") };
+            err.to_string()
         }
     };
     assert!(message.contains("read-only"), "{message}");
@@ -115,7 +116,9 @@ async fn a_paid_answer_that_cannot_be_stored_is_kept_and_the_error_says_so() {
     });
     let model = CachedModel::new(backend, cache.clone());
     let err = model.complete(&req("q")).await.unwrap_err();
-    let LlmError::Backend(message) = &err else { panic!("{err:?}") };
+    let LlmError::Storage { .. } = &err else { panic!("{err:?}") };
+    assert!(err.is_infrastructure());
+    let message = err.to_string();
     assert!(
         message.contains("could not be stored") && message.contains(&req("q").fingerprint("scripted:s")),
         "{message}"
