@@ -15,33 +15,13 @@ use std::time::Duration;
 use ann_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, SharedModel};
 use ann_llm_cache::{CachedModel, ResponseCache};
 use ann_llm_openai::{OpenAiConfig, OpenAiModel};
-use ann_test_support::server::{FakeServer, FakeServerConfig};
 use ann_textgrad::{RunFiles, StopReason, TrainConfig, TrainOutcome, Trainer};
 use async_trait::async_trait;
-use common::{FIX, data, network, objective};
+use common::{FIX, data, network, objective, read, server};
 
 const ENV_URL: &str = "ANN_TEXTGRAD_CRASH_URL";
 const ENV_DIR: &str = "ANN_TEXTGRAD_CRASH_DIR";
 const ENV_PAUSE_AT: &str = "ANN_TEXTGRAD_CRASH_PAUSE_AT";
-
-/// The fake server answering with the synthetic environment's replies.
-async fn server() -> FakeServer {
-    let config = FakeServerConfig::default().with_reply(|body| {
-        let messages: Vec<(String, String)> = body["messages"]
-            .as_array()
-            .map(|ms| {
-                ms.iter()
-                    .map(|m| {
-                        let text = |k: &str| m[k].as_str().unwrap_or("").to_string();
-                        (text("role"), text("content"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        common::reply(&messages)
-    });
-    FakeServer::start(config).await.expect("the fake server starts")
-}
 
 /// Once the journal has `after_lines` lines, before the `at`-th call from then on (and every
 /// later one): wait until no earlier call is in flight (so each has been answered and stored in
@@ -142,10 +122,6 @@ async fn child(url: &str, dir: &Path, pause_at: Option<u64>) -> tokio::process::
     // The child's own test harness output is noise here; its panics still reach stderr.
     command.stdout(std::process::Stdio::null());
     command.kill_on_drop(true).spawn().expect("spawn the child")
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,29 +14,9 @@ use ann_graph::InfrastructurePolicy;
 use ann_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, SharedModel};
 use ann_llm_cache::{CachedModel, ResponseCache};
 use ann_llm_openai::{OpenAiConfig, OpenAiModel};
-use ann_test_support::server::{FakeServer, FakeServerConfig};
 use ann_textgrad::{RunFiles, StopReason, TrainConfig, TrainError, TrainOutcome, Trainer, evaluate, mean_score};
 use async_trait::async_trait;
-use common::{data, network, objective, scripted};
-
-/// The fake server answering with the synthetic environment's replies.
-async fn server() -> FakeServer {
-    let config = FakeServerConfig::default().with_reply(|body| {
-        let messages: Vec<(String, String)> = body["messages"]
-            .as_array()
-            .map(|ms| {
-                ms.iter()
-                    .map(|m| {
-                        let text = |k: &str| m[k].as_str().unwrap_or("").to_string();
-                        (text("role"), text("content"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        common::reply(&messages)
-    });
-    FakeServer::start(config).await.expect("the fake server starts")
-}
+use common::{data, network, objective, read, scripted, server};
 
 /// The endpoint goes down after `healthy` calls: every later call is refused without reaching the
 /// server, as a closed port refuses it (below the response cache, as the backend is).
@@ -80,10 +60,6 @@ async fn train(url: &str, dir: &Path, healthy: Option<u64>) -> Result<TrainOutco
     cfg.forward.model = "fake".into();
     cfg.optimizer.model = "fake".into();
     Trainer::new(model.clone(), model, objective(), cfg).train(&network(), &data(), &dir.join("run")).await
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

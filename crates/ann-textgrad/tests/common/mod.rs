@@ -167,3 +167,29 @@ pub fn scripted(name: &str) -> ScriptedModel {
 pub fn objective() -> Arc<dyn Evaluator> {
     Arc::new(Capitals)
 }
+
+/// The fake OpenAI-compatible server answering with this environment's replies (the same replies
+/// as [`scripted`], over HTTP).
+pub async fn server() -> ann_test_support::server::FakeServer {
+    use ann_test_support::server::{FakeServer, FakeServerConfig};
+    let config = FakeServerConfig::default().with_reply(|body| {
+        let messages: Vec<(String, String)> = body["messages"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .map(|m| {
+                        let text = |k: &str| m[k].as_str().unwrap_or("").to_string();
+                        (text("role"), text("content"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        reply(&messages)
+    });
+    FakeServer::start(config).await.expect("the fake server starts")
+}
+
+/// A run file's text, or a panic naming the file.
+pub fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
