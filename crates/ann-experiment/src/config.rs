@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use ann_graph::{ForwardConfig, InfrastructurePolicy, RoutingMode, ValidationRules};
 use ann_llm::{BudgetLimits, PriceTable};
 use ann_llm_cache::CacheMode;
+use ann_llm_openai::{OpenAiConfig, RetryPolicy};
 use ann_textgrad::{Ablations, Acceptance, GateMode, LocalForm, PatchLimits, Selection, TrainConfig};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -110,11 +111,21 @@ pub struct ModelSection {
     pub optimizer_max_tokens: Option<u32>,
     /// Prices in USD per million tokens added to the built-in table (model name → price).
     pub prices: PriceTable,
+    /// An OpenAI-compatible endpoint: time allowed for one attempt, from connecting to the end of
+    /// the body, in milliseconds (default 120 000).
+    pub timeout_ms: u64,
+    /// An OpenAI-compatible endpoint: time allowed to connect, in milliseconds (default 10 000).
+    pub connect_timeout_ms: u64,
+    /// An OpenAI-compatible endpoint: retries of failed attempts, `[model.retry]` with
+    /// `max_attempts` (default 5, the first included), `base_backoff_ms`, `max_backoff_ms`,
+    /// `jitter`, `seed` and `max_total_ms` (default 600 000: give up rather than wait past it).
+    pub retry: RetryPolicy,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
         let optimizer = TrainConfig::default().optimizer;
+        let http = OpenAiConfig::default();
         Self {
             backend: Backend::Local,
             name: "smollm2-135m-instruct".into(),
@@ -127,6 +138,9 @@ impl Default for ModelSection {
             optimizer_temperature: optimizer.temperature,
             optimizer_max_tokens: Some(1024),
             prices: PriceTable::empty(),
+            timeout_ms: http.timeout_ms,
+            connect_timeout_ms: http.connect_timeout_ms,
+            retry: http.retry,
         }
     }
 }

@@ -9,7 +9,7 @@ use ann_llm_local::{LocalConfig, LocalModel};
 use ann_llm_openai::{OpenAiConfig, OpenAiModel};
 use anyhow::{Context, bail};
 
-use crate::config::{Backend, ExperimentConfig, resolve};
+use crate::config::{Backend, ExperimentConfig, ModelSection, resolve};
 
 /// Where the backend of a run comes from. The library never reads the environment: a binary
 /// passes what it found there.
@@ -72,10 +72,22 @@ pub fn open_backend(
                         config.model.api_key_env
                     );
                 };
-                let model = OpenAiModel::from_env(openai.clone()).context("opening the OpenAI-compatible backend")?;
+                let openai = with_http_policy(openai, &config.model);
+                let model = OpenAiModel::from_env(openai).context("opening the OpenAI-compatible backend")?;
                 Ok(Arc::new(model))
             }
         },
+    }
+}
+
+/// The endpoint with the config's timeouts and retry policy (`[model]` `timeout_ms`,
+/// `connect_timeout_ms`, `[model.retry]`).
+fn with_http_policy(openai: &OpenAiConfig, model: &ModelSection) -> OpenAiConfig {
+    OpenAiConfig {
+        timeout_ms: model.timeout_ms,
+        connect_timeout_ms: model.connect_timeout_ms,
+        retry: model.retry.clone(),
+        ..openai.clone()
     }
 }
 
@@ -128,5 +140,28 @@ mod tests {
         config.cache.mode = CacheMode::ReadWrite;
         stack(&config).model.complete(&request).await.unwrap();
         assert!(base.path().join("cache/responses.sqlite").is_file());
+    }
+
+    /// `[model] timeout_ms`, `connect_timeout_ms` and `[model.retry]` reach the HTTP client.
+    #[tokio::test]
+    async fn the_retry_policy_of_the_config_reaches_the_endpoint() {
+        use ann_test_support::server::{FakeServer, FakeServerConfig, Fault};
+        let base = tempfile::tempdir().unwrap();
+        let request = ann_llm::ChatRequest::new("m", vec![ann_llm::Message::user("hi")]);
+        for (max_attempts, sent) in [(1, 1), (3, 3)] {
+            let server =
+                FakeServer::start(FakeServerConfig::default().with_script([Fault::Status(500); 8])).await.unwrap();
+            let mut config = ExperimentConfig::default();
+            config.model.backend = Backend::Openai;
+            config.model.api_key_env = "ANN_TEST_NO_SUCH_KEY".into();
+            config.model.retry.max_attempts = max_attempts;
+            config.model.retry.base_backoff_ms = 1;
+            config.model.timeout_ms = 5_000;
+            let source =
+                BackendSource::Open { local_model: PathBuf::new(), openai: Some(OpenAiConfig::new(server.url(), "m")) };
+            let backend = open_backend(&config, &source, base.path()).unwrap();
+            assert!(backend.complete(&request).await.is_err());
+            assert_eq!(server.request_count(), sent, "max_attempts = {max_attempts}");
+        }
     }
 }
