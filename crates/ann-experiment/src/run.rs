@@ -18,9 +18,9 @@ use std::time::SystemTime;
 use ann_eval::stats::bootstrap_ci;
 use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Example, Split};
 use ann_graph::{Network, ValidationRules};
-use ann_llm::{Budget, BudgetLedger, PriceTable};
+use ann_llm::{Budget, BudgetLedger, BudgetSpent, PriceTable};
 use ann_textgrad::{
-    Cost, ExampleRun, StopReason, TrainConfig, TrainData, TrainError, TrainOutcome, Trainer, forward_cost,
+    Cost, ExampleRun, RunFiles, StopReason, TrainConfig, TrainData, TrainError, TrainOutcome, Trainer, forward_cost,
 };
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -277,7 +277,10 @@ async fn execute(
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
     let Prepared { benchmark, stack, trainer, start, .. } = &prepared;
-    carry_budget(&stack.budget, run_dir)?;
+    if let Some(note) = carry_budget(&stack.budget, run_dir)? {
+        tracing::warn!("{note}");
+        options.say(&note);
+    }
     start.save(&run_dir.join("network-initial.json")).context("saving the starting network")?;
     let data = TrainData {
         train: split_examples(benchmark.as_ref(), Split::Train),
@@ -373,8 +376,13 @@ async fn execute(
 
 /// Count what earlier processes of the run spent (`budget.json` in `run_dir`, if any) in `budget`,
 /// and record its ledger there from now on: before every call is sent and after it settles.
-fn carry_budget(budget: &Arc<Budget>, run_dir: &Path) -> anyhow::Result<()> {
+///
+/// A run with a checkpoint but no `budget.json` (deleted, or lost with a disk) does not start from
+/// zero: its spend is rebuilt from the checkpoint's cost, which counts every call of training
+/// (cache hits too, so it errs high), and the returned note says so.
+fn carry_budget(budget: &Arc<Budget>, run_dir: &Path) -> anyhow::Result<Option<String>> {
     let path = run_dir.join(BUDGET_FILE);
+    let mut note = None;
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let earlier: BudgetLedger =
@@ -382,14 +390,34 @@ fn carry_budget(budget: &Arc<Budget>, run_dir: &Path) -> anyhow::Result<()> {
             // Calls that were in flight when an earlier process stopped may have been billed.
             budget.clone().with_spent(earlier.committed().plus(budget.spent()));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let files = RunFiles::new(run_dir).context("opening the run's files")?;
+            if let Some(checkpoint) = files.load_checkpoint().context("reading the run's checkpoint")? {
+                let c = checkpoint.cost;
+                let spent = BudgetSpent {
+                    tokens: c.prompt_tokens.saturating_add(c.completion_tokens),
+                    dollars: c.dollars,
+                    calls: c.calls.saturating_add(c.errors),
+                };
+                budget.clone().with_spent(spent.plus(budget.spent()));
+                note = Some(format!(
+                    "{} is missing: the run's spend so far is rebuilt from its checkpoint ({} calls, {} tokens, \
+                     ${:.4}; what the final evaluation spent after it is not known)",
+                    path.display(),
+                    spent.calls,
+                    spent.tokens,
+                    spent.dollars
+                ));
+            }
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
     let dir = run_dir.to_path_buf();
     budget
         .record_with(move |ledger| write_ledger(&dir, ledger).map_err(|e| format!("{e:#}")))
         .map_err(anyhow::Error::msg)
-        .with_context(|| format!("writing {}", path.display()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(note)
 }
 
 /// Replace `budget.json` in `dir` atomically.

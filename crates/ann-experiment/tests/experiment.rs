@@ -345,6 +345,35 @@ async fn a_run_stopped_by_its_budget_stays_within_it_across_resumes_until_it_is_
     assert_same_run(&run, &reference, reference_calls);
 }
 
+/// Deleting `budget.json` does not give a run its budget back: the spend is rebuilt from the
+/// checkpoint, so only what the checkpoint does not record (calls after it) can be spent again.
+#[tokio::test]
+async fn a_deleted_budget_file_does_not_reset_the_runs_spend() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tight = ExperimentConfig::from_toml(SMALL, "small.toml").unwrap();
+    tight.budget.max_calls = Some(8);
+    let first = always_a();
+    ann_experiment::start(&tight, &options(dir.path(), first.clone())).await.unwrap_err();
+    let run_dir = dir.path().join("runs/small-20270115T080000Z");
+    assert!(run_dir.join("checkpoint.json").is_file());
+    std::fs::remove_file(run_dir.join("budget.json")).unwrap();
+
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("checkpoint.json")).unwrap()).unwrap();
+    let checkpointed = checkpoint["cost"]["calls"].as_u64().unwrap();
+    assert!(checkpointed > 0);
+
+    let again = always_a();
+    let err = ann_experiment::resume(&run_dir, &options(dir.path(), again.clone())).await.unwrap_err();
+    assert!(format!("{err:#}").contains("limit 8"), "{err:#}");
+    assert!(
+        again.calls() as u64 <= 8 - checkpointed,
+        "the rebuilt spend counts the checkpointed calls: {} new calls, {checkpointed} checkpointed",
+        again.calls()
+    );
+    assert!(budget_file(&run_dir).committed().calls <= 8);
+}
+
 #[tokio::test]
 async fn a_budget_stop_during_the_initial_validation_resumes_paying_no_call_twice() {
     let (reference, reference_calls) = uninterrupted().await;
