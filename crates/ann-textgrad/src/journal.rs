@@ -4,6 +4,8 @@
 //! replaces `checkpoint.json` atomically (write a temporary file, sync, rename). The checkpoint
 //! records the journal's length, so a run killed between the two writes resumes by cutting the
 //! journal back to that length and redoing the step (its calls come from the response cache).
+//! Beside the journal, `journal.sha256` holds the sha256 of every line, appended with it; a resume
+//! checks every checkpointed line against it and names the first one that was changed.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -23,6 +25,10 @@ use crate::patch::PatchOp;
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 /// File name of the journal in the run directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
+/// File name of the journal's line checksums (one hex sha256 per journal line).
+pub const JOURNAL_SUMS_FILE: &str = "journal.sha256";
+/// Bytes of one line of [`JOURNAL_SUMS_FILE`]: 64 hex digits and a newline.
+const SUM_LINE: u64 = 65;
 /// Folder of the per-batch forward traces in the run directory.
 pub const TRACES_DIR: &str = "traces";
 /// Format version of the checkpoint.
@@ -238,7 +244,11 @@ impl RunFiles {
         ann_llm::write_atomic(&path, text.as_bytes()).map_err(io(&path))
     }
 
-    /// Append one line and sync; returns the journal's new length in bytes.
+    pub fn journal_sums_path(&self) -> PathBuf {
+        self.dir.join(JOURNAL_SUMS_FILE)
+    }
+
+    /// Append one line and its checksum, synced; returns the journal's new length in bytes.
     pub fn append(&self, event: &JournalEvent) -> Result<u64, TrainError> {
         let path = self.journal_path();
         let mut line = serde_json::to_string(event).expect("journal events always serialize");
@@ -246,20 +256,58 @@ impl RunFiles {
         let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
         file.write_all(line.as_bytes()).map_err(io(&path))?;
         file.sync_data().map_err(io(&path))?;
-        Ok(file.metadata().map_err(io(&path))?.len())
+        let len = file.metadata().map_err(io(&path))?.len();
+        let sums = self.journal_sums_path();
+        let mut file = OpenOptions::new().create(true).append(true).open(&sums).map_err(io(&sums))?;
+        file.write_all(format!("{}\n", line_sum(&line)).as_bytes()).map_err(io(&sums))?;
+        file.sync_data().map_err(io(&sums))?;
+        Ok(len)
     }
 
-    /// Cut the journal back to `bytes` (what the checkpoint recorded); a fresh run starts empty.
-    pub fn truncate_journal(&self, bytes: u64) -> Result<(), TrainError> {
-        let path = self.journal_path();
-        let file = OpenOptions::new().create(true).write(true).truncate(false).open(&path).map_err(io(&path))?;
-        let len = file.metadata().map_err(io(&path))?.len();
-        if len < bytes {
-            let what = format!("{} has {len} bytes, the checkpoint recorded {bytes}", path.display());
-            return Err(TrainError::Checkpoint { what, source: None });
+    /// Cut the journal back to `bytes` and `lines` (what the checkpoint recorded), its checksums
+    /// with it; a fresh run starts empty.
+    pub fn truncate_journal(&self, bytes: u64, lines: u64) -> Result<(), TrainError> {
+        for (path, keep) in [(self.journal_path(), bytes), (self.journal_sums_path(), lines * SUM_LINE)] {
+            let file = OpenOptions::new().create(true).write(true).truncate(false).open(&path).map_err(io(&path))?;
+            let len = file.metadata().map_err(io(&path))?.len();
+            if len < keep {
+                let what = format!("{} has {len} bytes, the checkpoint recorded {keep}", path.display());
+                return Err(TrainError::Checkpoint { what, source: None });
+            }
+            file.set_len(keep).map_err(io(&path))?;
+            file.sync_all().map_err(io(&path))?;
         }
-        file.set_len(bytes).map_err(io(&path))?;
-        file.sync_all().map_err(io(&path))
+        Ok(())
+    }
+
+    /// Check the journal's first `bytes` bytes (its `lines` checkpointed lines) against their
+    /// checksums; an error names the first line that differs. A run written before checksums
+    /// existed (no checksum file) is not checked.
+    pub fn verify_journal(&self, bytes: u64, lines: u64) -> Result<(), TrainError> {
+        let (path, sums_path) = (self.journal_path(), self.journal_sums_path());
+        let sums = match fs::read_to_string(&sums_path) {
+            Ok(sums) => sums,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&sums_path)(e)),
+        };
+        let journal = fs::read(&path).map_err(io(&path))?;
+        let prefix = journal.get(..bytes as usize).unwrap_or(&journal);
+        let mut sums = sums.lines();
+        let mut read = prefix.split_inclusive(|&b| b == b'\n');
+        for n in 1..=lines {
+            let line = read.next().map(String::from_utf8_lossy);
+            let intact = matches!((&line, sums.next()), (Some(line), Some(sum)) if line_sum(line) == sum);
+            if !intact {
+                let what = format!(
+                    "{} line {n} is not what was written (its checksum in {} differs): the journal was changed \
+                     or corrupted; restore it, or start the run anew",
+                    path.display(),
+                    sums_path.display()
+                );
+                return Err(TrainError::Checkpoint { what, source: None });
+            }
+        }
+        Ok(())
     }
 
     /// The trace file of one batch: `traces/e<epoch>-b<batch>.jsonl`.
@@ -310,6 +358,12 @@ impl RunFiles {
     }
 }
 
+/// The hex sha256 of one journal line (with its newline).
+fn line_sum(line: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(line.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,7 +410,7 @@ mod tests {
     fn journal_appends_and_truncates() {
         let dir = tempfile::tempdir().unwrap();
         let files = RunFiles::new(dir.path()).unwrap();
-        files.truncate_journal(0).unwrap();
+        files.truncate_journal(0, 0).unwrap();
         let start = JournalEvent::Start { val_initial: 0.5, train: 2, validation: 1, cost: Cost::default() };
         let first = files.append(&start).unwrap();
         let end = JournalEvent::End {
@@ -368,8 +422,30 @@ mod tests {
         };
         files.append(&end).unwrap();
         assert_eq!(files.read_journal().unwrap(), vec![start.clone(), end]);
-        files.truncate_journal(first).unwrap();
+        files.truncate_journal(first, 1).unwrap();
         assert_eq!(files.read_journal().unwrap(), vec![start]);
-        assert!(files.truncate_journal(first + 10).is_err());
+        assert!(files.truncate_journal(first + 10, 1).is_err());
+    }
+
+    #[test]
+    fn a_changed_checkpointed_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = RunFiles::new(dir.path()).unwrap();
+        files.truncate_journal(0, 0).unwrap();
+        let line = |val_initial| JournalEvent::Start { val_initial, train: 2, validation: 1, cost: Cost::default() };
+        let first = files.append(&line(0.25)).unwrap();
+        files.append(&line(0.5)).unwrap();
+        let bytes = files.append(&line(0.75)).unwrap();
+        files.verify_journal(bytes, 3).unwrap();
+        // One digit of the second line flipped, same length (a length check cannot see it).
+        let text = fs::read_to_string(files.journal_path()).unwrap();
+        fs::write(files.journal_path(), text.replacen("0.5", "0.6", 1)).unwrap();
+        let err = files.verify_journal(bytes, 3).unwrap_err().to_string();
+        assert!(err.contains("journal.jsonl line 2 is not what was written"), "{err}");
+        // Lines past the checkpoint are not checked (the resume cuts them off).
+        files.verify_journal(first, 1).unwrap();
+        // A run from before checksums existed is not checked.
+        fs::remove_file(files.journal_sums_path()).unwrap();
+        files.verify_journal(bytes, 3).unwrap();
     }
 }

@@ -143,7 +143,8 @@ impl Trainer {
         let mut state = match files.load_checkpoint()? {
             Some(cp) => {
                 self.check_resume(&cp, data)?;
-                files.truncate_journal(cp.journal_bytes)?;
+                files.verify_journal(cp.journal_bytes, cp.journal_lines)?;
+                files.truncate_journal(cp.journal_bytes, cp.journal_lines)?;
                 cp
             }
             None => match self.begin(start, data, &files).await {
@@ -199,7 +200,7 @@ impl Trainer {
     /// Validate the start, score it on V, write the `start` line and the first checkpoint.
     async fn begin(&self, start: &Network, data: &TrainData, files: &RunFiles) -> Result<Checkpoint, TrainError> {
         start.validate(&self.config.rules).map_err(TrainError::InvalidNetwork)?;
-        files.truncate_journal(0)?;
+        files.truncate_journal(0, 0)?;
         let before = self.cost();
         let val = self.score(start, &data.validation).await?;
         let cost = self.cost().since(&before);
