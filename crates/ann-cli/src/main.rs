@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ann_experiment::reexports::{MODEL_ENV, Network, OpenAiConfig, Split, pinned_model_path};
@@ -100,8 +101,12 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();
     let cli = Cli::parse();
-    let result =
-        tokio::runtime::Runtime::new().context("starting the async runtime").and_then(|rt| rt.block_on(run(cli)));
+    let result = tokio::runtime::Runtime::new().context("starting the async runtime").and_then(|rt| {
+        rt.block_on(async {
+            tokio::spawn(watch_ctrl_c());
+            run(cli).await
+        })
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -110,7 +115,7 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::FAILURE
+            if INTERRUPT.load(Ordering::SeqCst) { ExitCode::from(EXIT_INTERRUPTED) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -270,6 +275,28 @@ fn options(home: &Path, openai: Option<OpenAiConfig>) -> RunOptions {
         clock: Arc::new(SystemTime::now),
         progress: None,
         benchmark: None,
+        interrupt: Some(INTERRUPT.clone()),
+    }
+}
+
+/// Set by the first Ctrl-C: the run's budget closes, so no new call starts and the run stops at
+/// its last checkpoint (see [`watch_ctrl_c`]).
+static INTERRUPT: std::sync::LazyLock<Arc<AtomicBool>> = std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// The first Ctrl-C stops the run gracefully: calls in flight finish (their answers reach the
+/// cache, so `ann resume` does not pay for them again), no new call starts, the last checkpoint
+/// stays. A second Ctrl-C quits at once.
+async fn watch_ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    INTERRUPT.store(true, Ordering::SeqCst);
+    eprintln!("interrupted: finishing the calls in flight, then stopping (Ctrl-C again to quit at once)");
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(EXIT_INTERRUPTED.into());
     }
 }
 

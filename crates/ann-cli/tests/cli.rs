@@ -1,6 +1,7 @@
 //! The `ann` binary as a subprocess: clear errors for a missing model, a bad config, a non-run folder.
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 fn ann(home: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ann"))
@@ -285,6 +286,95 @@ async fn train_against_a_closed_port_stops_early_and_resume_finishes_the_run() {
     let out = ann(home.path(), &url, &["resume", runs[0].to_str().unwrap()]).await.unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(runs[0].join("report.json").is_file());
+    assert_eq!(server.request_count(), whole_server.request_count(), "no call paid twice");
+    server.shutdown().await;
+    whole_server.shutdown().await;
+}
+
+/// Ctrl-C (SIGINT) during training: the calls in flight finish, no new one starts, `ann` exits with
+/// 130 and the `ann resume` hint, and the resumed run pays for no call twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_at_the_last_checkpoint_and_resume_pays_no_call_twice() {
+    use ann_test_support::server::{FakeServer, FakeServerConfig};
+
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cache = std::env::var_os("ANN_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or(workspace.join(".cache"));
+    let data = cache.join("data");
+    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
+    let write_config = |home: &std::path::Path| {
+        let config = home.join("exp.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"sigint\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = 6\nvalidation = 2\ntest = 2\n\
+                 data_dir = {:?}\nnetwork = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\nepochs = 3\n\
+                 batch_size = 2\n",
+                data.to_str().unwrap(),
+                workspace.join("experiments/demo-network.json").to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        config
+    };
+    let ann = |home: &std::path::Path, url: &str, args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"));
+        command
+            .args(["--home", home.to_str().unwrap()])
+            .args(args)
+            .env("ANN_OPENAI_BASE_URL", url)
+            .env("ANN_OPENAI_MODEL", "fake-model")
+            .env("ANN_OPENAI_API_KEY", "sk-sigint")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    // Each answer takes a while, so that the interrupt lands while calls are in flight.
+    let server_config = || {
+        FakeServerConfig::default()
+            .with_reply(|_| "Reasoning.\nAnswer: C".into())
+            .with_latency(Duration::from_millis(150))
+    };
+
+    let whole_server = FakeServer::start(server_config()).await.unwrap();
+    let whole = tempfile::tempdir().unwrap();
+    let config = write_config(whole.path());
+    let out = ann(whole.path(), &whole_server.url(), &["train", "--openai", "--config", config.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let server = FakeServer::start(server_config()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path());
+    let child =
+        ann(home.path(), &server.url(), &["train", "--openai", "--config", config.to_str().unwrap()]).spawn().unwrap();
+    // Interrupt once training has a checkpoint.
+    let started = std::time::Instant::now();
+    let run_dir = loop {
+        let found = std::fs::read_dir(home.path().join("runs"))
+            .ok()
+            .and_then(|mut runs| runs.next())
+            .map(|e| e.unwrap().path())
+            .filter(|dir| dir.join("checkpoint.json").is_file());
+        if let Some(dir) = found {
+            break dir;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().await.unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted") && err.contains("ann resume"), "{err}");
+    assert!(!run_dir.join("report.json").exists());
+
+    let out = ann(home.path(), &server.url(), &["resume", run_dir.to_str().unwrap()]).output().await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(run_dir.join("report.json").is_file());
     assert_eq!(server.request_count(), whole_server.request_count(), "no call paid twice");
     server.shutdown().await;
     whole_server.shutdown().await;

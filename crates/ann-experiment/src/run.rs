@@ -56,6 +56,9 @@ pub struct RunOptions {
     /// A ready benchmark used instead of loading `benchmark.name` from the data folder (tests,
     /// embedding applications); its splits are still cut to the config's sizes.
     pub benchmark: Option<Arc<dyn Benchmark>>,
+    /// Set when the user interrupts the run (Ctrl-C): no new model call starts, calls in flight
+    /// finish, and the run stops as at a budget limit, resumable from its last checkpoint.
+    pub interrupt: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl RunOptions {
@@ -155,6 +158,9 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
     let backend = open_backend(config, &options.backend, base)?;
     let prices = config.prices();
     let stack = build_stack(config, backend, base, prices.clone())?;
+    if let Some(flag) = &options.interrupt {
+        stack.budget.clone().interrupt_when(flag.clone());
+    }
     let data_dir = resolve(base, &config.benchmark.data_dir);
     options.say(&format!("loading benchmark {}", config.benchmark.name));
     let benchmark = match &options.benchmark {
@@ -300,6 +306,13 @@ async fn execute(
             None => anyhow::Error::new(e).context("training"),
         })?;
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
+        if detail.contains(ann_llm::INTERRUPTED) {
+            bail!(
+                "training interrupted: the calls in flight finished, nothing was scored for the batch under way; \
+                 run `ann resume {}` to continue from the last checkpoint",
+                run_dir.display()
+            );
+        }
         bail!(
             "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
              spent: raise [budget] in its config.toml and run `ann resume {}`",

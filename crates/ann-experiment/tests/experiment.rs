@@ -49,6 +49,7 @@ fn options(dir: &Path, model: SharedModel) -> RunOptions {
         clock: fixed_clock(),
         progress: None,
         benchmark: Some(fixture_benchmark()),
+        interrupt: None,
     }
 }
 

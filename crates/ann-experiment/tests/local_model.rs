@@ -66,6 +66,7 @@ async fn a_tiny_experiment_runs_on_the_embedded_model() {
         clock: Arc::new(|| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
         progress: None,
         benchmark: Some(benchmark),
+        interrupt: None,
     };
     let config = ExperimentConfig::from_toml(TINY, "tiny.toml").unwrap();
     let outcome = ann_experiment::start(&config, &options).await.unwrap();

@@ -1,5 +1,6 @@
 //! Hard budgets (tokens, dollars, calls), checked before each call against its worst case.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -36,6 +37,9 @@ impl Default for BudgetLimits {
         }
     }
 }
+
+/// The reason of a budget stop caused by [`Budget::interrupt_when`].
+pub const INTERRUPTED: &str = "interrupted by the user: no new call starts";
 
 /// What has been spent (or is reserved by calls in flight).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -88,6 +92,8 @@ type Recorder = Box<dyn Fn(&BudgetLedger) -> Result<(), String> + Send + Sync>;
 struct Books {
     ledger: BudgetLedger,
     recorder: Option<Recorder>,
+    /// Set by the user (Ctrl-C): no new call starts.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Books {
@@ -115,6 +121,14 @@ pub struct Budget {
 impl Budget {
     pub fn new(limits: BudgetLimits, prices: PriceTable) -> Arc<Self> {
         Arc::new(Self { limits, prices, books: Mutex::new(Books::default()) })
+    }
+
+    /// Close the budget when `flag` is set (a user's Ctrl-C): from then on every new call is
+    /// refused as a budget stop, so the run stops as it does at a limit (calls in flight finish
+    /// and reach the cache, the last checkpoint stays resumable, nothing is scored).
+    pub fn interrupt_when(self: Arc<Self>, flag: Arc<AtomicBool>) -> Arc<Self> {
+        self.books.lock().expect("budget lock").interrupt = Some(flag);
+        self
     }
 
     /// Resume with what an earlier (checkpointed) part of the run already spent.
@@ -167,7 +181,10 @@ impl Budget {
         let ledger = books.ledger;
         let after = ledger.committed().plus(worst);
         let l = &self.limits;
-        let broken = if l.max_calls.is_some_and(|m| after.calls > m) {
+        let interrupted = books.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst));
+        let broken = if interrupted {
+            Some(INTERRUPTED.to_string())
+        } else if l.max_calls.is_some_and(|m| after.calls > m) {
             Some(format!("calls: {} spent, limit {}", ledger.spent.calls, l.max_calls.unwrap_or_default()))
         } else if l.max_tokens.is_some_and(|m| after.tokens > m) {
             Some(format!(

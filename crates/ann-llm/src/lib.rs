@@ -13,7 +13,7 @@ mod model;
 mod types;
 
 pub use atomic::write_atomic;
-pub use budget::{Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel};
+pub use budget::{Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel, INTERRUPTED};
 pub use call::CallSettings;
 pub use error::LlmError;
 pub use metering::{Meter, MeterReport, MeteredModel, Price, PriceTable, Totals};

@@ -174,3 +174,18 @@ async fn a_call_whose_spend_cannot_be_recorded_is_not_sent() {
     let other = Budget::new(BudgetLimits::default(), PriceTable::empty());
     assert_eq!(other.record_with(|_| Err("read-only".into())), Err("read-only".to_string()));
 }
+
+/// Ctrl-C closes the budget: calls before it go through, every call after it is a budget stop.
+#[tokio::test]
+async fn an_interrupt_closes_the_budget() {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let budget = Budget::new(BudgetLimits::default(), PriceTable::empty()).interrupt_when(flag.clone());
+    let inner = fixed(1, 1);
+    let model = BudgetedModel::new(inner.clone(), budget);
+    let req = ChatRequest::new("m", vec![Message::user("x")]);
+    model.complete(&req).await.unwrap();
+    flag.store(true, Ordering::SeqCst);
+    let err = model.complete(&req).await.unwrap_err();
+    assert_eq!(err.budget_exhausted(), Some(ann_llm::INTERRUPTED));
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 1, "the refused call never reached the backend");
+}
