@@ -120,6 +120,9 @@ pub struct ModelSection {
     /// `max_attempts` (default 5, the first included), `base_backoff_ms`, `max_backoff_ms`,
     /// `jitter`, `seed` and `max_total_ms` (default 600 000: give up rather than wait past it).
     pub retry: RetryPolicy,
+    /// An OpenAI-compatible endpoint: the largest response body accepted, in bytes (default 1 MiB);
+    /// a larger one stops the run as an infrastructure failure, stored nowhere.
+    pub max_response_bytes: usize,
 }
 
 impl Default for ModelSection {
@@ -141,6 +144,7 @@ impl Default for ModelSection {
             timeout_ms: http.timeout_ms,
             connect_timeout_ms: http.connect_timeout_ms,
             retry: http.retry,
+            max_response_bytes: http.max_response_bytes,
         }
     }
 }

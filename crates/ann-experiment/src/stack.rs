@@ -80,13 +80,14 @@ pub fn open_backend(
     }
 }
 
-/// The endpoint with the config's timeouts and retry policy (`[model]` `timeout_ms`,
-/// `connect_timeout_ms`, `[model.retry]`).
+/// The endpoint with the config's timeouts, retry policy and response-size limit (`[model]`
+/// `timeout_ms`, `connect_timeout_ms`, `max_response_bytes`, `[model.retry]`).
 fn with_http_policy(openai: &OpenAiConfig, model: &ModelSection) -> OpenAiConfig {
     OpenAiConfig {
         timeout_ms: model.timeout_ms,
         connect_timeout_ms: model.connect_timeout_ms,
         retry: model.retry.clone(),
+        max_response_bytes: model.max_response_bytes,
         ..openai.clone()
     }
 }

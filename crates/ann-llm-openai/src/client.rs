@@ -265,6 +265,23 @@ impl OpenAiModel {
         result
     }
 
+    /// The response body, read chunk by chunk and refused past `max_response_bytes`.
+    async fn read_body(&self, mut response: reqwest::Response, replica: &Replica) -> Result<Vec<u8>, LlmError> {
+        let limit = self.config.max_response_bytes;
+        let too_large = || LlmError::ResponseTooLarge { endpoint: replica.base_url.clone(), limit };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(e, replica))? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
     async fn exchange(&self, replica: &Replica, body: &[u8], model: &str) -> Result<ChatResponse, LlmError> {
         let mut request =
             self.http.post(&replica.endpoint).header(CONTENT_TYPE, "application/json").body(body.to_vec());
@@ -278,7 +295,7 @@ impl OpenAiModel {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| wire::parse_retry_after(v, self.clock.system_time()));
-        let bytes = response.bytes().await.map_err(|e| self.transport_error(e, replica))?;
+        let bytes = self.read_body(response, replica).await?;
         if status.as_u16() == 429 {
             return Err(LlmError::RateLimited { endpoint: replica.base_url.clone(), retry_after });
         }
@@ -392,6 +409,7 @@ fn error_type(error: &LlmError) -> &'static str {
         LlmError::Timeout(_) => "timeout",
         LlmError::Connection(_) => "connection",
         LlmError::InvalidResponse(_) => "invalid_response",
+        LlmError::ResponseTooLarge { .. } => "response_too_large",
         LlmError::RetriesExhausted { .. } => "retries_exhausted",
         LlmError::BudgetExhausted(_) => "budget_exhausted",
         LlmError::CacheMiss { .. } => "cache_miss",

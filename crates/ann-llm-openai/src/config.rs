@@ -32,6 +32,9 @@ pub struct OpenAiConfig {
     pub max_concurrency: usize,
     /// A replica whose connection failed is avoided for this long (milliseconds) while another is up.
     pub replica_cooldown_ms: u64,
+    /// Largest response body accepted, in bytes; a larger one is [`LlmError::ResponseTooLarge`],
+    /// read no further, stored nowhere and not retried.
+    pub max_response_bytes: usize,
 }
 
 impl Default for OpenAiConfig {
@@ -46,6 +49,7 @@ impl Default for OpenAiConfig {
             rate_limits: RateLimits::default(),
             max_concurrency: 16,
             replica_cooldown_ms: 30_000,
+            max_response_bytes: 1 << 20,
         }
     }
 }
@@ -131,6 +135,9 @@ impl OpenAiConfig {
         let fail = |msg: String| Err(LlmError::Config(msg));
         if self.base_urls.is_empty() {
             return fail("openai: no base URL".into());
+        }
+        if self.max_response_bytes == 0 {
+            return fail("openai: max_response_bytes must be above 0".into());
         }
         for url in &self.base_urls {
             match reqwest::Url::parse(url) {

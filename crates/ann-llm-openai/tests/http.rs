@@ -342,3 +342,22 @@ async fn config_serde_is_strict_and_validated() {
     assert!(bad(OpenAiConfig { max_concurrency: 0, ..config.clone() }));
     assert!(bad(OpenAiConfig { retry: RetryPolicy { max_attempts: 0, ..RetryPolicy::default() }, ..config.clone() }));
 }
+
+/// A reply past `max_response_bytes` is refused, read no further and not retried; one under the
+/// limit is answered as usual.
+#[tokio::test]
+async fn a_response_past_the_size_limit_is_refused_and_not_retried() {
+    let server = server(FakeServerConfig::default().with_reply(|body| {
+        let asked = body["messages"][0]["content"].as_str().unwrap_or("").to_string();
+        if asked == "huge" { "x".repeat(3 << 20) } else { "small".into() }
+    }))
+    .await;
+    let mut config = config(&[server.url()]);
+    config.max_response_bytes = 1 << 20;
+    let (model, _clock) = client(config);
+    assert_eq!(model.complete(&ask("small please")).await.unwrap().text, "small");
+    let err = model.complete(&ask("huge")).await.unwrap_err();
+    assert!(matches!(err, LlmError::ResponseTooLarge { limit: 1_048_576, .. }), "{err:?}");
+    assert!(!err.is_retryable() && err.is_infrastructure());
+    assert_eq!(server.request_count(), 2, "the large reply was asked for once");
+}

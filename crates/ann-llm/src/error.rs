@@ -36,6 +36,10 @@ pub enum LlmError {
     /// Replay-only cache mode and no recorded answer for this request.
     #[error("no cached response for request {key} (replay-only mode): {summary}")]
     CacheMiss { key: String, summary: String },
+    /// The backend's answer was larger than the configured limit: not stored, not retried (a
+    /// provider that sends megabytes would send them again, and bill them).
+    #[error("the response from {endpoint} is larger than the limit of {limit} bytes")]
+    ResponseTooLarge { endpoint: String, limit: usize },
     /// The prompt does not fit the model's context window.
     #[error("prompt of {prompt_tokens} tokens exceeds the context window of {context} tokens")]
     ContextOverflow { prompt_tokens: usize, context: usize },
