@@ -214,6 +214,47 @@ async fn eval_excludes_an_example_whose_call_failed_and_counts_it() {
     server.shutdown().await;
 }
 
+/// Write an `mmlu-ml` experiment `name` on the fetched data into `home/exp.toml` (the demo's
+/// network, a response cache in the home, batches of 2); returns its path.
+fn mmlu_experiment(
+    home: &std::path::Path,
+    name: &str,
+    (train, validation, test): (usize, usize, usize),
+    epochs: usize,
+) -> std::path::PathBuf {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cache = std::env::var_os("ANN_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or(workspace.join(".cache"));
+    let data = cache.join("data");
+    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
+    let config = home.join("exp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"{name}\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = {train}\nvalidation = {validation}\n\
+             test = {test}\ndata_dir = {:?}\nnetwork = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\n\
+             epochs = {epochs}\nbatch_size = 2\n",
+            data.to_str().unwrap(),
+            workspace.join("experiments/demo-network.json").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// `ann --home HOME ARGS` against the OpenAI-compatible endpoint at `url`, output captured.
+fn ann_at(home: &std::path::Path, url: &str, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"));
+    command
+        .args(["--home", home.to_str().unwrap()])
+        .args(args)
+        .env("ANN_OPENAI_BASE_URL", url)
+        .env("ANN_OPENAI_MODEL", "fake-model")
+        .env("ANN_OPENAI_API_KEY", "sk-test-endpoint")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
 /// `ann train` against a closed port stops at the first infrastructure failure with a message
 /// naming the endpoint and the failure and the `ann resume` hint, exit non-zero and no report of
 /// zeros; once an endpoint answers on that port, `ann resume` finishes the run, paying as many
@@ -222,37 +263,10 @@ async fn eval_excludes_an_example_whose_call_failed_and_counts_it() {
 async fn train_against_a_closed_port_stops_early_and_resume_finishes_the_run() {
     use ann_test_support::server::{FakeServer, FakeServerConfig};
 
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cache = std::env::var_os("ANN_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or(workspace.join(".cache"));
-    let data = cache.join("data");
-    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/v1");
-    let write_config = |home: &std::path::Path| {
-        let config = home.join("exp.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "name = \"closed\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = 2\nvalidation = 2\ntest = 2\n\
-                 data_dir = {:?}\nnetwork = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\nepochs = 1\n\
-                 batch_size = 2\n",
-                data.to_str().unwrap(),
-                workspace.join("experiments/demo-network.json").to_str().unwrap()
-            ),
-        )
-        .unwrap();
-        config
-    };
-    let ann = |home: &std::path::Path, url: &str, args: &[&str]| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"));
-        command
-            .args(["--home", home.to_str().unwrap()])
-            .args(args)
-            .env("ANN_OPENAI_BASE_URL", url)
-            .env("ANN_OPENAI_MODEL", "fake-model")
-            .env("ANN_OPENAI_API_KEY", "sk-closed-port");
-        command.output()
-    };
+    let write_config = |home: &std::path::Path| mmlu_experiment(home, "closed", (2, 2, 2), 1);
+    let ann = |home: &std::path::Path, url: &str, args: &[&str]| ann_at(home, url, args).output();
     let reply = |_: &serde_json::Value| "Reasoning.\nAnswer: B".to_string();
 
     let home = tempfile::tempdir().unwrap();
@@ -297,37 +311,8 @@ async fn train_against_a_closed_port_stops_early_and_resume_finishes_the_run() {
 async fn ctrl_c_stops_at_the_last_checkpoint_and_resume_pays_no_call_twice() {
     use ann_test_support::server::{FakeServer, FakeServerConfig};
 
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cache = std::env::var_os("ANN_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or(workspace.join(".cache"));
-    let data = cache.join("data");
-    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
-    let write_config = |home: &std::path::Path| {
-        let config = home.join("exp.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "name = \"sigint\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = 6\nvalidation = 2\ntest = 2\n\
-                 data_dir = {:?}\nnetwork = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\nepochs = 3\n\
-                 batch_size = 2\n",
-                data.to_str().unwrap(),
-                workspace.join("experiments/demo-network.json").to_str().unwrap()
-            ),
-        )
-        .unwrap();
-        config
-    };
-    let ann = |home: &std::path::Path, url: &str, args: &[&str]| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"));
-        command
-            .args(["--home", home.to_str().unwrap()])
-            .args(args)
-            .env("ANN_OPENAI_BASE_URL", url)
-            .env("ANN_OPENAI_MODEL", "fake-model")
-            .env("ANN_OPENAI_API_KEY", "sk-sigint")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        command
-    };
+    let write_config = |home: &std::path::Path| mmlu_experiment(home, "sigint", (6, 2, 2), 3);
+    let ann = ann_at;
     // Each answer takes a while, so that the interrupt lands while calls are in flight.
     let server_config = || {
         FakeServerConfig::default()
