@@ -30,6 +30,7 @@ impl ChatModel for InstantModel {
             model: request.model.clone(),
             latency_ms: 0,
             cache_hit: false,
+            tool_calls: Vec::new(),
         })
     }
 

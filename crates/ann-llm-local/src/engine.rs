@@ -302,6 +302,7 @@ impl Engine {
             model: self.info.name.clone(),
             latency_ms: started.elapsed().as_millis() as u64,
             cache_hit: false,
+            tool_calls: Vec::new(),
         })
     }
 }

@@ -398,6 +398,7 @@ fn finish_reason_name(reason: &FinishReason) -> &str {
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",
         FinishReason::ContentFilter => "content_filter",
+        FinishReason::ToolCalls => "tool_calls",
         FinishReason::Other(other) => other,
     }
 }

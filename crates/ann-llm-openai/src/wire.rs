@@ -2,13 +2,16 @@
 
 use std::time::{Duration, SystemTime};
 
-use ann_llm::{ChatRequest, ChatResponse, FinishReason, LlmError, Message, ResponseFormat, Usage};
+use ann_llm::{
+    ChatRequest, ChatResponse, FinishReason, LlmError, Message, ResponseFormat, Role, ToolCall, ToolChoice,
+    ToolDefinition, Usage,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
 struct WireRequest<'a> {
     model: &'a str,
-    messages: &'a [Message],
+    messages: Vec<WireOutMessage<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -21,6 +24,74 @@ struct WireRequest<'a> {
     seed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<WireFormat<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<serde_json::Value>,
+}
+
+/// A message as sent: `{"role", "content"}` for plain messages (byte for byte what a [`Message`]
+/// without tool calls serializes to), plus `tool_calls` or `tool_call_id` when there are some.
+#[derive(Serialize)]
+struct WireOutMessage<'a> {
+    role: Role,
+    /// `null` for an assistant turn that only called tools.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireFunctionCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WireFunctionCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: &'a ToolDefinition,
+}
+
+fn wire_message(m: &Message) -> WireOutMessage<'_> {
+    let content = if m.content.is_empty() && !m.tool_calls.is_empty() { None } else { Some(m.content.as_str()) };
+    WireOutMessage {
+        role: m.role,
+        content,
+        tool_calls: m
+            .tool_calls
+            .iter()
+            .map(|c| WireFunctionCall {
+                id: &c.id,
+                kind: "function",
+                function: WireFunction { name: &c.name, arguments: &c.arguments },
+            })
+            .collect(),
+        tool_call_id: m.tool_call_id.as_deref(),
+    }
+}
+
+fn wire_tool_choice(request: &ChatRequest) -> Option<serde_json::Value> {
+    if request.tools.is_empty() {
+        return None;
+    }
+    Some(match &request.tool_choice {
+        ToolChoice::Auto => "auto".into(),
+        ToolChoice::None => "none".into(),
+        ToolChoice::Required => "required".into(),
+        ToolChoice::Tool(name) => serde_json::json!({"type": "function", "function": {"name": name}}),
+    })
 }
 
 #[derive(Serialize)]
@@ -48,13 +119,15 @@ pub(crate) fn request_body(model: &str, request: &ChatRequest) -> Vec<u8> {
     };
     let body = WireRequest {
         model,
-        messages: &request.messages,
+        messages: request.messages.iter().map(wire_message).collect(),
         temperature: request.temperature,
         top_p: request.top_p,
         max_tokens: request.max_tokens,
         stop: &request.stop,
         seed: request.seed,
         response_format,
+        tools: request.tools.iter().map(|function| WireTool { kind: "function", function }).collect(),
+        tool_choice: wire_tool_choice(request),
     };
     serde_json::to_vec(&body).expect("a chat request always serializes")
 }
@@ -83,6 +156,47 @@ struct WireMessage {
     content: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireInCall>,
+}
+
+#[derive(Deserialize)]
+struct WireInCall {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireInFunction>,
+}
+
+#[derive(Deserialize)]
+struct WireInFunction {
+    #[serde(default)]
+    name: Option<String>,
+    /// A JSON string as OpenAI sends it; some servers send the object itself.
+    #[serde(default)]
+    arguments: Option<serde_json::Value>,
+}
+
+/// The tool calls of a reply. A missing id gets `call_<index>`, a missing name or arguments an
+/// empty one: what the model wrote is data for the caller to judge, never an error here.
+fn tool_calls(calls: Vec<WireInCall>) -> Vec<ToolCall> {
+    calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let function = c.function.unwrap_or(WireInFunction { name: None, arguments: None });
+            let arguments = match function.arguments {
+                Some(serde_json::Value::String(text)) => text,
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            ToolCall {
+                id: c.id.unwrap_or_else(|| format!("call_{i}")),
+                name: function.name.unwrap_or_default(),
+                arguments,
+            }
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -106,6 +220,7 @@ pub(crate) fn finish_reason(reason: Option<&str>) -> FinishReason {
         None | Some("stop") | Some("eos") => FinishReason::Stop,
         Some("length") => FinishReason::Length,
         Some("content_filter") => FinishReason::ContentFilter,
+        Some("tool_calls") | Some("function_call") => FinishReason::ToolCalls,
         Some(other) => FinishReason::Other(other.to_string()),
     }
 }
@@ -118,7 +233,10 @@ pub(crate) fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatR
     let Some(choice) = wire.choices.into_iter().next() else {
         return Err(LlmError::InvalidResponse("chat completion without choices".into()));
     };
-    let text = choice.message.and_then(|m| m.content.or(m.refusal)).unwrap_or_default();
+    let (text, calls) = match choice.message {
+        Some(m) => (m.content.or(m.refusal).unwrap_or_default(), tool_calls(m.tool_calls)),
+        None => (String::new(), Vec::new()),
+    };
     let usage = wire
         .usage
         .map(|u| Usage {
@@ -134,6 +252,7 @@ pub(crate) fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatR
         model: wire.model.unwrap_or_else(|| requested_model.to_string()),
         latency_ms: 0,
         cache_hit: false,
+        tool_calls: calls,
     })
 }
 
@@ -194,7 +313,8 @@ mod tests {
         assert_eq!(finish_reason(None), FinishReason::Stop);
         assert_eq!(finish_reason(Some("length")), FinishReason::Length);
         assert_eq!(finish_reason(Some("content_filter")), FinishReason::ContentFilter);
-        assert_eq!(finish_reason(Some("tool_calls")), FinishReason::Other("tool_calls".into()));
+        assert_eq!(finish_reason(Some("tool_calls")), FinishReason::ToolCalls);
+        assert_eq!(finish_reason(Some("eh")), FinishReason::Other("eh".into()));
     }
 
     #[test]
@@ -210,6 +330,36 @@ mod tests {
         assert_eq!((r.text.as_str(), r.model.as_str(), r.usage), ("no", "m", Usage::default()));
         assert!(matches!(parse_response(br#"{"choices":[]}"#, "m"), Err(LlmError::InvalidResponse(_))));
         assert!(matches!(parse_response(b"{\"choices\": [", "m"), Err(LlmError::InvalidResponse(_))));
+    }
+
+    #[test]
+    fn tool_requests_and_replies_use_openai_shapes() {
+        let plain = ChatRequest::new("m", vec![Message::user("hi")]);
+        assert_eq!(
+            String::from_utf8(request_body("m", &plain)).unwrap(),
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#
+        );
+        let tool = ToolDefinition::new("add", "Adds.", serde_json::json!({"type": "object"}));
+        let mut req = plain.with_tools(vec![tool]).with_tool_choice(ToolChoice::Tool("add".into()));
+        req.messages.push(Message::assistant_tool_calls("", vec![ToolCall::new("c1", "add", r#"{"a":1}"#)]));
+        req.messages.push(Message::tool_result("c1", "1"));
+        insta::assert_snapshot!(String::from_utf8(request_body("m", &req)).unwrap(), @r#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"add","arguments":"{\"a\":1}"}}]},{"role":"tool","content":"1","tool_call_id":"c1"}],"tools":[{"type":"function","function":{"name":"add","description":"Adds.","parameters":{"type":"object"}}}],"tool_choice":{"type":"function","function":{"name":"add"}}}"#);
+        let reply = br#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[
+            {"id":"c9","type":"function","function":{"name":"add","arguments":"{\"a\": 2}"}},
+            {"type":"function","function":{"name":"add","arguments":{"a":3}}},
+            {"id":"c8","type":"function","function":{"name":"add","arguments":"{\"a\": "}}]},
+            "finish_reason":"tool_calls"}]}"#;
+        let r = parse_response(reply, "m").unwrap();
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(
+            r.tool_calls,
+            vec![
+                ToolCall::new("c9", "add", r#"{"a": 2}"#),
+                ToolCall::new("call_1", "add", r#"{"a":3}"#),
+                ToolCall::new("c8", "add", r#"{"a": "#),
+            ]
+        );
+        assert!(r.tool_calls[2].parsed_arguments().is_err(), "malformed arguments are data for the caller");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, PriceTable, Usage, estimate_prompt_tokens};
+use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, PriceTable, Usage};
 
 /// Limits of a run; `None` means unlimited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,7 +169,7 @@ impl Budget {
 
     fn worst_case(&self, request: &ChatRequest) -> BudgetSpent {
         let completion = request.max_tokens.unwrap_or(self.limits.default_max_tokens) as u64;
-        let prompt = estimate_prompt_tokens(&request.messages);
+        let prompt = request.prompt_upper_bound();
         let usage = Usage { prompt_tokens: prompt, completion_tokens: completion, cached_tokens: 0 };
         BudgetSpent { tokens: usage.total(), dollars: self.prices.cost(&request.model, &usage), calls: 1 }
     }

@@ -10,6 +10,7 @@ mod call;
 mod error;
 mod metering;
 mod model;
+mod tools;
 mod types;
 
 pub use atomic::write_atomic;
@@ -18,6 +19,7 @@ pub use call::CallSettings;
 pub use error::LlmError;
 pub use metering::{Meter, MeterReport, MeteredModel, Price, PriceTable, Totals};
 pub use model::{ChatModel, SharedModel};
+pub use tools::{ToolCall, ToolChoice, ToolDefinition};
 pub use types::{
     ChatRequest, ChatResponse, FinishReason, Message, ResponseFormat, Role, Usage, estimate_prompt_tokens,
 };

@@ -86,11 +86,25 @@ pub struct Totals {
     /// Tokens a cache hit saved (its recorded prompt + completion tokens).
     pub saved_tokens: u64,
     pub dollars: f64,
+    /// Calls whose answer asked for tools (tool-call turns of an agent's model-tool loop).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tool_turns: u64,
+    /// Tool calls those answers asked for.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tool_calls: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Totals {
-    fn add(&mut self, usage: &Usage, dollars: f64, cache_hit: bool) {
+    fn add(&mut self, usage: &Usage, dollars: f64, cache_hit: bool, tool_calls: usize) {
         self.calls += 1;
+        if tool_calls > 0 {
+            self.tool_turns += 1;
+            self.tool_calls = self.tool_calls.saturating_add(tool_calls as u64);
+        }
         if cache_hit {
             self.cache_hits += 1;
             self.saved_tokens = self.saved_tokens.saturating_add(usage.total());
@@ -135,10 +149,20 @@ impl Meter {
         match outcome {
             Ok(resp) => {
                 let dollars = self.prices.cost(&request.model, &resp.usage);
-                report.total.add(&resp.usage, dollars, resp.cache_hit);
-                report.by_model.entry(request.model.clone()).or_default().add(&resp.usage, dollars, resp.cache_hit);
+                report.total.add(&resp.usage, dollars, resp.cache_hit, resp.tool_calls.len());
+                report.by_model.entry(request.model.clone()).or_default().add(
+                    &resp.usage,
+                    dollars,
+                    resp.cache_hit,
+                    resp.tool_calls.len(),
+                );
                 for key in keys {
-                    report.by_tag.entry(key).or_default().add(&resp.usage, dollars, resp.cache_hit);
+                    report.by_tag.entry(key).or_default().add(
+                        &resp.usage,
+                        dollars,
+                        resp.cache_hit,
+                        resp.tool_calls.len(),
+                    );
                 }
             }
             Err(_) => {

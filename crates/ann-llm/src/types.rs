@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::tools::{self, ToolCall, ToolChoice, ToolDefinition};
+
 /// Who speaks a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -12,6 +14,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of a tool call (answers an assistant message's [`ToolCall`] by its id).
+    Tool,
 }
 
 /// One chat message.
@@ -19,17 +23,41 @@ pub enum Role {
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// The tool calls of an assistant message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a [`Role::Tool`] message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
+    fn plain(role: Role, content: String) -> Self {
+        Self { role, content, tool_calls: Vec::new(), tool_call_id: None }
+    }
     pub fn system(content: impl Into<String>) -> Self {
-        Self { role: Role::System, content: content.into() }
+        Self::plain(Role::System, content.into())
     }
     pub fn user(content: impl Into<String>) -> Self {
-        Self { role: Role::User, content: content.into() }
+        Self::plain(Role::User, content.into())
     }
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self { role: Role::Assistant, content: content.into() }
+        Self::plain(Role::Assistant, content.into())
+    }
+    /// The assistant's turn that asked for `calls` (with whatever text came with them).
+    pub fn assistant_tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self { tool_calls: calls, ..Self::plain(Role::Assistant, content.into()) }
+    }
+    /// The result of the call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { tool_call_id: Some(call_id.into()), ..Self::plain(Role::Tool, content.into()) }
+    }
+
+    /// Bytes the model reads of this message (content, tool calls, the answered call's id).
+    fn bytes(&self) -> u64 {
+        let calls: u64 =
+            self.tool_calls.iter().map(|c| (c.id.len() + c.name.len() + c.arguments.len()) as u64 + 16).sum();
+        self.content.len() as u64 + calls + self.tool_call_id.as_ref().map_or(0, |id| id.len() as u64)
     }
 }
 
@@ -84,6 +112,12 @@ pub struct ChatRequest {
     /// Which of n samples of the same prompt this is: n samples are n distinct cache entries.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sample_index: u32,
+    /// Tools the model may call (none: a plain chat request, serialized exactly as before tools existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolDefinition>,
+    /// Whether and which tool the model must call (only meaningful with `tools`).
+    #[serde(default, skip_serializing_if = "ToolChoice::is_auto")]
+    pub tool_choice: ToolChoice,
     /// Metering and tracing labels (`phase`, `layer`, `agent`, ...); not part of the request's identity.
     #[serde(skip)]
     pub tags: BTreeMap<String, String>,
@@ -106,6 +140,8 @@ impl ChatRequest {
             seed: None,
             response_format: ResponseFormat::Text,
             sample_index: 0,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
             tags: BTreeMap::new(),
         }
     }
@@ -134,6 +170,15 @@ impl ChatRequest {
         self.sample_index = index;
         self
     }
+    /// Offer `tools` to the model.
+    pub fn with_tools(mut self, tools: Vec<ToolDefinition>) -> Self {
+        self.tools = tools;
+        self
+    }
+    pub fn with_tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.tool_choice = choice;
+        self
+    }
     pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.tags.insert(key.into(), value.into());
         self
@@ -152,12 +197,18 @@ impl ChatRequest {
         h.update(self.canonical_json().as_bytes());
         hex::encode(h.finalize())
     }
+
+    /// An upper bound on the prompt's token count: the messages (with their tool calls and
+    /// results, see [`estimate_prompt_tokens`]) and the offered tools' definitions.
+    pub fn prompt_upper_bound(&self) -> u64 {
+        estimate_prompt_tokens(&self.messages).saturating_add(tools::definitions_bytes(&self.tools))
+    }
 }
 
 /// An upper bound on the prompt's token count for byte-level BPE tokenizers (a token is at least
 /// one byte), plus a per-message allowance for the chat template.
 pub fn estimate_prompt_tokens(messages: &[Message]) -> u64 {
-    messages.iter().map(|m| m.content.len() as u64 + 8).sum::<u64>() + 8
+    messages.iter().map(|m| m.bytes() + 8).sum::<u64>() + 8
 }
 
 /// Why generation stopped.
@@ -171,6 +222,8 @@ pub enum FinishReason {
     Length,
     /// The backend filtered the content.
     ContentFilter,
+    /// The model asked for tool calls ([`ChatResponse::tool_calls`]).
+    ToolCalls,
     /// Anything else the backend said.
     Other(String),
 }
@@ -216,6 +269,10 @@ pub struct ChatResponse {
     /// Whether this came from the response cache (then no tokens were paid for).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cache_hit: bool,
+    /// The tools the model asked to call, in order (none for a text answer; absent from the JSON
+    /// then, so responses without tool calls serialize as they always did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 impl ChatResponse {
@@ -228,7 +285,13 @@ impl ChatResponse {
             model: model.into(),
             latency_ms: 0,
             cache_hit: false,
+            tool_calls: Vec::new(),
         }
+    }
+
+    /// The assistant message this response adds to a conversation (its text and tool calls).
+    pub fn message(&self) -> Message {
+        Message::assistant_tool_calls(self.text.clone(), self.tool_calls.clone())
     }
 }
 
@@ -260,6 +323,51 @@ mod tests {
         for v in &variants {
             assert_ne!(v.fingerprint("b"), f0, "{v:?}");
         }
+    }
+
+    #[test]
+    fn tool_definitions_choice_and_results_are_part_of_the_identity() {
+        let base = ChatRequest::new("m", vec![Message::user("hi")]);
+        let add = ToolDefinition::new("add", "Adds.", serde_json::json!({"type": "object"}));
+        let with_tools = base.clone().with_tools(vec![add.clone()]);
+        let other_schema = base.clone().with_tools(vec![ToolDefinition {
+            parameters: serde_json::json!({"type": "object", "required": ["a"]}),
+            ..add.clone()
+        }]);
+        let required = with_tools.clone().with_tool_choice(ToolChoice::Required);
+        let named = with_tools.clone().with_tool_choice(ToolChoice::Tool("add".into()));
+        let call = ToolCall::new("call_0", "add", r#"{"a":1}"#);
+        let mut answered = with_tools.clone();
+        answered.messages.push(Message::assistant_tool_calls("", vec![call]));
+        answered.messages.push(Message::tool_result("call_0", "1"));
+        let prints: Vec<String> = [&base, &with_tools, &other_schema, &required, &named, &answered]
+            .iter()
+            .map(|r| r.fingerprint("b"))
+            .collect();
+        let distinct: std::collections::BTreeSet<&String> = prints.iter().collect();
+        assert_eq!(distinct.len(), prints.len(), "{prints:?}");
+        insta::assert_snapshot!(answered.canonical_json(), @r#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"","tool_calls":[{"id":"call_0","name":"add","arguments":"{\"a\":1}"}]},{"role":"tool","content":"1","tool_call_id":"call_0"}],"tools":[{"name":"add","description":"Adds.","parameters":{"type":"object"}}]}"#);
+        // The budget's prompt bound reads the tools and the calls too.
+        assert!(with_tools.prompt_upper_bound() > base.prompt_upper_bound());
+        assert!(answered.prompt_upper_bound() > with_tools.prompt_upper_bound() + 8);
+        assert_eq!(base.prompt_upper_bound(), estimate_prompt_tokens(&base.messages));
+    }
+
+    #[test]
+    fn responses_without_tool_calls_serialize_as_before() {
+        let plain = ChatResponse::text("m", "ok");
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"text":"ok","finish_reason":"stop","usage":{"prompt_tokens":0,"completion_tokens":0,"cached_tokens":0},"model":"m","latency_ms":0}"#
+        );
+        let asked = ChatResponse {
+            tool_calls: vec![ToolCall::new("c", "add", "{}")],
+            finish_reason: FinishReason::ToolCalls,
+            ..plain
+        };
+        let back: ChatResponse = serde_json::from_str(&serde_json::to_string(&asked).unwrap()).unwrap();
+        assert_eq!(back, asked);
+        assert_eq!(back.message().tool_calls, asked.tool_calls);
     }
 
     #[test]

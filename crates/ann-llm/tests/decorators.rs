@@ -189,3 +189,60 @@ async fn an_interrupt_closes_the_budget() {
     assert_eq!(err.budget_exhausted(), Some(ann_llm::INTERRUPTED));
     assert_eq!(inner.calls.load(Ordering::SeqCst), 1, "the refused call never reached the backend");
 }
+
+/// Asks for one tool call per offered tool, then answers in text once a tool result is in.
+struct ToolCaller;
+
+#[async_trait]
+impl ChatModel for ToolCaller {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let answered = request.messages.last().is_some_and(|m| m.role == ann_llm::Role::Tool);
+        let mut response = ChatResponse::text(&request.model, if answered { "done" } else { "" });
+        if !answered {
+            response.tool_calls = request
+                .tools
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ann_llm::ToolCall::new(format!("call_{i}"), &t.name, "{}"))
+                .collect();
+            response.finish_reason = ann_llm::FinishReason::ToolCalls;
+        }
+        response.usage = Usage { prompt_tokens: 10, completion_tokens: 5, cached_tokens: 0 };
+        Ok(response)
+    }
+    fn identity(&self) -> String {
+        "tool-caller".into()
+    }
+}
+
+#[tokio::test]
+async fn tool_call_turns_are_metered_and_budgeted() {
+    let meter = Meter::new(PriceTable::empty());
+    let budget = Budget::new(BudgetLimits { max_tokens: Some(400), ..Default::default() }, PriceTable::empty());
+    let model = MeteredModel::new(BudgetedModel::new(ToolCaller, budget.clone()), meter.clone());
+    let tools = vec![
+        ann_llm::ToolDefinition::new("a", "A.", serde_json::json!({"type": "object"})),
+        ann_llm::ToolDefinition::new("b", "B.", serde_json::json!({"type": "object"})),
+    ];
+    let first = ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(20).with_tools(tools.clone());
+    let asked = model.complete(&first.clone().with_tag("agent", "x")).await.unwrap();
+    assert_eq!(asked.tool_calls.len(), 2);
+    let mut second = first.clone();
+    second.messages.push(asked.message());
+    for call in &asked.tool_calls {
+        second.messages.push(Message::tool_result(&call.id, "42"));
+    }
+    let answer = model.complete(&second.with_tag("agent", "x")).await.unwrap();
+    assert_eq!((answer.text.as_str(), answer.tool_calls.len()), ("done", 0));
+    let report = meter.report();
+    assert_eq!((report.total.calls, report.total.tool_turns, report.total.tool_calls), (2, 1, 2));
+    assert_eq!(report.by_tag["agent=x"].tool_turns, 1);
+    assert_eq!(budget.spent().calls, 2, "every turn of the loop is a call of the budget");
+    // The worst case covers the offered tools' definitions: a large schema breaks a limit that the
+    // same request without tools fits in.
+    let big = ann_llm::ToolDefinition::new("big", "x".repeat(500), serde_json::json!({"type": "object"}));
+    let plain = ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(20);
+    assert!(model.complete(&plain).await.is_ok());
+    let err = model.complete(&plain.with_tools(vec![big])).await.unwrap_err();
+    assert!(matches!(err, LlmError::BudgetExhausted(_)), "{err}");
+}

@@ -145,6 +145,7 @@ impl ChatModel for ScriptedModel {
             model: self.name.clone(),
             latency_ms: self.latency.as_millis() as u64,
             cache_hit: false,
+            tool_calls: Vec::new(),
         })
     }
 
