@@ -2,5 +2,6 @@
 
 mod scripted;
 pub mod server;
+pub mod tool_calls;
 
 pub use scripted::{Reply, ScriptedModel};

@@ -164,6 +164,8 @@ pub struct FakeServerConfig {
     pub omit_usage: bool,
     /// The model name replies report; `None` echoes the request's model.
     pub model: Option<String>,
+    /// How to answer the next requests that offer tools (see [`crate::tool_calls`]).
+    pub tool_script: Vec<crate::tool_calls::ToolReply>,
 }
 
 impl fmt::Debug for FakeServerConfig {
@@ -178,6 +180,7 @@ impl fmt::Debug for FakeServerConfig {
             .field("reply", &self.reply.as_ref().map(|_| "<fn>"))
             .field("omit_usage", &self.omit_usage)
             .field("model", &self.model)
+            .field("tool_script", &self.tool_script)
             .finish()
     }
 }
@@ -240,6 +243,7 @@ struct Shared {
     max_in_flight: AtomicUsize,
     seen_prompts: Mutex<BTreeSet<String>>,
     shutdown: watch::Receiver<bool>,
+    tool_calls: crate::tool_calls::ToolCalls,
 }
 
 impl Shared {
@@ -305,6 +309,7 @@ impl FakeServer {
         let shared = Arc::new(Shared {
             script: Mutex::new(config.script.iter().copied().collect()),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed)),
+            tool_calls: crate::tool_calls::ToolCalls::new(&config.tool_script),
             config,
             requests: Mutex::new(Vec::new()),
             count: AtomicU64::new(0),
@@ -516,9 +521,12 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
             &error_body("'messages' is a required property", "invalid_request_error"),
         );
     };
-    let text = match &shared.config.reply {
-        Some(reply) => reply(&body),
-        None => echo_reply(&body),
+    let tool_answer = shared.tool_calls.answer(&body, index);
+    let text = match (&tool_answer, &shared.config.reply) {
+        (Some(crate::tool_calls::ToolAnswer::Calls(calls)), _) => calls.to_string(),
+        (Some(crate::tool_calls::ToolAnswer::AfterResults(text)), None) => text.clone(),
+        (_, Some(reply)) => reply(&body),
+        (_, None) => echo_reply(&body),
     };
     let max_tokens = body["max_tokens"].as_u64().or_else(|| body["max_completion_tokens"].as_u64());
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -543,6 +551,9 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
             "finish_reason": finish_reason,
         }],
     });
+    if let Some(answer) = &tool_answer {
+        answer.patch(&mut reply);
+    }
     if !shared.config.omit_usage {
         reply["usage"] = json!({
             "prompt_tokens": prompt_tokens,

@@ -40,6 +40,10 @@ struct Cli {
     /// Leave `usage` out of replies.
     #[arg(long)]
     no_usage: bool,
+    /// Answers to the first requests that offer tools, comma-separated (call, text, bad-arguments,
+    /// not-an-object, unknown-tool); later ones get a well-formed call.
+    #[arg(long, value_delimiter = ',')]
+    tool_script: Vec<ann_test_support::tool_calls::ToolReply>,
 }
 
 fn read_script(path: &PathBuf) -> Result<Vec<Fault>> {
@@ -70,6 +74,7 @@ async fn main() -> Result<()> {
         reply: None,
         omit_usage: cli.no_usage,
         model: cli.model,
+        tool_script: cli.tool_script,
     };
     let server = FakeServer::start(config).await.context("binding 127.0.0.1")?;
     let mut out = std::io::stdout().lock();
