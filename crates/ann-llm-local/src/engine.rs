@@ -223,13 +223,23 @@ impl Engine {
     /// Answer one request.
     pub fn generate(&mut self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let started = Instant::now();
-        let prompt = self.prompt_tokens(&req.messages)?;
+        let with_tools = crate::tools::active(req);
+        let prompt = if with_tools {
+            self.prompt_tokens(&crate::tools::prompt_messages(req))?
+        } else {
+            self.prompt_tokens(&req.messages)?
+        };
         let context = self.info.context_length;
         let prompt_len = prompt.tokens.len();
         if prompt_len >= context {
             return Err(LlmError::ContextOverflow { prompt_tokens: prompt_len, context });
         }
-        let mut matcher = self.matcher(&req.response_format)?;
+        let mut matcher = if with_tools {
+            let schema = crate::tools::answer_schema(req);
+            self.matcher(&ResponseFormat::JsonSchema { name: "tool_calls".into(), schema, strict: true })?
+        } else {
+            self.matcher(&req.response_format)?
+        };
 
         // Prefill, resuming from the longest cached prefix that ends where one of our chunks ends.
         let (mut kv, mut logits) = match self.cache.lookup(&prompt.tokens, &prompt.chunk_ends) {
@@ -291,6 +301,10 @@ impl Engine {
             }
             logits = self.model.forward(&[token], &mut kv).map_err(LocalError::from)?;
         }
+        let (text, tool_calls) = if with_tools { crate::tools::read_answer(req, text) } else { (text, Vec::new()) };
+        if !tool_calls.is_empty() {
+            finish = FinishReason::ToolCalls;
+        }
         Ok(ChatResponse {
             text,
             finish_reason: finish,
@@ -302,7 +316,7 @@ impl Engine {
             model: self.info.name.clone(),
             latency_ms: started.elapsed().as_millis() as u64,
             cache_hit: false,
-            tool_calls: Vec::new(),
+            tool_calls,
         })
     }
 }

@@ -15,6 +15,10 @@
 //! sampled token with llguidance, so the answer is JSON that fits the schema (unless `max_tokens` cuts
 //! it short, which `finish_reason = length` reports).
 //!
+//! Tool calls: a request that offers tools gets them described in its system message, and its
+//! answer is decoded under a JSON Schema over the offered tools' names and parameter schemas (and
+//! the tool choice), then read back as [`ann_llm::ToolCall`]s (`finish_reason = tool_calls`) or text.
+//!
 //! Usage: `prompt_tokens` counts the rendered prompt; `completion_tokens` counts sampled tokens except
 //! the end-of-turn token; `cached_tokens` counts prompt tokens served from the shared-prefix cache.
 //!
@@ -35,9 +39,11 @@ mod engine;
 mod error;
 mod llama;
 mod pin;
+mod prompts;
 mod sampling;
 mod template;
 mod tokenizer;
+mod tools;
 
 use std::path::Path;
 

@@ -275,3 +275,40 @@ fn the_pin_matches_xtask() {
     assert!(xtask.contains(ann_llm_local::PINNED_REQUIREMENT));
     assert!(xtask.contains(&format!("{}", ann_llm_local::PINNED_SIZE).replace("98362432", "98_362_432")));
 }
+
+#[tokio::test]
+async fn offered_tools_are_called_through_constrained_decoding() {
+    let tools = vec![
+        ann_llm::ToolDefinition::new(
+            "calculator",
+            "Evaluates an arithmetic expression exactly.",
+            serde_json::json!({
+                "type": "object",
+                "properties": {"expression": {"type": "string", "maxLength": 24}},
+                "required": ["expression"],
+                "additionalProperties": false
+            }),
+        ),
+        ann_llm::ToolDefinition::new(
+            "python",
+            "Runs Python code.",
+            serde_json::json!({"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}),
+        ),
+    ];
+    let req = ChatRequest::new("local", vec![Message::user("What is 17 times 23? Use the calculator.")])
+        .with_tools(tools)
+        .with_tool_choice(ann_llm::ToolChoice::Tool("calculator".into()))
+        .with_max_tokens(48);
+    let resp = model().complete(&req).await.unwrap();
+    assert_eq!(resp.finish_reason, FinishReason::ToolCalls, "{resp:?}");
+    assert!(resp.text.is_empty());
+    assert!(!resp.tool_calls.is_empty() && resp.tool_calls.len() <= 4, "{resp:?}");
+    for call in &resp.tool_calls {
+        assert_eq!(call.name, "calculator");
+        let arguments = call.parsed_arguments().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(arguments.keys().collect::<Vec<_>>(), ["expression"], "{arguments:?}");
+        assert!(arguments["expression"].as_str().is_some_and(|e| e.chars().count() <= 24), "{arguments:?}");
+    }
+    assert_eq!(resp.tool_calls[0].id, "call_0_0");
+    eprintln!("the embedded model called: {:?}", resp.tool_calls);
+}
