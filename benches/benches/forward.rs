@@ -44,6 +44,8 @@ fn network() -> Network {
                 id: format!("a{i}"),
                 role: format!("Agent number {i}, a careful mathematician."),
                 prompt: "{task}\n\nWork on this step: {input}\nEnd with \\boxed{}.".into(),
+                tools: Vec::new(),
+                max_tool_steps: None,
                 temperature: if i == 1 { 0.0 } else { 0.7 },
             })
             .collect(),

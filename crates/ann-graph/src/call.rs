@@ -32,12 +32,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use ann_llm::{CallSettings, LlmError, Message, ResponseFormat, SharedModel};
-use futures::future::join_all;
+use ann_llm::{CallSettings, ChatResponse, LlmError, Message, ResponseFormat, SharedModel, ToolChoice, ToolDefinition};
+use ann_tools::ToolRegistry;
+use futures::future::{Either, join_all};
 use tokio::sync::Semaphore;
 
 use crate::prompts::forward::{self as prompts, Answer};
-use crate::trace::{CallKind, CallRecord};
+use crate::trace::{CallKind, CallRecord, ToolResult};
 use crate::vote::{Extractor, majority_vote};
 use crate::{AggregatorName, GraphError, InfrastructurePolicy, Layer};
 
@@ -106,6 +107,14 @@ pub(crate) struct LayerInput<'a> {
     pub(crate) task: &'a str,
     pub(crate) input: &'a str,
     pub(crate) extractor: Option<&'a Extractor>,
+    /// The tools agents may call, if any.
+    pub(crate) tools: Option<&'a ToolRegistry>,
+}
+
+/// The tools one call offers and whether the model must use them.
+pub(crate) struct ToolOffer {
+    pub(crate) tools: Vec<ToolDefinition>,
+    pub(crate) choice: ToolChoice,
 }
 
 /// Everything one layer execution needs, and the record of its calls.
@@ -184,6 +193,16 @@ impl<'a> LayerContext<'a> {
         &self,
         spec: CallSpec,
     ) -> impl std::future::Future<Output = Result<Option<String>, GraphError>> + Send + '_ {
+        let call = self.call_with(spec, None);
+        async move { Ok(call.await?.map(|(response, _)| response.text)) }
+    }
+
+    /// [`Self::call`] offering tools; the whole response and the call's trace position come back.
+    pub(crate) fn call_with(
+        &self,
+        spec: CallSpec,
+        offer: Option<ToolOffer>,
+    ) -> impl std::future::Future<Output = Result<Option<(ChatResponse, u64)>, GraphError>> + Send + '_ {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let layer = self.given.layer;
         let agent = spec.agent.and_then(|i| layer.agents.get(i).map(|a| (i, a)));
@@ -193,6 +212,9 @@ impl<'a> LayerContext<'a> {
             .with_response_format(spec.response_format)
             .with_tag("phase", "forward")
             .with_tag("layer", layer.id.clone());
+        if let Some(offer) = offer {
+            request = request.with_tools(offer.tools).with_tool_choice(offer.choice);
+        }
         if let Some((index, agent)) = agent {
             request.tags.insert("agent".into(), agent.id.clone());
             if spec.temperature > 0.0 {
@@ -224,15 +246,18 @@ impl<'a> LayerContext<'a> {
                 latency_ms: 0,
                 model: request.model,
                 cache_hit: false,
+                tool_calls: Vec::new(),
+                tool_results: Vec::new(),
             };
             let reply = match result {
                 Ok(response) => {
                     record.usage = response.usage;
                     record.latency_ms = response.latency_ms;
-                    record.model = response.model;
+                    record.model = response.model.clone();
                     record.cache_hit = response.cache_hit;
                     record.output = Some(response.text.clone());
-                    Ok(Some(response.text))
+                    record.tool_calls = response.tool_calls.clone();
+                    Ok(Some((response, seq)))
                 }
                 Err(error) => {
                     record.error = Some(error.to_string());
@@ -263,15 +288,27 @@ impl<'a> LayerContext<'a> {
     ) -> impl std::future::Future<Output = Result<Option<String>, GraphError>> + Send + '_ {
         let layer = self.given.layer;
         let agent = &layer.agents[index];
+        if let (false, Some(tools)) = (agent.tools.is_empty(), self.given.tools) {
+            let peers = peers.map(str::to_string);
+            return Either::Left(self.tool_agent_call(tools, index, kind, round, peers));
+        }
         let messages = prompts::agent_messages(layer, agent, self.given.task, self.given.input, peers);
-        self.call(CallSpec {
+        Either::Right(self.call(CallSpec {
             kind,
             agent: Some(index),
             round,
             messages,
             temperature: agent.temperature,
             response_format: ResponseFormat::Text,
-        })
+        }))
+    }
+
+    /// Attach the results of the tool calls of the call at trace position `seq`.
+    pub(crate) fn record_tool_results(&self, seq: u64, results: Vec<ToolResult>) {
+        let mut records = self.records.lock().expect("records lock");
+        if let Some((_, record)) = records.iter_mut().find(|(s, _)| *s == seq) {
+            record.tool_results = results;
+        }
     }
 
     /// Every agent answers independently, concurrently (round 0); `None` where an agent failed.

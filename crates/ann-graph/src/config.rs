@@ -66,6 +66,8 @@ pub struct ForwardConfig {
     pub aggregators: AggregatorRegistry,
     /// What an infrastructure failure of a call does (default: stop the pass or batch).
     pub on_infrastructure_failure: InfrastructurePolicy,
+    /// The tools agents may call (an agent lists the ones it uses); `None`: agents only talk.
+    pub tools: Option<std::sync::Arc<ann_tools::ToolRegistry>>,
 }
 
 impl Default for ForwardConfig {
@@ -82,6 +84,7 @@ impl Default for ForwardConfig {
             max_parallel_inputs: 4,
             aggregators: AggregatorRegistry::default(),
             on_infrastructure_failure: InfrastructurePolicy::Stop,
+            tools: None,
         }
     }
 }

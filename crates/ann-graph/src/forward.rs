@@ -120,6 +120,7 @@ async fn run(
             task: &task,
             input: &current,
             extractor,
+            tools: config.tools.as_deref(),
         });
         let outcome = run_layer(&mut ctx, config).await;
         let (calls, notes) = ctx.finish();

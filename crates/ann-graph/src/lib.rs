@@ -30,6 +30,7 @@ pub mod prompts;
 mod registry;
 mod routing;
 mod team;
+mod tools;
 mod trace;
 mod validate;
 mod violation;
@@ -64,4 +65,5 @@ pub fn example_network() -> Network {
     Network::from_json(EXAMPLE_NETWORK).expect("the example network is valid")
 }
 
-pub use trace::{CallKind, CallRecord, LayerTrace, RoutingDecision, RoutingSource, Trace};
+pub use tools::{DEFAULT_TOOL_STEPS, MAX_TOOL_STEPS};
+pub use trace::{CallKind, CallRecord, LayerTrace, RoutingDecision, RoutingSource, ToolResult, Trace};

@@ -65,6 +65,14 @@ pub struct Agent {
     /// shortest decimal, so `0.7` stays `0.7` in files, prompts and patches).
     #[serde(default, serialize_with = "decimal_f32")]
     pub temperature: f32,
+    /// Tools this agent may call (names in the forward configuration's tool registry); none: it
+    /// only talks (and its file bytes are as before tools existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Most model turns that may call tools before the agent must answer (default
+    /// [`crate::DEFAULT_TOOL_STEPS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tool_steps: Option<u32>,
 }
 
 /// Serialize an `f32` as the `f64` of its shortest decimal form, so JSON values built from a

@@ -18,6 +18,8 @@ pub(crate) fn one_layer(agents: usize, aggregators: &[crate::AggregatorName]) ->
             id: format!("a{i}"),
             role: format!("Solver number {i}."),
             prompt: "Solve: {input}".into(),
+            tools: Vec::new(),
+            max_tool_steps: None,
             temperature: 0.0,
         })
         .collect();

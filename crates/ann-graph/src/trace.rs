@@ -50,6 +50,26 @@ pub struct CallRecord {
     pub model: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cache_hit: bool,
+    /// The tools the reply asked to call (an agent with tools).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ann_llm::ToolCall>,
+    /// What those calls returned, in order: the text the model read next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_results: Vec<ToolResult>,
+}
+
+/// One tool call's result, as recorded in the trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolResult {
+    /// The call it answers.
+    pub id: String,
+    /// The tool called.
+    pub name: String,
+    /// What the model read.
+    pub content: String,
+    /// Whether the call failed (unknown tool, bad arguments, the tool's own failure).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
 }
 
 /// How a layer's aggregator was chosen.

@@ -8,7 +8,8 @@
 //!   id `call_<request index>` and arguments built from the tool's parameter schema: every property
 //!   gets a value of its type, a string property the last user message (so a test puts the code or
 //!   expression it wants run in that message), a number 1, a boolean `true`, an array `[]`, an
-//!   object `{}`. `finish_reason` is `tool_calls`, `content` is null.
+//!   object `{}`; when that message holds a fenced block (three backticks), a string gets the
+//!   block's body instead. `finish_reason` is `tool_calls`, `content` is null.
 //!
 //! [`FakeServerConfig::with_tool_script`] answers the next tool-offering requests differently, in
 //! order ([`ToolReply`]): malformed arguments, a tool that was not offered, arguments that are not
@@ -100,7 +101,12 @@ impl ToolCalls {
         let reply = self.script.lock().expect("tool script lock").pop_front().unwrap_or(ToolReply::Call);
         let forced = body["tool_choice"]["function"]["name"].as_str();
         let tool = forced.and_then(|name| tools.iter().find(|t| t["function"]["name"] == name)).unwrap_or(&tools[0]);
-        let last_user = messages.iter().rev().find(|m| m["role"] == "user").and_then(|m| m["content"].as_str());
+        let last_user = messages
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .map(|text| fenced_block(text).unwrap_or(text));
         let (name, arguments) = match reply {
             ToolReply::Text => return Some(ToolAnswer::Text),
             ToolReply::Call => {
@@ -131,6 +137,14 @@ impl ToolAnswer {
             choice["finish_reason"] = json!("tool_calls");
         }
     }
+}
+
+/// The body of the first block fenced by three backticks (after the fence line's language tag).
+fn fenced_block(text: &str) -> Option<&str> {
+    let start = text.find("```")?;
+    let after = &text[start + 3..];
+    let body = &after[after.find('\n')? + 1..];
+    Some(&body[..body.find("```")?])
 }
 
 /// Arguments that fit `schema`'s properties (in the schema's order): strings get `text`.
@@ -187,6 +201,10 @@ mod tests {
         assert_eq!(calls[0]["function"]["name"], "calculator");
         assert_eq!(state.answer(&request(json!({"tool_choice": "none"})), 5), None);
         assert_eq!(state.answer(&json!({"messages": []}), 6), None);
+        let fenced =
+            json!({"messages": [{"role": "user", "content": "Task: add.\n```python\nprint(1 + 1)\n```\nThanks"}]});
+        let Some(ToolAnswer::Calls(calls)) = state.answer(&request(fenced), 7) else { panic!() };
+        assert_eq!(calls[0]["function"]["arguments"], "{\"code\":\"print(1 + 1)\\n\",\"lines\":1}");
     }
 
     #[test]

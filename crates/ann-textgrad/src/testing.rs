@@ -21,6 +21,8 @@ fn agent_call(layer: &str, agent: &str, output: &str) -> ann_graph::CallRecord {
         latency_ms: 0,
         model: "m".into(),
         cache_hit: false,
+        tool_calls: Vec::new(),
+        tool_results: Vec::new(),
     }
 }
 

@@ -55,6 +55,13 @@ impl std::fmt::Debug for ToolRegistry {
     }
 }
 
+/// Two registries are equal when they hold the same tool names and cap results alike.
+impl PartialEq for ToolRegistry {
+    fn eq(&self, other: &Self) -> bool {
+        self.names() == other.names() && self.max_result_chars == other.max_result_chars
+    }
+}
+
 impl ToolRegistry {
     /// An empty registry.
     pub fn new() -> Self {
