@@ -70,7 +70,11 @@ pub(crate) fn run_secret() -> Result<String, SandboxError> {
 /// How long to wait for the output pipes to close once everything was killed.
 pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
-pub(crate) async fn read_capped<R: AsyncRead + Unpin>(mut stream: R, cap: usize, overflow: Arc<Notify>) -> (Vec<u8>, bool) {
+pub(crate) async fn read_capped<R: AsyncRead + Unpin>(
+    mut stream: R,
+    cap: usize,
+    overflow: Arc<Notify>,
+) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
     let mut chunk = vec![0u8; 16 << 10];
     loop {

@@ -36,7 +36,13 @@ impl InputFile {
 
     fn check(&self) -> Result<(), SandboxError> {
         let n = &self.name;
-        if n.is_empty() || n.len() > 255 || n.contains('/') || n.contains('\0') || n.starts_with('.') || n == PROGRAM_FILE {
+        if n.is_empty()
+            || n.len() > 255
+            || n.contains('/')
+            || n.contains('\0')
+            || n.starts_with('.')
+            || n == PROGRAM_FILE
+        {
             return Err(SandboxError::InputFile(format!(
                 "{n:?} (from {}) is not a plain file name other than {PROGRAM_FILE}",
                 self.source.display()
@@ -331,10 +337,7 @@ impl Sandbox {
                     let copy = dir.join(&file.name);
                     c.arg("--ro-bind").arg(&copy).arg(&copy);
                 }
-                c.arg("--chdir")
-                    .arg(dir)
-                    .arg("--")
-                    .arg(&self.python);
+                c.arg("--chdir").arg(dir).arg("--").arg(&self.python);
                 c
             }
             None => tokio::process::Command::new(&self.python),
