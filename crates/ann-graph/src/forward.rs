@@ -94,6 +94,7 @@ fn check(net: &Network, config: &ForwardConfig) -> Result<(), GraphError> {
         max_prompt_chars: usize::MAX,
         answer_format: None,
         aggregators: config.aggregators.clone(),
+        tools: Some(config.tools.as_ref().map(|t| t.names()).unwrap_or_default()),
     };
     net.validate(&loose).map_err(GraphError::Invalid)
 }

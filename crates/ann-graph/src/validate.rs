@@ -18,6 +18,8 @@ pub struct ValidationRules {
     pub answer_format: Option<String>,
     /// The aggregators a layer may name (default: the eight built-ins); their `min_agents` apply.
     pub aggregators: AggregatorRegistry,
+    /// The tool names agents may list; `None` checks no names (the step limit is always checked).
+    pub tools: Option<Vec<String>>,
 }
 
 impl Default for ValidationRules {
@@ -28,6 +30,7 @@ impl Default for ValidationRules {
             max_prompt_chars: 4000,
             answer_format: None,
             aggregators: AggregatorRegistry::default(),
+            tools: None,
         }
     }
 }
@@ -92,6 +95,7 @@ impl Network {
                         max: rules.max_prompt_chars,
                     });
                 }
+                check_tools(lid, agent, rules, &mut out);
                 if !(0.0..=2.0).contains(&agent.temperature) {
                     out.push(Violation::Temperature {
                         layer: lid.clone(),
@@ -128,5 +132,29 @@ impl Network {
             out.push(Violation::AnswerFormat { layer: last.id.clone(), answer_format: format.clone() });
         }
         if out.is_empty() { Ok(()) } else { Err(out) }
+    }
+}
+
+/// An agent's tools are registered (when the rules name the tools) and its step limit is in range.
+fn check_tools(layer: &str, agent: &crate::Agent, rules: &ValidationRules, out: &mut Vec<Violation>) {
+    if let Some(known) = &rules.tools {
+        for tool in agent.tools.iter().filter(|t| !known.contains(t)) {
+            out.push(Violation::UnknownTool {
+                layer: layer.to_string(),
+                agent: agent.id.clone(),
+                tool: tool.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    if let Some(steps) = agent.max_tool_steps
+        && !(1..=crate::MAX_TOOL_STEPS).contains(&steps)
+    {
+        out.push(Violation::ToolSteps {
+            layer: layer.to_string(),
+            agent: agent.id.clone(),
+            steps,
+            max: crate::MAX_TOOL_STEPS,
+        });
     }
 }

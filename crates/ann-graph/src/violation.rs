@@ -36,6 +36,11 @@ pub enum Violation {
     PromptTooLong { layer: String, agent: String, chars: usize, max: usize },
     #[error("[temperature] agent `{agent}` in layer `{layer}`: temperature {temperature} is outside 0..=2")]
     Temperature { layer: String, agent: String, temperature: f32 },
+    /// A tool the rules' tool names do not hold (`known` lists them).
+    #[error("[tools] agent `{agent}` in layer `{layer}`: tool `{tool}` is not registered (known: {known})")]
+    UnknownTool { layer: String, agent: String, tool: String, known: String },
+    #[error("[tool_steps] agent `{agent}` in layer `{layer}`: max_tool_steps {steps} is outside 1..={max}")]
+    ToolSteps { layer: String, agent: String, steps: u32, max: u32 },
     #[error("[answer_format] last layer `{layer}`: output_spec must contain the answer format `{answer_format}`")]
     AnswerFormat { layer: String, answer_format: String },
 }
@@ -58,6 +63,8 @@ impl Violation {
             Self::PromptTooLong { .. } => "prompt_length",
             Self::Temperature { .. } => "temperature",
             Self::AnswerFormat { .. } => "answer_format",
+            Self::UnknownTool { .. } => "tools",
+            Self::ToolSteps { .. } => "tool_steps",
         }
     }
 
@@ -78,7 +85,9 @@ impl Violation {
             | Self::MissingPlaceholder { layer, .. }
             | Self::PromptTooLong { layer, .. }
             | Self::Temperature { layer, .. }
-            | Self::AnswerFormat { layer, .. } => Some(layer),
+            | Self::AnswerFormat { layer, .. }
+            | Self::UnknownTool { layer, .. }
+            | Self::ToolSteps { layer, .. } => Some(layer),
         }
     }
 
@@ -89,7 +98,9 @@ impl Violation {
             | Self::DuplicateAgent { agent, .. }
             | Self::MissingPlaceholder { agent, .. }
             | Self::PromptTooLong { agent, .. }
-            | Self::Temperature { agent, .. } => Some(agent),
+            | Self::Temperature { agent, .. }
+            | Self::UnknownTool { agent, .. }
+            | Self::ToolSteps { agent, .. } => Some(agent),
             _ => None,
         }
     }
