@@ -189,14 +189,21 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
         baselines.push((baseline, net));
     }
     let evaluator: Arc<dyn Evaluator> = Arc::new(BenchmarkEvaluator(benchmark.clone()));
-    let train_config = config.train_config(benchmark.answer_format(), prices.clone());
+    let mut train_config = config.train_config(benchmark.answer_format(), prices.clone());
+    let networks = std::iter::once(&start).chain(baselines.iter().map(|(_, net)| net));
+    train_config.forward.tools = crate::tools::registry_for(networks).await?;
+    train_config.rules.tools = Some(crate::tools::builtin_names());
     let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), evaluator.clone(), train_config.clone());
     Ok(Prepared { benchmark, stack, evaluator, train_config, trainer, start, baselines, prices })
 }
 
 /// Validate `network` against the default limits and `benchmark`'s answer-format rule.
 pub fn check_network(network: &Network, benchmark: &dyn Benchmark) -> anyhow::Result<()> {
-    network.validate(&ValidationRules::with_answer_format(benchmark.answer_format())).map_err(|violations| {
+    let rules = ValidationRules {
+        tools: Some(crate::tools::builtin_names()),
+        ..ValidationRules::with_answer_format(benchmark.answer_format())
+    };
+    network.validate(&rules).map_err(|violations| {
         let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the network does not validate for benchmark {}:\n  {}", benchmark.name(), lines.join("\n  "))
     })
@@ -466,8 +473,11 @@ pub async fn evaluate_network(
     split: Split,
     options: &RunOptions,
 ) -> anyhow::Result<EvalOutcome> {
-    let prepared = prepare(config, options).await?;
+    let mut prepared = prepare(config, options).await?;
     check_network(network, prepared.benchmark.as_ref())?;
+    if !crate::tools::listed_tools([network]).is_empty() {
+        prepared.train_config.forward.tools = crate::tools::registry_for([network]).await?;
+    }
     evaluate_split(config, &prepared, network, None, split, options).await
 }
 

@@ -25,6 +25,9 @@ pub use python::{PythonTool, PythonToolConfig, PythonToolError};
 pub use registry::{DEFAULT_MAX_RESULT_CHARS, RegistryError, ToolOutcome, ToolRegistry};
 pub use tool::{Tool, ToolContext, ToolError};
 
+/// The names of the built-in tools.
+pub const BUILTIN_TOOLS: [&str; 2] = ["calculator", "python"];
+
 /// A registry holding the built-in tools: `calculator`, and `python` when `python` is given.
 pub fn builtin_registry(python: Option<PythonTool>) -> ToolRegistry {
     let mut registry = ToolRegistry::new();
