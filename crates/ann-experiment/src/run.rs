@@ -192,7 +192,8 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
     let mut train_config = config.train_config(benchmark.answer_format(), prices.clone());
     let networks = std::iter::once(&start).chain(baselines.iter().map(|(_, net)| net));
     train_config.forward.tools = crate::tools::registry_for(networks).await?;
-    train_config.rules.tools = Some(crate::tools::builtin_names());
+    // A patch may not give an agent a tool this run has not started.
+    train_config.rules.tools = Some(train_config.forward.tools.as_ref().map(|t| t.names()).unwrap_or_default());
     let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), evaluator.clone(), train_config.clone());
     Ok(Prepared { benchmark, stack, evaluator, train_config, trainer, start, baselines, prices })
 }

@@ -15,7 +15,8 @@
 //! registry of built-in and custom aggregators),
 //! `aggregators/` (the eight built-ins by family), `config.rs` (forward settings), `routing.rs`
 //! (dynamic routing), `forward.rs` (the forward phase), `trace.rs`, `team.rs` (team
-//! construction), `prompts.rs`, `export.rs` (diagrams).
+//! construction), `prompts.rs`, `export.rs` (diagrams), `tools.rs` (an agent's bounded model ↔ tool loop,
+//! when it lists tools and [`ForwardConfig::tools`] holds them).
 
 mod aggregator;
 mod aggregators;

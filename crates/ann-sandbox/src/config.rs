@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(doc)]
+use crate::{Sandbox, SandboxError};
+
 /// The name of the program file inside the temporary directory.
 pub const PROGRAM_FILE: &str = "program.py";
 
