@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use ann_eval::stats::bootstrap_ci;
 use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Example, Split};
-use ann_graph::{Network, ValidationRules};
+use ann_graph::{Network, RoutingRecord, ValidationRules};
 use ann_llm::{Budget, BudgetLedger, BudgetSpent, PriceTable};
 use ann_textgrad::{
     Cost, ExampleRun, RunFiles, StopReason, TrainConfig, TrainData, TrainError, TrainOutcome, Trainer, forward_cost,
@@ -129,19 +129,21 @@ pub struct Prepared {
 impl Prepared {
     /// Forward `net` on `examples` with the run's model stack and score it with the benchmark
     /// ([`ann_textgrad::evaluate`]): with the experiment's forward settings, or with those of
-    /// `baseline` ([`Baseline::forward_config`]).
+    /// `baseline` ([`Baseline::forward_config`]); routing sees `routing`'s statistics when
+    /// `forward.routing_statistics` is on.
     pub async fn evaluate(
         &self,
         net: &Network,
         examples: &[Example],
         baseline: Option<Baseline>,
+        routing: &RoutingRecord,
     ) -> Result<Vec<ExampleRun>, ann_textgrad::TrainError> {
         let mut config = self.train_config.clone();
         if let Some(baseline) = baseline {
             config.forward = baseline.forward_config(&config.forward);
         }
         let refs: Vec<&Example> = examples.iter().collect();
-        ann_textgrad::evaluate(&self.stack.model, &self.evaluator, net, &refs, &config.forward_config()).await
+        ann_textgrad::evaluate(&self.stack.model, &self.evaluator, net, &refs, &config.forward_with(routing)).await
     }
 }
 
@@ -241,24 +243,30 @@ fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow:
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Evaluate `net` on `examples` (with `baseline`'s forward settings, if one), write the
-/// per-example lines, return the scores (`None`: excluded, an infrastructure failure under
+/// Evaluate `net` on `examples` (with `baseline`'s forward settings, if one, and the routing
+/// statistics of `routing`), write the per-example lines and (when the run writes traces) the
+/// traces to `traces/<name>.jsonl`, return the scores (`None`: excluded, an infrastructure failure under
 /// `exclude`) and what the forwards cost.
 async fn evaluate(
     prepared: &Prepared,
-    baseline: Option<Baseline>,
+    (baseline, routing): (Option<Baseline>, &RoutingRecord),
     net: &Network,
     examples: &[Example],
     run_dir: &Path,
     name: &str,
 ) -> anyhow::Result<(Vec<Option<f64>>, Cost)> {
-    let runs = prepared.evaluate(net, examples, baseline).await.map_err(|e| match resume_hint(&e, run_dir) {
-        Some(hint) => anyhow::Error::new(e).context(format!("evaluating {name} stopped: {hint}")),
-        None => anyhow::Error::new(e).context(format!(
-            "evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)"
-        )),
-    })?;
+    let runs =
+        prepared.evaluate(net, examples, baseline, routing).await.map_err(|e| match resume_hint(&e, run_dir) {
+            Some(hint) => anyhow::Error::new(e).context(format!("evaluating {name} stopped: {hint}")),
+            None => anyhow::Error::new(e).context(format!(
+                "evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)"
+            )),
+        })?;
     write_evaluations(run_dir, name, &runs)?;
+    let train = &prepared.train_config;
+    if train.write_traces {
+        RunFiles::new(run_dir)?.write_traces(name, &runs, train.trace_examples)?;
+    }
     Ok((runs.iter().map(ExampleRun::score).collect(), forward_cost(&runs, &prepared.prices)))
 }
 
@@ -326,11 +334,13 @@ async fn execute(
         outcome.optimizer.steps, outcome.optimizer.accepted
     ));
     let p = &prepared;
-    let (val_initial, _) = evaluate(p, None, start, &data.validation, run_dir, "validation-initial").await?;
-    let (val_trained, _) = evaluate(p, None, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
+    // The trained network routes with the record of its training; every other network without.
+    let (none, trained) = ((None, &RoutingRecord::default()), (None, &outcome.routing));
+    let (val_initial, _) = evaluate(p, none, start, &data.validation, run_dir, "validation-initial").await?;
+    let (val_trained, _) = evaluate(p, trained, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
     options.say(&format!("testing on {} examples", test.len()));
-    let (test_initial, cost_initial) = evaluate(p, None, start, &test, run_dir, "test-initial").await?;
-    let (test_trained, cost_trained) = evaluate(p, None, &outcome.best, &test, run_dir, "test-trained").await?;
+    let (test_initial, cost_initial) = evaluate(p, none, start, &test, run_dir, "test-initial").await?;
+    let (test_trained, cost_trained) = evaluate(p, trained, &outcome.best, &test, run_dir, "test-trained").await?;
 
     let bootstrap = config.report.bootstrap();
     let mut baselines = Vec::with_capacity(prepared.baselines.len());
@@ -346,7 +356,8 @@ async fn execute(
             (test_initial.clone(), cost_initial)
         } else {
             options.say(&format!("baseline {baseline} ({}) on {} test examples", baseline.description(), test.len()));
-            evaluate(p, Some(*baseline), net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
+            let how = (Some(*baseline), &RoutingRecord::default());
+            evaluate(p, how, net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
         };
         let (present_scores, excluded) = present(&scores);
         baselines.push(BaselineScores {
@@ -494,7 +505,7 @@ async fn evaluate_split(
 ) -> anyhow::Result<EvalOutcome> {
     let examples = split_examples(prepared.benchmark.as_ref(), split);
     options.say(&format!("evaluating on {} {} examples", examples.len(), format!("{split:?}").to_lowercase()));
-    let runs = prepared.evaluate(network, &examples, baseline).await.map_err(|e| {
+    let runs = prepared.evaluate(network, &examples, baseline, &RoutingRecord::default()).await.map_err(|e| {
         let hint = e.is_infrastructure_failure().then_some(
             " stopped: a model call failed for a reason outside the network; nothing was scored for it (every \
              answer received is in the response cache): run again once the endpoint works, or set \

@@ -260,6 +260,14 @@ async fn a_run_writes_its_directory_and_report() {
     ] {
         assert!(outcome.run_dir.join(file).is_file(), "{file} missing");
     }
+    // Every forward leaves its trace: the trainer's and each evaluation's, one example line per
+    // evaluated example.
+    assert!(outcome.run_dir.join("traces/start-validation.jsonl").is_file());
+    for name in ["validation-initial", "validation-trained", "test-initial", "test-trained"] {
+        let text = |dir: &str| std::fs::read_to_string(outcome.run_dir.join(format!("{dir}/{name}.jsonl"))).unwrap();
+        let traced = text("traces").lines().filter(|l| l.starts_with(r#"{"event":"example""#)).count();
+        assert_eq!(traced, text("evaluations").lines().count(), "{name}");
+    }
     assert_eq!(ExperimentConfig::load(&outcome.run_dir.join("config.toml")).unwrap(), config);
 
     let report = read_report(&outcome.run_dir);
