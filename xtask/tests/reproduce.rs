@@ -114,8 +114,9 @@ fn a_dry_run_shows_each_experiment_and_its_budget() {
     assert!(err.contains("no experiment `gsm8k`") && err.contains("mmlu-ml"), "{err}");
 }
 
-/// The whole path on the fake endpoint: `ann train` runs the MMLU-ML paper experiment (capped at two
-/// examples per split), and the table has a row per method with intervals, n and cost.
+/// The whole path on the fake endpoint: `ann train` runs the MMLU-ML paper experiment and one of its
+/// ablations (capped at two examples per split), and the table has a row per method and for the
+/// ablation, with intervals, n and cost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reproduce_runs_an_experiment_on_a_fake_endpoint_and_writes_the_table() {
     let ann = tokio::task::spawn_blocking(ann_binary).await.unwrap();
@@ -135,7 +136,10 @@ async fn reproduce_runs_an_experiment_on_a_fake_endpoint_and_writes_the_table() 
             &[
                 "reproduce",
                 "--only",
-                "mmlu-ml",
+                "paper-mmlu-ml",
+                "--only",
+                "mmlu-ml-no-momentum",
+                "--ablations",
                 "--limit",
                 "2",
                 "--no-fetch",
@@ -160,7 +164,10 @@ async fn reproduce_runs_an_experiment_on_a_fake_endpoint_and_writes_the_table() 
     server.shutdown().await;
 
     let reproduction = only_entry(&runs, "reproduce-");
-    let run_dir = only_entry(&reproduction, "paper-mmlu-ml-");
+    let run_dir = only_entry(&reproduction, "paper-mmlu-ml-2");
+    let ablated = only_entry(&reproduction, "paper-mmlu-ml-no-momentum-2");
+    let kept = std::fs::read_to_string(ablated.join("config.toml")).unwrap();
+    assert!(kept.contains("no_momentum = true") && !kept.contains("baselines"), "{kept}");
     for file in ["config.toml", "report.json", "report.md", "network-trained.json", "baselines/debate.json"] {
         assert!(run_dir.join(file).is_file(), "{file} missing in {}", run_dir.display());
     }
@@ -173,7 +180,7 @@ async fn reproduce_runs_an_experiment_on_a_fake_endpoint_and_writes_the_table() 
     assert_eq!((table["backend"].as_str(), table["limit"].as_u64()), (Some("openai"), Some(2)));
     let rows = table["rows"].as_array().unwrap();
     let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
-    assert_eq!(methods, ["direct", "cot", "self_consistency", "debate", "start", "ANN (trained)"]);
+    assert_eq!(methods, ["direct", "cot", "self_consistency", "debate", "start", "ANN (trained)", "ANN (no momentum)"]);
     for row in rows {
         assert_eq!((row["benchmark"].as_str(), row["model"].as_str()), (Some("mmlu-ml"), Some("gpt-4o-mini")));
         assert_eq!(row["test"]["n"], 2, "{row}");
@@ -183,11 +190,12 @@ async fn reproduce_runs_an_experiment_on_a_fake_endpoint_and_writes_the_table() 
     }
     assert_eq!(rows[2]["cost"]["calls"], 10, "self-consistency: 5 samples x 2 questions");
     assert!(rows[5]["training_cost"]["calls"].as_u64().unwrap() > 0);
-    assert_eq!(table["experiments"][0]["status"], "finished");
+    assert!(table["experiments"].as_array().unwrap().iter().all(|e| e["status"] == "finished"), "{table}");
 
     let md = std::fs::read_to_string(reproduction.join("table.md")).unwrap();
     assert!(md.contains("| benchmark | method | test score % [95% CI] | n |"), "{md}");
     assert!(md.contains("| mmlu-ml | self_consistency |") && md.contains("| mmlu-ml | ANN (trained) |"), "{md}");
+    assert!(md.contains("| mmlu-ml | ANN (no momentum) |"), "{md}");
     assert!(md.contains("recovered from public summaries") && md.contains("no paper number"), "{md}");
     assert!(text(&out.stdout).contains("| mmlu-ml | debate |"), "the table is printed too");
 }

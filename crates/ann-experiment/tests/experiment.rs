@@ -650,10 +650,14 @@ fn overrides_and_limits_apply_before_the_checks() {
     assert_eq!(limited.benchmark.test, Some(1), "a limit never raises a size");
 }
 
-/// Every TOML file under `experiments/` (recursively).
+/// Every TOML file under `experiments/` (recursively), but the ablation files (which name an
+/// experiment and switches: `cargo xtask reproduce --ablations` runs them, xtask's tests check them).
 fn experiment_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
+        if path.ends_with("paper/ablations") {
+            continue;
+        }
         if path.is_dir() {
             experiment_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "toml") {

@@ -7,6 +7,9 @@
 //! there as `table.md` and `table.json`. An experiment that fails (an exhausted budget, say) keeps
 //! its run directory for `ann resume`; the others still run, and the table lists what finished.
 //!
+//! `--ablations` adds the files of `ablations/` (the method with one part switched off, on the
+//! experiment each names) as rows `ANN (<ablation>)` of the same table.
+//!
 //! It costs money: it refuses to start without an OpenAI-compatible endpoint in the environment
 //! (`--local` runs the embedded model instead, as a smoke check), and `--dry-run` shows what each
 //! experiment would run and the most its budget allows it to spend.
@@ -66,6 +69,11 @@ pub struct Args {
     /// The folder of experiment files and `reference.toml` (default: `experiments/paper/`).
     #[arg(long, value_name = "DIR")]
     pub experiments: Option<PathBuf>,
+    /// Also run the ablations in `ablations/` of the experiments folder (each the method with one
+    /// part switched off, on the experiment it names; `--only` selects them by that experiment's
+    /// benchmark too), each a row `ANN (<ablation>)` of the same table.
+    #[arg(long)]
+    pub ablations: bool,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -78,7 +86,11 @@ pub fn run(args: &Args) -> Result<()> {
     // Given later, the command line's overrides win.
     overrides.extend(args.overrides.iter().cloned());
     let limit = args.limit.or(args.local.then_some(LOCAL_LIMIT));
-    let experiments = plan::select(&plan::load_experiments(&dir, &overrides)?, &args.only)?;
+    let mut all = plan::load_experiments(&dir, &overrides)?;
+    if args.ablations {
+        all.extend(plan::load_ablations(&dir, &overrides)?);
+    }
+    let experiments = plan::select(&all, &args.only)?;
     let reference = Reference::load(&dir.join(REFERENCE_FILE))?;
     let backend_flag = if args.local { "--local" } else { "--openai" };
     let started = SystemTime::now();
@@ -110,7 +122,7 @@ pub fn run(args: &Args) -> Result<()> {
         if let Some(n) = limit {
             command.arg("--limit").arg(n.to_string());
         }
-        for o in &overrides {
+        for o in e.sets().iter().chain(&overrides) {
             command.arg("--set").arg(o);
         }
         command.arg("--runs-dir").arg(&out).stdin(Stdio::null());
@@ -292,6 +304,9 @@ fn print_plan(
         let (epochs, batch) = e.epochs_and_batch();
         let budget = e.budget();
         println!("\n{} ({}): benchmark {}", e.name, e.file.display(), e.benchmark);
+        if let Some(a) = &e.ablation {
+            println!("  ablation: {} ({})", a.label, a.switches.join(", "));
+        }
         println!(
             "  splits: {} train / {} validation / {} test; up to {} epochs, batch {}",
             size(train),
@@ -323,7 +338,7 @@ fn print_plan(
         if let Some(n) = limit {
             command.push_str(&format!(" --limit {n}"));
         }
-        for o in overrides {
+        for o in e.sets().iter().chain(overrides) {
             command.push_str(&format!(" --set '{o}'"));
         }
         command.push_str(&format!(" --runs-dir {}", out.display()));
@@ -393,5 +408,28 @@ mod tests {
         assert_eq!(plan::select(&experiments, &["paper-math".into()]).unwrap()[0].benchmark, "math");
         let err = plan::select(&experiments, &["gsm8k".into()]).unwrap_err().to_string();
         assert!(err.contains("gsm8k") && err.contains("creative-writing"), "{err}");
+    }
+
+    #[test]
+    fn the_ablations_switch_off_each_part_of_the_method_on_mmlu_ml() {
+        let dir = workspace_root().join("experiments/paper");
+        let ablations = plan::load_ablations(&dir, &["train.epochs=2".into()]).unwrap();
+        let mut switched: Vec<String> = Vec::new();
+        for e in &ablations {
+            let a = e.ablation.as_ref().unwrap();
+            assert_eq!((e.benchmark.as_str(), e.file.file_name().unwrap()), ("mmlu-ml", "mmlu-ml.toml".as_ref()));
+            assert_eq!(e.name, format!("paper-mmlu-ml-{}", a.label.replace(' ', "-")));
+            assert!(e.baselines().is_empty(), "{}: the full method's run has the baselines", e.name);
+            assert_eq!(e.epochs_and_batch().0, Some(2), "the command line's overrides apply too");
+            let [switch] = a.switches.as_slice() else { panic!("{}: one switch", e.name) };
+            let key = switch.strip_suffix("=true").unwrap().strip_prefix("train.ablations.").unwrap();
+            assert_eq!(e.table["train"]["ablations"][key].as_bool(), Some(true), "{}", e.name);
+            assert_eq!(e.sets().last(), Some(switch));
+            switched.push(key.to_string());
+        }
+        switched.sort();
+        assert_eq!(switched, ["fixed_routing", "no_backward", "no_gate", "no_global_gradient", "no_momentum"]);
+        let all: Vec<_> = plan::load_experiments(&dir, &[]).unwrap().into_iter().chain(ablations).collect();
+        assert_eq!(plan::select(&all, &["mmlu-ml".into()]).unwrap().len(), 6, "the experiment and its ablations");
     }
 }

@@ -126,6 +126,13 @@ fn rows_of(e: &Experiment, report: &Value, reference: &Reference) -> Vec<Value> 
         })
     };
     let mut rows = Vec::new();
+    let costs = &report["costs"];
+    if let Some(a) = &e.ablation {
+        let method = format!("ANN ({})", a.label);
+        let (test, cost) = (&report["test"]["trained"], &costs["test_trained"]);
+        rows.push(row(&method, test, &Value::Null, cost, &costs["training"], Value::Null));
+        return rows;
+    }
     let baselines = report["baselines"].as_array().cloned().unwrap_or_default();
     for b in &baselines {
         let name = b["baseline"].as_str().unwrap_or("?");
@@ -147,7 +154,6 @@ fn rows_of(e: &Experiment, report: &Value, reference: &Reference) -> Vec<Value> 
             .or_else(|| r.ann_for(&reference.paper.model))
             .map(|(paper_model, value)| json!({ "value": value, "model": paper_model }))
     });
-    let costs = &report["costs"];
     rows.push(row(
         TRAINED,
         &report["test"]["trained"],
