@@ -1,4 +1,7 @@
-//! The `ann` binary: run, resume and evaluate experiments and baselines (`ann demo`, `train`, `resume`, `eval`).
+//! The `ann` binary: run, resume and evaluate experiments and baselines (`ann demo`, `train`, `resume`, `eval`),
+//! and keep a run's calls as a cassette (`ann cache`).
+
+mod cassette;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,6 +87,9 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Export a response cache to a cassette, or import one (to replay a run with no call).
+    #[command(subcommand)]
+    Cache(cassette::CacheCmd),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -218,6 +224,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&outcome?)?);
             Ok(())
         }
+        Cmd::Cache(cmd) => cassette::run(cmd).await,
     }
 }
 

@@ -38,6 +38,7 @@ pub use stack::{BackendSource, ModelStack, build_stack, open_backend};
 pub mod reexports {
     pub use ann_eval::Split;
     pub use ann_graph::Network;
+    pub use ann_llm_cache::{CassetteEntry, ResponseCache};
     pub use ann_llm_local::{MODEL_ENV, pinned_model_path};
     pub use ann_llm_openai::OpenAiConfig;
 }
