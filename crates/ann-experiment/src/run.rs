@@ -344,14 +344,14 @@ async fn train_and_report(
             Some(hint) => anyhow::Error::new(e).context(format!("training stopped: {hint}")),
             None => anyhow::Error::new(e).context("training"),
         })?;
+    if outcome.stop == StopReason::Interrupted {
+        bail!(
+            "training interrupted: the calls in flight finished, nothing was scored for the batch under way; run \
+             `ann resume {}` to continue from the last checkpoint",
+            run_dir.display()
+        );
+    }
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
-        if detail.contains(ann_llm::INTERRUPTED) {
-            bail!(
-                "training interrupted: the calls in flight finished, nothing was scored for the batch under way; \
-                 run `ann resume {}` to continue from the last checkpoint",
-                run_dir.display()
-            );
-        }
         bail!(
             "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
              spent: raise [budget] in its config.toml and run `ann resume {}`",

@@ -442,6 +442,7 @@ fn error_type(error: &LlmError) -> &'static str {
         LlmError::ResponseTooLarge { .. } => "response_too_large",
         LlmError::RetriesExhausted { .. } => "retries_exhausted",
         LlmError::BudgetExhausted(_) => "budget_exhausted",
+        LlmError::Interrupted => "interrupted",
         LlmError::CacheMiss { .. } => "cache_miss",
         LlmError::ContextOverflow { .. } => "context_overflow",
         LlmError::Config(_) => "config",

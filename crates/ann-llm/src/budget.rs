@@ -38,7 +38,8 @@ impl Default for BudgetLimits {
     }
 }
 
-/// The reason of a budget stop caused by [`Budget::interrupt_when`].
+/// The reason of a budget stop caused by [`Budget::interrupt_when`] (the detail of
+/// [`LlmError::Interrupted`]).
 pub const INTERRUPTED: &str = "interrupted by the user: no new call starts";
 
 /// What has been spent (or is reserved by calls in flight).
@@ -182,9 +183,10 @@ impl Budget {
         let after = ledger.committed().plus(worst);
         let l = &self.limits;
         let interrupted = books.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst));
-        let broken = if interrupted {
-            Some(INTERRUPTED.to_string())
-        } else if l.max_calls.is_some_and(|m| after.calls > m) {
+        if interrupted {
+            return Err(LlmError::Interrupted);
+        }
+        let broken = if l.max_calls.is_some_and(|m| after.calls > m) {
             Some(format!(
                 "calls: {} spent, {} in flight, limit {}",
                 ledger.spent.calls,
