@@ -301,7 +301,7 @@ async fn execute(
             run_dir.display()
         )
     };
-    match (unsaved::save(cache, run_dir), result) {
+    match (unsaved::save(cache.unsaved(), run_dir), result) {
         (Ok(None), result) => result,
         (Ok(Some((path, n))), Err(e)) => Err(e.context(kept(&path, n))),
         (Ok(Some((path, n))), Ok(outcome)) => {

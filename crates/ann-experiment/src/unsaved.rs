@@ -15,16 +15,18 @@ use anyhow::Context;
 /// The run directory's file of paid answers the response cache could not store.
 pub const UNSAVED_FILE: &str = "unsaved-responses.jsonl";
 
-/// Write the answers `cache` received but could not store (if any) to `run_dir`'s
-/// [`UNSAVED_FILE`], merged with the entries already there. Returns the file and how many entries
-/// it holds, or `None` when there was nothing to keep.
-pub fn save(cache: &ResponseCache, run_dir: &Path) -> anyhow::Result<Option<(PathBuf, usize)>> {
-    let fresh = cache.unsaved();
+/// Write `fresh`, answers a cache received but could not store ([`ResponseCache::unsaved`]), to
+/// `run_dir`'s [`UNSAVED_FILE`], merged with the entries already there. Returns the file and how
+/// many entries it holds, or `None` when there was nothing to keep.
+pub fn save(fresh: Vec<CassetteEntry>, run_dir: &Path) -> anyhow::Result<Option<(PathBuf, usize)>> {
     if fresh.is_empty() {
         return Ok(None);
     }
     let path = run_dir.join(UNSAVED_FILE);
-    let mut entries: BTreeMap<String, CassetteEntry> = read(&path)?.into_iter().map(|e| (e.key.clone(), e)).collect();
+    let earlier = read(&path).with_context(|| {
+        format!("{} paid answers the response cache could not store are not written, the file is damaged", fresh.len())
+    })?;
+    let mut entries: BTreeMap<String, CassetteEntry> = earlier.into_iter().map(|e| (e.key.clone(), e)).collect();
     entries.extend(fresh.into_iter().map(|e| (e.key.clone(), e)));
     let text: String = entries.values().map(|e| e.to_line() + "\n").collect();
     ann_llm::write_atomic(&path, text.as_bytes()).with_context(|| {
@@ -83,4 +85,72 @@ pub fn import(cache: Option<&ResponseCache>, run_dir: &Path) -> anyhow::Result<O
         path.display(),
         report.added
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use ann_llm::{ChatRequest, ChatResponse, Message};
+
+    use super::*;
+
+    fn entry(question: &str) -> CassetteEntry {
+        let request = ChatRequest::new("m", vec![Message::user(question)]);
+        CassetteEntry::new("openai-compatible:m@http://127.0.0.1:1/v1", &request, &ChatResponse::text("m", "paid"))
+    }
+
+    fn keys(path: &Path) -> Vec<String> {
+        read(path).unwrap().into_iter().map(|e| e.key).collect()
+    }
+
+    #[test]
+    fn nothing_to_keep_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(save(Vec::new(), dir.path()).unwrap().is_none());
+        assert!(!dir.path().join(UNSAVED_FILE).exists());
+    }
+
+    #[test]
+    fn a_later_stop_merges_with_what_an_earlier_one_kept_sorted_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (entry("a"), entry("b"), entry("c"));
+        let (path, n) = save(vec![b.clone(), a.clone()], dir.path()).unwrap().unwrap();
+        assert_eq!((path.clone(), n), (dir.path().join(UNSAVED_FILE), 2));
+        assert_eq!(save(vec![c.clone(), a.clone()], dir.path()).unwrap().unwrap().1, 3);
+        let mut want = vec![a.key, b.key, c.key];
+        want.sort();
+        assert_eq!(keys(&path), want);
+    }
+
+    #[test]
+    fn a_damaged_file_is_named_with_its_line_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(UNSAVED_FILE);
+        let damaged = format!("{}\n{{\"key\": 1\n", entry("a").to_line());
+        std::fs::write(&path, &damaged).unwrap();
+        let err = save(vec![entry("b")], dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains(&format!("{}:2: malformed entry", path.display())), "{err:#}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), damaged);
+        let cache = ResponseCache::open(&dir.path().join("responses.sqlite")).unwrap();
+        let err = import(Some(&cache), dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("the file is kept"), "{err:#}");
+        assert!(path.is_file());
+    }
+
+    #[tokio::test]
+    async fn import_fills_the_cache_then_removes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (entry("a"), entry("b"));
+        save(vec![a.clone(), b.clone()], dir.path()).unwrap();
+        assert!(import(None, dir.path()).unwrap().unwrap().contains("cache is off"));
+        assert!(dir.path().join(UNSAVED_FILE).is_file(), "kept while the cache is off");
+
+        let cache = ResponseCache::open(&dir.path().join("responses.sqlite")).unwrap();
+        let note = import(Some(&cache), dir.path()).unwrap().unwrap();
+        assert!(note.contains("imported 2 paid answers"), "{note}");
+        assert!(!dir.path().join(UNSAVED_FILE).exists());
+        for e in [a, b] {
+            assert_eq!(cache.get(&e.key).await.unwrap(), Some(e.response));
+        }
+        assert_eq!(import(Some(&cache), dir.path()).unwrap(), None, "nothing left to import");
+    }
 }
