@@ -293,25 +293,12 @@ async fn execute(
     }
     let result = train_and_report(config, &prepared, run_dir, options, started).await;
     let Some(cache) = &prepared.stack.cache else { return result };
-    let kept = |path: &Path, n: usize| {
-        format!(
-            "{n} paid answers the response cache could not store are kept in {}: `ann resume {}` imports them \
-             into the cache before any call, so none is paid for again",
-            path.display(),
-            run_dir.display()
-        )
-    };
-    match (unsaved::save(cache.unsaved(), run_dir), result) {
-        (Ok(None), result) => result,
-        (Ok(Some((path, n))), Err(e)) => Err(e.context(kept(&path, n))),
-        (Ok(Some((path, n))), Ok(outcome)) => {
-            tracing::warn!("{}", kept(&path, n));
-            options.say(&kept(&path, n));
-            Ok(outcome)
-        }
-        (Err(lost), Err(e)) => Err(e.context(format!("{lost:#}"))),
-        (Err(lost), Ok(_)) => Err(lost),
+    let (result, note) = unsaved::keep(cache, run_dir, result);
+    if let Some(note) = note {
+        tracing::warn!("{note}");
+        options.say(&note);
     }
+    result
 }
 
 async fn train_and_report(

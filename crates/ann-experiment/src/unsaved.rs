@@ -39,6 +39,31 @@ pub fn save(fresh: Vec<CassetteEntry>, run_dir: &Path) -> anyhow::Result<Option<
     Ok(Some((path, entries.len())))
 }
 
+/// After a run in `run_dir` ended with `result`: write the answers `cache` could not store (if
+/// any) with [`save`]. A stopped run's error then names the file (or says why it could not be
+/// written); a finished run's note does.
+pub fn keep<T>(
+    cache: &ResponseCache,
+    run_dir: &Path,
+    result: anyhow::Result<T>,
+) -> (anyhow::Result<T>, Option<String>) {
+    let kept = |path: &Path, n: usize| {
+        format!(
+            "{n} paid answers the response cache could not store are kept in {}: `ann resume {}` imports them \
+             into the cache before any call, so none is paid for again",
+            path.display(),
+            run_dir.display()
+        )
+    };
+    match (save(cache.unsaved(), run_dir), result) {
+        (Ok(None), result) => (result, None),
+        (Ok(Some((path, n))), Err(e)) => (Err(e.context(kept(&path, n))), None),
+        (Ok(Some((path, n))), Ok(outcome)) => (Ok(outcome), Some(kept(&path, n))),
+        (Err(lost), Err(e)) => (Err(e.context(format!("{lost:#}"))), None),
+        (Err(lost), Ok(_)) => (Err(lost), None),
+    }
+}
+
 /// The entries of an existing [`UNSAVED_FILE`] (none when it does not exist).
 fn read(path: &Path) -> anyhow::Result<Vec<CassetteEntry>> {
     let text = match std::fs::read_to_string(path) {
