@@ -50,6 +50,13 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The calls a run's `budget.json` counts as spent, and those it holds in flight.
+fn ledger_calls(run: &Path) -> (u64, u64) {
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("budget.json")).unwrap()).unwrap();
+    (ledger["spent"]["calls"].as_u64().unwrap(), ledger["in_flight"]["calls"].as_u64().unwrap())
+}
+
 fn only_run(home: &Path) -> PathBuf {
     let runs: Vec<_> = std::fs::read_dir(home.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(runs.len(), 1);
@@ -82,6 +89,7 @@ async fn answers_the_cache_cannot_store_are_kept_in_the_run_and_imported_by_resu
     assert!(whole.path().join("responses.sqlite").is_file());
     let calls = whole_server.request_count();
     assert!(calls >= 10, "{calls} calls");
+    assert_eq!(ledger_calls(&only_run(whole.path())), (calls, 0), "the ledger counts every request");
 
     // Mid-run, another connection takes the cache's write lock and keeps it: from then on no paid
     // answer can be stored (as on a full disk).
@@ -115,6 +123,7 @@ async fn answers_the_cache_cannot_store_are_kept_in_the_run_and_imported_by_resu
     assert!(!kept.contains("sk-test-unsaved"), "no key in the run directory");
     let paid_before = server.request_count();
     assert!(paid_before < calls, "the run stopped early: {paid_before} of {calls}");
+    assert_eq!(ledger_calls(&run), (paid_before, 0), "the stopped run's ledger counts what it paid");
 
     // The lock is released: the resumed run imports the kept answers and pays for none again.
     let connection = locker.lock().unwrap().take().unwrap();
@@ -125,6 +134,7 @@ async fn answers_the_cache_cannot_store_are_kept_in_the_run_and_imported_by_resu
     assert!(stderr(&out).contains("imported"), "{}", stderr(&out));
     assert!(!run.join(UNSAVED).exists(), "imported, then removed");
     assert_eq!(server.request_count(), calls, "no call paid twice");
+    assert_eq!(ledger_calls(&run), (calls, 0), "the ledger of the stop and the resume together");
     assert_eq!(results(&run), results(&only_run(whole.path())), "the results of an uninterrupted run");
     server.shutdown().await;
     whole_server.shutdown().await;
