@@ -156,11 +156,14 @@ pub struct CacheSection {
     /// The SQLite file (relative paths resolve against the base folder).
     pub path: PathBuf,
     pub mode: CacheMode,
+    /// How long a write waits for another connection or process holding the file's write lock,
+    /// in milliseconds; past it the answer cannot be stored and the run stops (the answer is kept).
+    pub busy_timeout_ms: u64,
 }
 
 impl Default for CacheSection {
     fn default() -> Self {
-        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite }
+        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite, busy_timeout_ms: 30_000 }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod prompts;
 pub mod report;
 pub mod run;
 pub mod stack;
+pub mod unsaved;
 
 /// What the forwards of evaluated examples cost (re-exported from `ann-textgrad`).
 pub use ann_textgrad::forward_cost;

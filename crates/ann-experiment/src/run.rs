@@ -5,7 +5,8 @@
 //! run has spent under its budget), the trainer's `checkpoint.json`, `journal.jsonl` and `traces/`,
 //! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`, the
 //! configured baselines' networks `baselines/<name>.json` and their test evaluations
-//! `evaluations/test-baseline-<name>.jsonl`, `report.json` and `report.md`.
+//! `evaluations/test-baseline-<name>.jsonl`, `report.json` and `report.md`; after a stop, paid
+//! answers the response cache could not store in `unsaved-responses.jsonl` ([`crate::unsaved`]).
 //!
 //! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
 //! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
@@ -30,6 +31,7 @@ use crate::benchmarks::{Subset, load_benchmark};
 use crate::config::{ExperimentConfig, resolve};
 use crate::report::{BaselineScores, Report, RunCosts, SplitScores, paired_present, present};
 use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
+use crate::unsaved;
 
 /// The effective config kept in a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -277,12 +279,15 @@ fn resume_hint(e: &TrainError, run_dir: &Path) -> Option<String> {
     Some(format!(
         "a model call failed for a reason outside the network ({source}); nothing was scored for it. The run \
          directory {dir} keeps what it has done (its last checkpoint; every answer received is in the response \
-         cache): once the endpoint works again, run `ann resume {dir}` (or set \
+         cache or, when the cache could not store it, in {unsaved}): once the endpoint (or the cache) works again, run `ann resume {dir}` (or set \
          forward.on_infrastructure_failure = \"exclude\" to leave such examples out of the scores)",
-        dir = run_dir.display()
+        dir = run_dir.display(),
+        unsaved = unsaved::UNSAVED_FILE
     ))
 }
 
+/// Run (or resume) in `run_dir`: paid answers an earlier stop kept in the run directory are
+/// imported into the cache first; at any stop, answers the cache could not store are written there.
 async fn execute(
     config: &ExperimentConfig,
     prepared: Prepared,
@@ -290,7 +295,28 @@ async fn execute(
     options: &RunOptions,
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
-    let Prepared { benchmark, stack, trainer, start, .. } = &prepared;
+    if let Some(note) = unsaved::import(prepared.stack.cache.as_ref(), run_dir)? {
+        tracing::warn!("{note}");
+        options.say(&note);
+    }
+    let result = train_and_report(config, &prepared, run_dir, options, started).await;
+    let Some(cache) = &prepared.stack.cache else { return result };
+    let (result, note) = unsaved::keep(cache, run_dir, result);
+    if let Some(note) = note {
+        tracing::warn!("{note}");
+        options.say(&note);
+    }
+    result
+}
+
+async fn train_and_report(
+    config: &ExperimentConfig,
+    prepared: &Prepared,
+    run_dir: &Path,
+    options: &RunOptions,
+    started: SystemTime,
+) -> anyhow::Result<RunOutcome> {
+    let Prepared { benchmark, stack, trainer, start, .. } = prepared;
     if let Some(note) = carry_budget(&stack.budget, run_dir)? {
         tracing::warn!("{note}");
         options.say(&note);
@@ -313,14 +339,14 @@ async fn execute(
             Some(hint) => anyhow::Error::new(e).context(format!("training stopped: {hint}")),
             None => anyhow::Error::new(e).context("training"),
         })?;
+    if outcome.stop == StopReason::Interrupted {
+        bail!(
+            "training interrupted: the calls in flight finished, nothing was scored for the batch under way; run \
+             `ann resume {}` to continue from the last checkpoint",
+            run_dir.display()
+        );
+    }
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
-        if detail.contains(ann_llm::INTERRUPTED) {
-            bail!(
-                "training interrupted: the calls in flight finished, nothing was scored for the batch under way; \
-                 run `ann resume {}` to continue from the last checkpoint",
-                run_dir.display()
-            );
-        }
         bail!(
             "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
              spent: raise [budget] in its config.toml and run `ann resume {}`",
@@ -333,7 +359,7 @@ async fn execute(
         "training stopped ({} steps, {} accepted); evaluating initial and trained networks",
         outcome.optimizer.steps, outcome.optimizer.accepted
     ));
-    let p = &prepared;
+    let p = prepared;
     // The trained network routes with the record of its training; every other network without.
     let (none, trained) = ((None, &RoutingRecord::default()), (None, &outcome.routing));
     let (val_initial, _) = evaluate(p, none, start, &data.validation, run_dir, "validation-initial").await?;
