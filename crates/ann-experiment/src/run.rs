@@ -478,6 +478,8 @@ pub struct EvalOutcome {
     pub forward_cost: Cost,
     /// Every call of this process as the meter saw it (evaluator calls and cache hits included).
     pub cost: ann_llm::Totals,
+    /// The same, per model of the run (`worker`, `optimizer`, each model profile).
+    pub models: std::collections::BTreeMap<String, crate::ModelCost>,
 }
 
 /// Evaluate `network` on `split` of the configured benchmark (no training, no run directory).
@@ -534,5 +536,6 @@ async fn evaluate_split(
         excluded,
         forward_cost: forward_cost(&runs, &prepared.prices),
         cost: prepared.stack.meter.report().total,
+        models: prepared.models.costs(config),
     })
 }
