@@ -279,6 +279,9 @@ fn optimizer_and_model_profile_keys_parse_resolve_and_are_checked() {
     let fast = config.profile_model("fast").unwrap().section;
     assert_eq!((fast.backend, fast.name.as_str(), fast.max_tokens), (ann_experiment::Backend::Local, "smol", Some(7)));
     assert!(config.validation_rules("Answer: X").profiles.contains("fast"));
+    // The patches of training are held to the same profiles (the format gate of every step).
+    let rules = config.train_config("Answer: X", config.prices()).rules;
+    assert_eq!(rules.profiles.iter().map(String::as_str).collect::<Vec<_>>(), ["fast"]);
 
     let check = |text: String, needles: &[&str]| {
         let err = format!("{:#}", ExperimentConfig::from_toml(&text, "bad.toml").unwrap_err());
