@@ -150,7 +150,8 @@ impl<'a> LayerContext<'a> {
     pub fn extractor(&self) -> Option<&'a Extractor> {
         self.given.extractor
     }
-    /// Model, token limit and seed every call of the forward phase carries.
+    /// Model, token limit and seed of the worker's calls (an agent naming a model profile calls
+    /// with its profile's, [`crate::ModelProfiles`]).
     pub fn settings(&self) -> &'a CallSettings {
         self.given.settings
     }
