@@ -29,8 +29,9 @@ use serde::Serialize;
 use crate::baselines::Baseline;
 use crate::benchmarks::{Subset, load_benchmark};
 use crate::config::{ExperimentConfig, resolve};
+use crate::models::RunModels;
 use crate::report::{BaselineScores, Report, RunCosts, SplitScores, paired_present, present};
-use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
+use crate::stack::{BackendSource, ModelStack, StackParts};
 use crate::unsaved;
 
 /// The effective config kept in a run directory.
@@ -117,7 +118,10 @@ pub async fn resume(run_dir: &Path, options: &RunOptions) -> anyhow::Result<RunO
 /// The parts of an experiment shared by training and plain evaluation.
 pub struct Prepared {
     pub benchmark: Arc<dyn Benchmark>,
+    /// The worker's stack (`models.worker`).
     pub stack: ModelStack,
+    /// Every model of the run: worker, optimiser, profiles.
+    pub models: RunModels,
     /// The benchmark as the evaluator training and testing score with.
     pub evaluator: Arc<dyn Evaluator>,
     pub train_config: TrainConfig,
@@ -159,11 +163,12 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
         crate::Backend::Openai => "OpenAI-compatible",
     };
     options.say(&format!("opening the {kind} backend"));
-    let backend = open_backend(config, &options.backend, base)?;
     let prices = config.prices();
-    let stack = build_stack(config, backend, base, prices.clone())?;
+    let parts = StackParts::open(config, base, prices.clone())?;
+    let models = RunModels::open(config, &options.backend, base, &parts)?;
+    let stack = models.worker.clone();
     if let Some(flag) = &options.interrupt {
-        stack.budget.clone().interrupt_when(flag.clone());
+        parts.budget.clone().interrupt_when(flag.clone());
     }
     let data_dir = resolve(base, &config.benchmark.data_dir);
     options.say(&format!("loading benchmark {}", config.benchmark.name));
@@ -174,33 +179,48 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
         }
         None => load_benchmark(&config.benchmark, &data_dir, stack.model.clone(), &config.model.name).await?,
     };
+    let rules = config.validation_rules(benchmark.answer_format());
     let start = match &config.benchmark.network {
         Some(path) => {
             let path = resolve(base, path);
-            Network::load(&path).with_context(|| format!("loading the starting network {}", path.display()))?
+            let net =
+                Network::load(&path).with_context(|| format!("loading the starting network {}", path.display()))?;
+            check_network_with(&net, benchmark.as_ref(), &rules)
+                .with_context(|| format!("the starting network {}", path.display()))?;
+            net
         }
-        None => Network::from_json(benchmark.starting_network())
-            .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?,
+        None => {
+            let net = Network::from_json(benchmark.starting_network())
+                .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?;
+            check_network_with(&net, benchmark.as_ref(), &rules)?;
+            net
+        }
     };
-    check_network(&start, benchmark.as_ref())?;
     let mut baselines = Vec::with_capacity(config.baselines.len());
     for &baseline in &config.baselines {
         let net = match baseline {
             Baseline::Start => start.clone(),
             other => other.network(benchmark.as_ref())?,
         };
-        check_network(&net, benchmark.as_ref()).with_context(|| format!("baseline `{baseline}`"))?;
+        check_network_with(&net, benchmark.as_ref(), &rules).with_context(|| format!("baseline `{baseline}`"))?;
         baselines.push((baseline, net));
     }
     let evaluator: Arc<dyn Evaluator> = Arc::new(BenchmarkEvaluator(benchmark.clone()));
-    let train_config = config.train_config(benchmark.answer_format(), prices.clone());
-    let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), evaluator.clone(), train_config.clone());
-    Ok(Prepared { benchmark, stack, evaluator, train_config, trainer, start, baselines, prices })
+    let mut train_config = config.train_config(benchmark.answer_format(), prices.clone());
+    train_config.forward.models = models.profiles(config);
+    let optimizer = models.optimizer().model.clone();
+    let trainer = Trainer::new(stack.model.clone(), optimizer, evaluator.clone(), train_config.clone());
+    Ok(Prepared { benchmark, stack, models, evaluator, train_config, trainer, start, baselines, prices })
 }
 
 /// Validate `network` against the default limits and `benchmark`'s answer-format rule.
 pub fn check_network(network: &Network, benchmark: &dyn Benchmark) -> anyhow::Result<()> {
-    network.validate(&ValidationRules::with_answer_format(benchmark.answer_format())).map_err(|violations| {
+    check_network_with(network, benchmark, &ValidationRules::with_answer_format(benchmark.answer_format()))
+}
+
+/// Validate `network` against `rules` (an experiment's: [`ExperimentConfig::validation_rules`]).
+pub fn check_network_with(network: &Network, benchmark: &dyn Benchmark, rules: &ValidationRules) -> anyhow::Result<()> {
+    network.validate(rules).map_err(|violations| {
         let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the network does not validate for benchmark {}:\n  {}", benchmark.name(), lines.join("\n  "))
     })
@@ -415,6 +435,7 @@ async fn train_and_report(
         costs: RunCosts { training: outcome.cost, test_initial: cost_initial, test_trained: cost_trained },
         cost: meter.total,
         cost_by_tag: meter.by_tag,
+        models: prepared.models.costs(config),
         budget_spent: stack.budget.spent(),
     };
     let json = serde_json::to_string_pretty(&report)? + "\n";
@@ -494,6 +515,8 @@ pub struct EvalOutcome {
     pub forward_cost: Cost,
     /// Every call of this process as the meter saw it (evaluator calls and cache hits included).
     pub cost: ann_llm::Totals,
+    /// The same, per model of the run (`worker`, `optimizer`, each model profile).
+    pub models: std::collections::BTreeMap<String, crate::ModelCost>,
 }
 
 /// Evaluate `network` on `split` of the configured benchmark (no training, no run directory).
@@ -504,7 +527,8 @@ pub async fn evaluate_network(
     options: &RunOptions,
 ) -> anyhow::Result<EvalOutcome> {
     let prepared = prepare(config, options).await?;
-    check_network(network, prepared.benchmark.as_ref())?;
+    let rules = config.validation_rules(prepared.benchmark.answer_format());
+    check_network_with(network, prepared.benchmark.as_ref(), &rules)?;
     evaluate_split(config, &prepared, network, None, split, options).await
 }
 
@@ -549,5 +573,6 @@ async fn evaluate_split(
         excluded,
         forward_cost: forward_cost(&runs, &prepared.prices),
         cost: prepared.stack.meter.report().total,
+        models: prepared.models.costs(config),
     })
 }
