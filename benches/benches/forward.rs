@@ -47,6 +47,7 @@ fn network() -> Network {
                 tools: Vec::new(),
                 max_tool_steps: None,
                 temperature: if i == 1 { 0.0 } else { 0.7 },
+                model: Default::default(),
             })
             .collect(),
         aggregators: vec![AggregatorName::MajorityVote, AggregatorName::LlmSynthesis],

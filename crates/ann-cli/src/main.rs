@@ -1,4 +1,7 @@
-//! The `ann` binary: run, resume and evaluate experiments and baselines (`ann demo`, `train`, `resume`, `eval`).
+//! The `ann` binary: run, resume and evaluate experiments and baselines (`ann demo`, `train`, `resume`, `eval`),
+//! and keep a run's calls as a cassette (`ann cache`).
+
+mod cassette;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ann_experiment::reexports::{MODEL_ENV, Network, OpenAiConfig, Split, pinned_model_path};
-use ann_experiment::{Backend, BackendSource, Baseline, ExperimentConfig, Report, RunOptions};
+use ann_experiment::{Backend, BackendSource, Baseline, ExperimentConfig, ModelOverride, Report, RunOptions};
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -84,6 +87,9 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Export a response cache to a cassette, or import one (to replay a run with no call).
+    #[command(subcommand)]
+    Cache(cassette::CacheCmd),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,7 +152,7 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(openai) = &openai {
                 use_openai(&mut config, openai);
             }
-            train(&config, options(&home, openai)).await
+            train(&config, with_models(&config, options(&home, openai))?).await
         }
         Cmd::Train { config, openai: force, local, limit, overrides, runs_dir } => {
             let mut config = ExperimentConfig::load_with_overrides(&config, &overrides)?;
@@ -157,12 +163,17 @@ async fn run(cli: Cli) -> Result<()> {
             if local {
                 config.model.backend = Backend::Local;
                 config.model.name = ExperimentConfig::default().model.name;
+                // The optimiser and the model profiles keep their own stacks, on the embedded model.
+                for m in config.optimizer.iter_mut().chain(config.models.values_mut()) {
+                    *m = ModelOverride { backend: None, name: None, local_path: None, ..m.clone() };
+                    (m.base_url_env, m.model_env, m.api_key_env) = (None, None, None);
+                }
             }
             let openai = if local { None } else { endpoint(&config, force)? };
             if let (true, Some(o)) = (force, &openai) {
                 use_openai(&mut config, o);
             }
-            let mut options = options(&home, openai);
+            let mut options = with_models(&config, options(&home, openai))?;
             if let Some(dir) = runs_dir {
                 options.runs_dir = if dir.is_absolute() { dir } else { home.join(dir) };
             }
@@ -171,7 +182,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Resume { run_dir } => {
             let config = ExperimentConfig::load(&run_dir.join(ann_experiment::run::CONFIG_FILE))?;
             let openai = endpoint(&config, false)?;
-            let options = options(&home, openai);
+            let options = with_models(&config, options(&home, openai))?;
             let spinner = spinner(&options);
             let outcome = ann_experiment::resume(&run_dir, &spinner.0).await;
             spinner.1.finish_and_clear();
@@ -204,7 +215,7 @@ async fn run(cli: Cli) -> Result<()> {
                 SplitArg::Validation => Split::Validation,
                 SplitArg::Test => Split::Test,
             };
-            let options = options(&home, openai);
+            let options = with_models(&config, options(&home, openai))?;
             let spinner = spinner(&options);
             let outcome = match (network, baseline) {
                 (_, Some(baseline)) => ann_experiment::evaluate_baseline(&config, baseline, split, &spinner.0).await,
@@ -218,6 +229,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&outcome?)?);
             Ok(())
         }
+        Cmd::Cache(cmd) => cassette::run(cmd).await,
     }
 }
 
@@ -235,6 +247,56 @@ fn use_openai(config: &mut ExperimentConfig, openai: &OpenAiConfig) {
 /// accept `OPENAI_API_KEY`); an error when the config (or `--openai`) needs one and there is none.
 fn endpoint(config: &ExperimentConfig, force: bool) -> Result<Option<OpenAiConfig>> {
     let m = &config.model;
+    let openai = read_endpoint(m)?;
+    if (force || m.backend == Backend::Openai) && openai.is_none() {
+        anyhow::bail!(
+            "this run uses an OpenAI-compatible endpoint: set {} and {} (and {})",
+            m.base_url_env,
+            m.model_env,
+            m.api_key_env
+        );
+    }
+    Ok(openai)
+}
+
+/// `options` with the endpoint of each model of the config (`[optimizer]`, `[models.NAME]`) that
+/// uses an OpenAI-compatible endpoint named by variables other than the worker's.
+fn with_models(config: &ExperimentConfig, mut options: RunOptions) -> Result<RunOptions> {
+    let mut others = Vec::new();
+    if config.optimizer.is_some() {
+        others.push(("optimizer".to_string(), "[optimizer]".to_string(), config.optimizer_model().section));
+    }
+    for name in config.models.keys() {
+        let section = config.profile_model(name).expect("a configured profile").section;
+        others.push((name.clone(), format!("[models.{name}]"), section));
+    }
+    let vars =
+        |m: &ann_experiment::config::ModelSection| (m.base_url_env.clone(), m.model_env.clone(), m.api_key_env.clone());
+    let mut named = std::collections::BTreeMap::new();
+    for (name, table, section) in others {
+        if section.backend != Backend::Openai || vars(&section) == vars(&config.model) {
+            continue;
+        }
+        let Some(openai) = read_endpoint(&section)? else {
+            anyhow::bail!(
+                "{table} uses an OpenAI-compatible endpoint: set {} and {} (and {})",
+                section.base_url_env,
+                section.model_env,
+                section.api_key_env
+            );
+        };
+        let BackendSource::Open { local_model, .. } = &options.backend else { continue };
+        named.insert(name, BackendSource::Open { local_model: local_model.clone(), openai: Some(openai) });
+    }
+    if !named.is_empty() {
+        options.backend = BackendSource::Named { worker: Box::new(options.backend), named };
+    }
+    Ok(options)
+}
+
+/// The endpoint named by the environment variables of `m` (the standard `ANN_OPENAI_*` names also
+/// accept `OPENAI_API_KEY`), if its base URL variable is set.
+fn read_endpoint(m: &ann_experiment::config::ModelSection) -> Result<Option<OpenAiConfig>> {
     let standard = ExperimentConfig::default().model;
     let openai = if (&m.base_url_env, &m.model_env, &m.api_key_env)
         == (&standard.base_url_env, &standard.model_env, &standard.api_key_env)
@@ -254,14 +316,6 @@ fn endpoint(config: &ExperimentConfig, force: bool) -> Result<Option<OpenAiConfi
             }
         }
     };
-    if (force || m.backend == Backend::Openai) && openai.is_none() {
-        anyhow::bail!(
-            "this run uses an OpenAI-compatible endpoint: set {} and {} (and {})",
-            m.base_url_env,
-            m.model_env,
-            m.api_key_env
-        );
-    }
     Ok(openai)
 }
 

@@ -155,7 +155,15 @@ impl Baseline {
 }
 
 fn agent(id: &str, role: &str, prompt: String, temperature: f32) -> Agent {
-    Agent { id: id.to_string(), role: role.to_string(), prompt, temperature, tools: Vec::new(), max_tool_steps: None }
+    Agent {
+        id: id.to_string(),
+        role: role.to_string(),
+        prompt,
+        temperature,
+        model: Default::default(),
+        tools: Vec::new(),
+        max_tool_steps: None,
+    }
 }
 
 fn one_layer(subtask: &str, agents: Vec<Agent>, aggregator: AggregatorName, output_spec: String) -> Layer {

@@ -3,7 +3,8 @@
 //! The only crate that joins the agent graph and training (`ann-graph`, `ann-textgrad`) with the
 //! benchmarks (`ann-eval`, `ann-bench-*`). A run:
 //! 1. parses an [`ExperimentConfig`] (TOML, unknown keys rejected by name);
-//! 2. stacks the model Metered(Cached(Budgeted(backend))) ([`build_stack`]);
+//! 2. stacks each of its models (the worker, an `[optimizer]`, the `[models.NAME]` profiles)
+//!    Metered(Cached(Budgeted(backend))) over one budget and cache ([`RunModels`]);
 //! 3. loads the benchmark, cuts its splits, validates its starting network against its answer format;
 //! 4. trains with [`ann_textgrad::Trainer`] in `runs/<name>-<UTC time>/` (checkpoint, journal, traces);
 //! 5. evaluates the starting and the trained network on validation and test, then the configured
@@ -16,29 +17,34 @@
 pub mod baselines;
 pub mod benchmarks;
 pub mod config;
+pub mod models;
 pub mod overrides;
+pub mod profiles;
 pub mod prompts;
 pub mod report;
 pub mod run;
 pub mod stack;
 pub mod tools;
+pub mod unsaved;
 
 /// What the forwards of evaluated examples cost (re-exported from `ann-textgrad`).
 pub use ann_textgrad::forward_cost;
 pub use baselines::Baseline;
 pub use benchmarks::{BENCHMARKS, Subset, load_benchmark};
-pub use config::{Backend, ExperimentConfig};
+pub use config::{Backend, ExperimentConfig, ModelOverride};
+pub use models::{ModelCost, RunModels};
 pub use report::{BaselineScores, Report, RunCosts, SplitScores};
 pub use run::{
     Clock, EvalOutcome, Progress, RunOptions, RunOutcome, check_network, evaluate_baseline, evaluate_network,
     folder_stamp, prepare, resume, split_examples, start,
 };
-pub use stack::{BackendSource, ModelStack, build_stack, open_backend};
+pub use stack::{BackendSource, ModelStack, StackParts, build_stack, open_backend, open_model};
 
 /// What the `ann` binary needs from the layers below, so that it depends on this crate alone.
 pub mod reexports {
     pub use ann_eval::Split;
     pub use ann_graph::Network;
+    pub use ann_llm_cache::{CassetteEntry, ResponseCache};
     pub use ann_llm_local::{MODEL_ENV, pinned_model_path};
     pub use ann_llm_openai::OpenAiConfig;
 }

@@ -9,6 +9,7 @@ use ann_textgrad::{Cost, OptimizerState, StopReason};
 use serde::{Deserialize, Serialize};
 
 use crate::baselines::Baseline;
+use crate::models::ModelCost;
 
 /// Scores of the starting and the trained network on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +137,10 @@ pub struct Report {
     pub cost: Totals,
     /// Per tag (phase, layer, agent) totals of this process.
     pub cost_by_tag: BTreeMap<String, Totals>,
+    /// Per model of the run (`worker`, `optimizer` when it has its own model, each model profile):
+    /// its model id, backend and what its calls cost in this process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelCost>,
     /// What the hard budget counted (backend calls only) over the whole run, earlier interrupted
     /// parts included (the run's `budget.json`).
     pub budget_spent: BudgetSpent,
@@ -245,6 +250,24 @@ impl Report {
             self.budget_spent.tokens,
             self.budget_spent.dollars
         );
+        if !self.models.is_empty() {
+            let _ = writeln!(md, "\nPer model (metered in this process; one budget for all):\n");
+            let _ = writeln!(md, "| model | id | backend | calls | cache hits | tokens | cost |");
+            let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+            for (name, m) in &self.models {
+                let c = &m.cost;
+                let _ = writeln!(
+                    md,
+                    "| {name} | `{}` | `{}` | {} | {} | {} | ${:.4} |",
+                    m.model,
+                    m.backend,
+                    c.calls,
+                    c.cache_hits,
+                    c.prompt_tokens.saturating_add(c.completion_tokens),
+                    c.dollars
+                );
+            }
+        }
         md
     }
 }

@@ -5,7 +5,8 @@
 //! run has spent under its budget), the trainer's `checkpoint.json`, `journal.jsonl` and `traces/`,
 //! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`, the
 //! configured baselines' networks `baselines/<name>.json` and their test evaluations
-//! `evaluations/test-baseline-<name>.jsonl`, `report.json` and `report.md`.
+//! `evaluations/test-baseline-<name>.jsonl`, `report.json` and `report.md`; after a stop, paid
+//! answers the response cache could not store in `unsaved-responses.jsonl` ([`crate::unsaved`]).
 //!
 //! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
 //! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
@@ -17,7 +18,7 @@ use std::time::SystemTime;
 
 use ann_eval::stats::bootstrap_ci;
 use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Example, Split};
-use ann_graph::{Network, ValidationRules};
+use ann_graph::{Network, RoutingRecord, ValidationRules};
 use ann_llm::{Budget, BudgetLedger, BudgetSpent, PriceTable};
 use ann_textgrad::{
     Cost, ExampleRun, RunFiles, StopReason, TrainConfig, TrainData, TrainError, TrainOutcome, Trainer, forward_cost,
@@ -28,8 +29,10 @@ use serde::Serialize;
 use crate::baselines::Baseline;
 use crate::benchmarks::{Subset, load_benchmark};
 use crate::config::{ExperimentConfig, resolve};
+use crate::models::RunModels;
 use crate::report::{BaselineScores, Report, RunCosts, SplitScores, paired_present, present};
-use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
+use crate::stack::{BackendSource, ModelStack, StackParts};
+use crate::unsaved;
 
 /// The effective config kept in a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -115,7 +118,10 @@ pub async fn resume(run_dir: &Path, options: &RunOptions) -> anyhow::Result<RunO
 /// The parts of an experiment shared by training and plain evaluation.
 pub struct Prepared {
     pub benchmark: Arc<dyn Benchmark>,
+    /// The worker's stack (`models.worker`).
     pub stack: ModelStack,
+    /// Every model of the run: worker, optimiser, profiles.
+    pub models: RunModels,
     /// The benchmark as the evaluator training and testing score with.
     pub evaluator: Arc<dyn Evaluator>,
     pub train_config: TrainConfig,
@@ -129,19 +135,21 @@ pub struct Prepared {
 impl Prepared {
     /// Forward `net` on `examples` with the run's model stack and score it with the benchmark
     /// ([`ann_textgrad::evaluate`]): with the experiment's forward settings, or with those of
-    /// `baseline` ([`Baseline::forward_config`]).
+    /// `baseline` ([`Baseline::forward_config`]); routing sees `routing`'s statistics when
+    /// `forward.routing_statistics` is on.
     pub async fn evaluate(
         &self,
         net: &Network,
         examples: &[Example],
         baseline: Option<Baseline>,
+        routing: &RoutingRecord,
     ) -> Result<Vec<ExampleRun>, ann_textgrad::TrainError> {
         let mut config = self.train_config.clone();
         if let Some(baseline) = baseline {
             config.forward = baseline.forward_config(&config.forward);
         }
         let refs: Vec<&Example> = examples.iter().collect();
-        ann_textgrad::evaluate(&self.stack.model, &self.evaluator, net, &refs, &config.forward_config()).await
+        ann_textgrad::evaluate(&self.stack.model, &self.evaluator, net, &refs, &config.forward_with(routing)).await
     }
 }
 
@@ -155,11 +163,12 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
         crate::Backend::Openai => "OpenAI-compatible",
     };
     options.say(&format!("opening the {kind} backend"));
-    let backend = open_backend(config, &options.backend, base)?;
     let prices = config.prices();
-    let stack = build_stack(config, backend, base, prices.clone())?;
+    let parts = StackParts::open(config, base, prices.clone())?;
+    let models = RunModels::open(config, &options.backend, base, &parts)?;
+    let stack = models.worker.clone();
     if let Some(flag) = &options.interrupt {
-        stack.budget.clone().interrupt_when(flag.clone());
+        parts.budget.clone().interrupt_when(flag.clone());
     }
     let data_dir = resolve(base, &config.benchmark.data_dir);
     options.say(&format!("loading benchmark {}", config.benchmark.name));
@@ -170,40 +179,54 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
         }
         None => load_benchmark(&config.benchmark, &data_dir, stack.model.clone(), &config.model.name).await?,
     };
+    let rules = config.validation_rules(benchmark.answer_format());
     let start = match &config.benchmark.network {
         Some(path) => {
             let path = resolve(base, path);
-            Network::load(&path).with_context(|| format!("loading the starting network {}", path.display()))?
+            let net =
+                Network::load(&path).with_context(|| format!("loading the starting network {}", path.display()))?;
+            check_network_with(&net, benchmark.as_ref(), &rules)
+                .with_context(|| format!("the starting network {}", path.display()))?;
+            net
         }
-        None => Network::from_json(benchmark.starting_network())
-            .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?,
+        None => {
+            let net = Network::from_json(benchmark.starting_network())
+                .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?;
+            check_network_with(&net, benchmark.as_ref(), &rules)?;
+            net
+        }
     };
-    check_network(&start, benchmark.as_ref())?;
     let mut baselines = Vec::with_capacity(config.baselines.len());
     for &baseline in &config.baselines {
         let net = match baseline {
             Baseline::Start => start.clone(),
             other => other.network(benchmark.as_ref())?,
         };
-        check_network(&net, benchmark.as_ref()).with_context(|| format!("baseline `{baseline}`"))?;
+        check_network_with(&net, benchmark.as_ref(), &rules).with_context(|| format!("baseline `{baseline}`"))?;
         baselines.push((baseline, net));
     }
     let evaluator: Arc<dyn Evaluator> = Arc::new(BenchmarkEvaluator(benchmark.clone()));
     let mut train_config = config.train_config(benchmark.answer_format(), prices.clone());
+    train_config.forward.models = models.profiles(config);
     let networks = std::iter::once(&start).chain(baselines.iter().map(|(_, net)| net));
     train_config.forward.tools = crate::tools::registry_for(networks).await?;
     // A patch may not give an agent a tool this run has not started.
     train_config.rules.tools = Some(train_config.forward.tools.as_ref().map(|t| t.names()).unwrap_or_default());
-    let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), evaluator.clone(), train_config.clone());
-    Ok(Prepared { benchmark, stack, evaluator, train_config, trainer, start, baselines, prices })
+    let optimizer = models.optimizer().model.clone();
+    let trainer = Trainer::new(stack.model.clone(), optimizer, evaluator.clone(), train_config.clone());
+    Ok(Prepared { benchmark, stack, models, evaluator, train_config, trainer, start, baselines, prices })
 }
 
 /// Validate `network` against the default limits and `benchmark`'s answer-format rule.
 pub fn check_network(network: &Network, benchmark: &dyn Benchmark) -> anyhow::Result<()> {
-    let rules = ValidationRules {
-        tools: Some(crate::tools::builtin_names()),
-        ..ValidationRules::with_answer_format(benchmark.answer_format())
-    };
+    check_network_with(network, benchmark, &ValidationRules::with_answer_format(benchmark.answer_format()))
+}
+
+/// Validate `network` against `rules` (an experiment's: [`ExperimentConfig::validation_rules`]).
+pub fn check_network_with(network: &Network, benchmark: &dyn Benchmark, rules: &ValidationRules) -> anyhow::Result<()> {
+    // A run's networks may name the built-in tools (unless the rules name their own).
+    let rules =
+        ValidationRules { tools: rules.tools.clone().or_else(|| Some(crate::tools::builtin_names())), ..rules.clone() };
     network.validate(&rules).map_err(|violations| {
         let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the network does not validate for benchmark {}:\n  {}", benchmark.name(), lines.join("\n  "))
@@ -249,24 +272,30 @@ fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow:
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Evaluate `net` on `examples` (with `baseline`'s forward settings, if one), write the
-/// per-example lines, return the scores (`None`: excluded, an infrastructure failure under
+/// Evaluate `net` on `examples` (with `baseline`'s forward settings, if one, and the routing
+/// statistics of `routing`), write the per-example lines and (when the run writes traces) the
+/// traces to `traces/<name>.jsonl`, return the scores (`None`: excluded, an infrastructure failure under
 /// `exclude`) and what the forwards cost.
 async fn evaluate(
     prepared: &Prepared,
-    baseline: Option<Baseline>,
+    (baseline, routing): (Option<Baseline>, &RoutingRecord),
     net: &Network,
     examples: &[Example],
     run_dir: &Path,
     name: &str,
 ) -> anyhow::Result<(Vec<Option<f64>>, Cost)> {
-    let runs = prepared.evaluate(net, examples, baseline).await.map_err(|e| match resume_hint(&e, run_dir) {
-        Some(hint) => anyhow::Error::new(e).context(format!("evaluating {name} stopped: {hint}")),
-        None => anyhow::Error::new(e).context(format!(
-            "evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)"
-        )),
-    })?;
+    let runs =
+        prepared.evaluate(net, examples, baseline, routing).await.map_err(|e| match resume_hint(&e, run_dir) {
+            Some(hint) => anyhow::Error::new(e).context(format!("evaluating {name} stopped: {hint}")),
+            None => anyhow::Error::new(e).context(format!(
+                "evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)"
+            )),
+        })?;
     write_evaluations(run_dir, name, &runs)?;
+    let train = &prepared.train_config;
+    if train.write_traces {
+        RunFiles::new(run_dir)?.write_traces(name, &runs, train.trace_examples)?;
+    }
     Ok((runs.iter().map(ExampleRun::score).collect(), forward_cost(&runs, &prepared.prices)))
 }
 
@@ -277,12 +306,15 @@ fn resume_hint(e: &TrainError, run_dir: &Path) -> Option<String> {
     Some(format!(
         "a model call failed for a reason outside the network ({source}); nothing was scored for it. The run \
          directory {dir} keeps what it has done (its last checkpoint; every answer received is in the response \
-         cache): once the endpoint works again, run `ann resume {dir}` (or set \
+         cache or, when the cache could not store it, in {unsaved}): once the endpoint (or the cache) works again, run `ann resume {dir}` (or set \
          forward.on_infrastructure_failure = \"exclude\" to leave such examples out of the scores)",
-        dir = run_dir.display()
+        dir = run_dir.display(),
+        unsaved = unsaved::UNSAVED_FILE
     ))
 }
 
+/// Run (or resume) in `run_dir`: paid answers an earlier stop kept in the run directory are
+/// imported into the cache first; at any stop, answers the cache could not store are written there.
 async fn execute(
     config: &ExperimentConfig,
     prepared: Prepared,
@@ -290,7 +322,28 @@ async fn execute(
     options: &RunOptions,
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
-    let Prepared { benchmark, stack, trainer, start, .. } = &prepared;
+    if let Some(note) = unsaved::import(prepared.stack.cache.as_ref(), run_dir)? {
+        tracing::warn!("{note}");
+        options.say(&note);
+    }
+    let result = train_and_report(config, &prepared, run_dir, options, started).await;
+    let Some(cache) = &prepared.stack.cache else { return result };
+    let (result, note) = unsaved::keep(cache, run_dir, result);
+    if let Some(note) = note {
+        tracing::warn!("{note}");
+        options.say(&note);
+    }
+    result
+}
+
+async fn train_and_report(
+    config: &ExperimentConfig,
+    prepared: &Prepared,
+    run_dir: &Path,
+    options: &RunOptions,
+    started: SystemTime,
+) -> anyhow::Result<RunOutcome> {
+    let Prepared { benchmark, stack, trainer, start, .. } = prepared;
     if let Some(note) = carry_budget(&stack.budget, run_dir)? {
         tracing::warn!("{note}");
         options.say(&note);
@@ -313,14 +366,14 @@ async fn execute(
             Some(hint) => anyhow::Error::new(e).context(format!("training stopped: {hint}")),
             None => anyhow::Error::new(e).context("training"),
         })?;
+    if outcome.stop == StopReason::Interrupted {
+        bail!(
+            "training interrupted: the calls in flight finished, nothing was scored for the batch under way; run \
+             `ann resume {}` to continue from the last checkpoint",
+            run_dir.display()
+        );
+    }
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
-        if detail.contains(ann_llm::INTERRUPTED) {
-            bail!(
-                "training interrupted: the calls in flight finished, nothing was scored for the batch under way; \
-                 run `ann resume {}` to continue from the last checkpoint",
-                run_dir.display()
-            );
-        }
         bail!(
             "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
              spent: raise [budget] in its config.toml and run `ann resume {}`",
@@ -333,12 +386,14 @@ async fn execute(
         "training stopped ({} steps, {} accepted); evaluating initial and trained networks",
         outcome.optimizer.steps, outcome.optimizer.accepted
     ));
-    let p = &prepared;
-    let (val_initial, _) = evaluate(p, None, start, &data.validation, run_dir, "validation-initial").await?;
-    let (val_trained, _) = evaluate(p, None, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
+    let p = prepared;
+    // The trained network routes with the record of its training; every other network without.
+    let (none, trained) = ((None, &RoutingRecord::default()), (None, &outcome.routing));
+    let (val_initial, _) = evaluate(p, none, start, &data.validation, run_dir, "validation-initial").await?;
+    let (val_trained, _) = evaluate(p, trained, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
     options.say(&format!("testing on {} examples", test.len()));
-    let (test_initial, cost_initial) = evaluate(p, None, start, &test, run_dir, "test-initial").await?;
-    let (test_trained, cost_trained) = evaluate(p, None, &outcome.best, &test, run_dir, "test-trained").await?;
+    let (test_initial, cost_initial) = evaluate(p, none, start, &test, run_dir, "test-initial").await?;
+    let (test_trained, cost_trained) = evaluate(p, trained, &outcome.best, &test, run_dir, "test-trained").await?;
 
     let bootstrap = config.report.bootstrap();
     let mut baselines = Vec::with_capacity(prepared.baselines.len());
@@ -354,7 +409,8 @@ async fn execute(
             (test_initial.clone(), cost_initial)
         } else {
             options.say(&format!("baseline {baseline} ({}) on {} test examples", baseline.description(), test.len()));
-            evaluate(p, Some(*baseline), net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
+            let how = (Some(*baseline), &RoutingRecord::default());
+            evaluate(p, how, net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
         };
         let (present_scores, excluded) = present(&scores);
         baselines.push(BaselineScores {
@@ -386,6 +442,7 @@ async fn execute(
         costs: RunCosts { training: outcome.cost, test_initial: cost_initial, test_trained: cost_trained },
         cost: meter.total,
         cost_by_tag: meter.by_tag,
+        models: prepared.models.costs(config),
         budget_spent: stack.budget.spent(),
     };
     let json = serde_json::to_string_pretty(&report)? + "\n";
@@ -465,6 +522,8 @@ pub struct EvalOutcome {
     pub forward_cost: Cost,
     /// Every call of this process as the meter saw it (evaluator calls and cache hits included).
     pub cost: ann_llm::Totals,
+    /// The same, per model of the run (`worker`, `optimizer`, each model profile).
+    pub models: std::collections::BTreeMap<String, crate::ModelCost>,
 }
 
 /// Evaluate `network` on `split` of the configured benchmark (no training, no run directory).
@@ -475,7 +534,8 @@ pub async fn evaluate_network(
     options: &RunOptions,
 ) -> anyhow::Result<EvalOutcome> {
     let mut prepared = prepare(config, options).await?;
-    check_network(network, prepared.benchmark.as_ref())?;
+    let rules = config.validation_rules(prepared.benchmark.answer_format());
+    check_network_with(network, prepared.benchmark.as_ref(), &rules)?;
     if !crate::tools::listed_tools([network]).is_empty() {
         prepared.train_config.forward.tools = crate::tools::registry_for([network]).await?;
     }
@@ -505,7 +565,7 @@ async fn evaluate_split(
 ) -> anyhow::Result<EvalOutcome> {
     let examples = split_examples(prepared.benchmark.as_ref(), split);
     options.say(&format!("evaluating on {} {} examples", examples.len(), format!("{split:?}").to_lowercase()));
-    let runs = prepared.evaluate(network, &examples, baseline).await.map_err(|e| {
+    let runs = prepared.evaluate(network, &examples, baseline, &RoutingRecord::default()).await.map_err(|e| {
         let hint = e.is_infrastructure_failure().then_some(
             " stopped: a model call failed for a reason outside the network; nothing was scored for it (every \
              answer received is in the response cache): run again once the endpoint works, or set \
@@ -523,5 +583,6 @@ async fn evaluate_split(
         excluded,
         forward_cost: forward_cost(&runs, &prepared.prices),
         cost: prepared.stack.meter.report().total,
+        models: prepared.models.costs(config),
     })
 }

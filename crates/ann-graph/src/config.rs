@@ -1,13 +1,13 @@
 //! Settings of the forward phase: the worker model's call settings, dynamic routing, the parallelism
-//! bounds and the aggregators the pass knows.
+//! bounds, the aggregators the pass knows and the model profiles its agents may name.
 
 use std::collections::BTreeMap;
 
 use ann_llm::CallSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::AggregatorRegistry;
 use crate::prompts::RoutingStat;
+use crate::{AggregatorRegistry, ModelProfiles};
 
 /// Whether routing asks the model or always takes the layer's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -53,7 +53,10 @@ pub struct ForwardConfig {
     pub routing: RoutingMode,
     /// The layer input shown to the routing call is cut to this many characters.
     pub routing_input_chars: usize,
-    /// Optional routing statistics per layer id (off when empty).
+    /// Show routing the record of past choices (default off): the trainer then fills
+    /// `routing_stats` from the traces of the run's training and validation forwards.
+    pub routing_statistics: bool,
+    /// Routing statistics per layer id, shown to the routing call (nothing shown when empty).
     pub routing_stats: BTreeMap<String, Vec<RoutingStat>>,
     /// Revision rounds of `debate` after the independent answers.
     pub debate_rounds: u32,
@@ -68,6 +71,8 @@ pub struct ForwardConfig {
     pub on_infrastructure_failure: InfrastructurePolicy,
     /// The tools agents may call (an agent lists the ones it uses); `None`: agents only talk.
     pub tools: Option<std::sync::Arc<ann_tools::ToolRegistry>>,
+    /// The model profiles agents may name (heterogeneous teams); empty: every call on the worker.
+    pub models: ModelProfiles,
 }
 
 impl Default for ForwardConfig {
@@ -78,6 +83,7 @@ impl Default for ForwardConfig {
             seed: None,
             routing: RoutingMode::Dynamic,
             routing_input_chars: 1500,
+            routing_statistics: false,
             routing_stats: BTreeMap::new(),
             debate_rounds: 2,
             max_parallel_calls: 8,
@@ -85,6 +91,7 @@ impl Default for ForwardConfig {
             aggregators: AggregatorRegistry::default(),
             on_infrastructure_failure: InfrastructurePolicy::Stop,
             tools: None,
+            models: ModelProfiles::default(),
         }
     }
 }

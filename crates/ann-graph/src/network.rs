@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AggregatorName, GraphError};
+use crate::{AgentModel, AggregatorName, GraphError};
 
 /// The schema version this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -65,6 +65,10 @@ pub struct Agent {
     /// shortest decimal, so `0.7` stays `0.7` in files, prompts and patches).
     #[serde(default, serialize_with = "decimal_f32")]
     pub temperature: f32,
+    /// This agent's own model settings (a model profile, a token limit); absent: the network's
+    /// default, the worker (not written when unset, so files without it keep their bytes).
+    #[serde(default, skip_serializing_if = "AgentModel::is_default")]
+    pub model: AgentModel,
     /// Tools this agent may call (names in the forward configuration's tool registry); none: it
     /// only talks (and its file bytes are as before tools existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -272,6 +276,28 @@ mod tests {
         );
         check(|n| n.layers[1].agents[0].temperature = 2.5, &r, "temperature", Some("solve"), Some("a1"));
         check(|n| n.layers[2].output_spec = "the final answer".into(), &r, "answer_format", Some("verify"), None);
+        let big = |n: &mut Network| n.layers[1].agents[0].model.profile = Some("big".into());
+        check(big, &r, "model_profile", Some("solve"), Some("a1"));
+        let mut net = sample_network();
+        big(&mut net);
+        assert_eq!(net.validate(&rules().with_profiles(["big".to_string()])), Ok(()));
+    }
+
+    #[test]
+    fn an_agents_model_settings_round_trip_and_are_absent_when_unset() {
+        let mut net = sample_network();
+        net.layers[1].agents[0].model = crate::AgentModel { profile: Some("big".into()), max_tokens: Some(256) };
+        let json = net.to_json();
+        assert!(
+            json.contains("\"model\": {\n            \"profile\": \"big\",\n            \"max_tokens\": 256"),
+            "{json}"
+        );
+        assert_eq!(Network::from_json(&json).unwrap(), net);
+        assert_eq!(Network::from_yaml(&net.to_yaml()).unwrap(), net);
+        assert!(!sample_network().to_json().contains("\"model\""), "unset: not written");
+        let typo = json.replace("\"max_tokens\": 256", "\"max_token\": 256");
+        let e = Network::from_json(&typo).unwrap_err().to_string();
+        assert!(e.contains("layers[1].agents[0].model") && e.contains("unknown field `max_token`"), "{e}");
     }
 
     #[test]

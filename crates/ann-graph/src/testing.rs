@@ -21,6 +21,7 @@ pub(crate) fn one_layer(agents: usize, aggregators: &[crate::AggregatorName]) ->
             tools: Vec::new(),
             max_tool_steps: None,
             temperature: 0.0,
+            model: Default::default(),
         })
         .collect();
     Network {

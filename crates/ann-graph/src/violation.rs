@@ -36,6 +36,11 @@ pub enum Violation {
     PromptTooLong { layer: String, agent: String, chars: usize, max: usize },
     #[error("[temperature] agent `{agent}` in layer `{layer}`: temperature {temperature} is outside 0..=2")]
     Temperature { layer: String, agent: String, temperature: f32 },
+    /// An agent names a model profile the rules do not know (`known` lists them).
+    #[error(
+        "[model_profile] agent `{agent}` in layer `{layer}`: model profile `{profile}` is not configured (known: {known})"
+    )]
+    UnknownProfile { layer: String, agent: String, profile: String, known: String },
     /// A tool the rules' tool names do not hold (`known` lists them).
     #[error("[tools] agent `{agent}` in layer `{layer}`: tool `{tool}` is not registered (known: {known})")]
     UnknownTool { layer: String, agent: String, tool: String, known: String },
@@ -62,6 +67,7 @@ impl Violation {
             Self::MissingPlaceholder { .. } => "placeholder",
             Self::PromptTooLong { .. } => "prompt_length",
             Self::Temperature { .. } => "temperature",
+            Self::UnknownProfile { .. } => "model_profile",
             Self::AnswerFormat { .. } => "answer_format",
             Self::UnknownTool { .. } => "tools",
             Self::ToolSteps { .. } => "tool_steps",
@@ -85,6 +91,7 @@ impl Violation {
             | Self::MissingPlaceholder { layer, .. }
             | Self::PromptTooLong { layer, .. }
             | Self::Temperature { layer, .. }
+            | Self::UnknownProfile { layer, .. }
             | Self::AnswerFormat { layer, .. }
             | Self::UnknownTool { layer, .. }
             | Self::ToolSteps { layer, .. } => Some(layer),
@@ -99,6 +106,7 @@ impl Violation {
             | Self::MissingPlaceholder { agent, .. }
             | Self::PromptTooLong { agent, .. }
             | Self::Temperature { agent, .. }
+            | Self::UnknownProfile { agent, .. }
             | Self::UnknownTool { agent, .. }
             | Self::ToolSteps { agent, .. } => Some(agent),
             _ => None,
