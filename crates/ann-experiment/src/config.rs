@@ -41,6 +41,9 @@ pub struct ExperimentConfig {
     pub forward: ForwardSection,
     #[serde(default)]
     pub report: ReportSection,
+    /// Team construction (`network = "construct"`, `ann construct`, `ann adapt`).
+    #[serde(default)]
+    pub construct: crate::construct::ConstructSection,
 }
 
 /// Which benchmark, how much of each split.
@@ -59,8 +62,9 @@ pub struct BenchmarkSection {
     pub seed: Option<u64>,
     /// The fetched-data folder; relative paths resolve against the run's base folder.
     pub data_dir: PathBuf,
-    /// Another starting network (JSON or YAML) instead of the benchmark's own.
-    pub network: Option<PathBuf>,
+    /// Another starting network (JSON or YAML) instead of the benchmark's own, or `"construct"`:
+    /// team construction at the start of the run (settings in `[construct]`).
+    pub network: Option<crate::construct::StartNetwork>,
 }
 
 impl Default for BenchmarkSection {
@@ -333,6 +337,9 @@ impl ExperimentConfig {
     pub fn check(&self) -> anyhow::Result<()> {
         if !ann_graph::is_slug(&self.name) {
             anyhow::bail!("`name` must be a slug of [a-z0-9_-]+, got {:?}", self.name);
+        }
+        if self.construct.max_attempts == 0 {
+            anyhow::bail!("`construct.max_attempts` must be at least 1");
         }
         if self.train.batch_size == 0 {
             anyhow::bail!("`train.batch_size` must be at least 1");

@@ -16,6 +16,8 @@
 pub mod baselines;
 pub mod benchmarks;
 pub mod config;
+pub mod construct;
+pub mod library;
 pub mod overrides;
 pub mod prompts;
 pub mod report;
@@ -28,6 +30,7 @@ pub use ann_textgrad::forward_cost;
 pub use baselines::Baseline;
 pub use benchmarks::{BENCHMARKS, Subset, load_benchmark};
 pub use config::{Backend, ExperimentConfig};
+pub use construct::{ConstructSection, ConstructionRecord, StartNetwork, construct_to_file};
 pub use report::{BaselineScores, Report, RunCosts, SplitScores};
 pub use run::{
     Clock, EvalOutcome, Progress, RunOptions, RunOutcome, check_network, evaluate_baseline, evaluate_network,

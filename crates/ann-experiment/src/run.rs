@@ -64,7 +64,7 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    fn say(&self, line: &str) {
+    pub(crate) fn say(&self, line: &str) {
         tracing::info!("{line}");
         if let Some(p) = &self.progress {
             p(line);
@@ -88,7 +88,7 @@ pub fn folder_stamp(time: SystemTime) -> String {
 /// the benchmark and the starting network are ready, so a setup error leaves no empty run).
 pub async fn start(config: &ExperimentConfig, options: &RunOptions) -> anyhow::Result<RunOutcome> {
     config.check()?;
-    let prepared = prepare(config, options).await?;
+    let mut prepared = prepare(config, options).await?;
     let started = (options.clock)();
     let run_dir = options.runs_dir.join(format!("{}-{}", config.name, folder_stamp(started)));
     std::fs::create_dir_all(&options.runs_dir).with_context(|| format!("creating {}", options.runs_dir.display()))?;
@@ -96,6 +96,7 @@ pub async fn start(config: &ExperimentConfig, options: &RunOptions) -> anyhow::R
     std::fs::write(run_dir.join(CONFIG_FILE), config.to_toml()?)
         .with_context(|| format!("writing {}", run_dir.join(CONFIG_FILE).display()))?;
     options.say(&format!("run directory {}", run_dir.display()));
+    crate::construct::settle_start(config, &mut prepared, &run_dir, options).await?;
     execute(config, prepared, &run_dir, options, started).await
 }
 
@@ -110,7 +111,8 @@ pub async fn resume(run_dir: &Path, options: &RunOptions) -> anyhow::Result<RunO
     let config = ExperimentConfig::load(&path)?;
     let started = (options.clock)();
     options.say(&format!("resuming {}", run_dir.display()));
-    let prepared = prepare(&config, options).await?;
+    let mut prepared = prepare(&config, options).await?;
+    crate::construct::settle_start(&config, &mut prepared, run_dir, options).await?;
     execute(&config, prepared, run_dir, options, started).await
 }
 
@@ -174,12 +176,13 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
         }
         None => load_benchmark(&config.benchmark, &data_dir, stack.model.clone(), &config.model.name).await?,
     };
+    // A network to construct starts as the benchmark's own (its fallback) until `settle_start`.
     let start = match &config.benchmark.network {
-        Some(path) => {
+        Some(crate::construct::StartNetwork::File(path)) => {
             let path = resolve(base, path);
             Network::load(&path).with_context(|| format!("loading the starting network {}", path.display()))?
         }
-        None => Network::from_json(benchmark.starting_network())
+        Some(crate::construct::StartNetwork::Construct) | None => Network::from_json(benchmark.starting_network())
             .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?,
     };
     check_network(&start, benchmark.as_ref())?;

@@ -151,7 +151,7 @@ fn demo_config_parses_and_maps_onto_the_training_config() {
     assert_eq!(train.rules.answer_format.as_deref(), Some("Answer: X"));
     assert_eq!(train.forward.max_tokens, Some(32));
     // The demo's compact network keeps the benchmark's answer format.
-    let network = config.benchmark.network.as_ref().unwrap();
+    let Some(ann_experiment::StartNetwork::File(network)) = &config.benchmark.network else { panic!("a file") };
     let net = Network::load(&workspace().join(network)).unwrap();
     net.validate(&train.rules).unwrap();
     // The config survives its own serialization (what a run directory keeps).
