@@ -1,5 +1,6 @@
-//! The `ann` binary: run, resume and evaluate experiments and baselines (`ann demo`, `train`, `resume`, `eval`),
-//! and keep a run's calls as a cassette (`ann cache`).
+//! The `ann` binary: run, resume and evaluate experiments and baselines, construct and adapt
+//! networks (`ann demo`, `train`, `resume`, `eval`, `construct`, `adapt`), and keep a run's calls
+//! as a cassette (`ann cache`).
 
 mod cassette;
 
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ann_experiment::reexports::{MODEL_ENV, Network, OpenAiConfig, Split, pinned_model_path};
-use ann_experiment::{Backend, BackendSource, Baseline, ExperimentConfig, Report, RunOptions};
+use ann_experiment::{Backend, BackendSource, Baseline, ExperimentConfig, Report, RunOptions, StartNetwork};
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -63,13 +64,39 @@ enum Cmd {
         /// Where the run directory goes (default: `runs/` in the home folder).
         #[arg(long, value_name = "DIR")]
         runs_dir: Option<PathBuf>,
+        /// Start from this network file (JSON or YAML, e.g. one written by `ann construct` or
+        /// `ann adapt`) instead of the config's `benchmark.network`.
+        #[arg(long, value_name = "FILE")]
+        network: Option<PathBuf>,
+    },
+    /// Construct a network for a benchmark by team construction (task description and training
+    /// inputs, optionally trained networks as a library) and write it to a file.
+    Construct {
+        /// mmlu-ml, math, humaneval, creative-writing, trivia-cw or dabench.
+        #[arg(long)]
+        benchmark: String,
+        /// Finished run directories whose trained networks (and validation scores) the
+        /// construction prompt sees as a library (repeatable).
+        #[arg(long = "from", value_name = "RUN_DIR")]
+        from: Vec<PathBuf>,
+        /// The network file to write (JSON, or YAML for .yaml/.yml); the record of the
+        /// construction goes beside it as `<name>.construction.json`.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Model, cache, budget and `[construct]` settings from this config (default: the demo's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a config value: KEY=VALUE (repeatable), as for `ann train`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Resume an interrupted run directory and finish its report.
     Resume { run_dir: PathBuf },
     /// Evaluate a network file or a baseline on a benchmark split (no training).
     #[command(group(ArgGroup::new("what").required(true).args(["network", "baseline"])))]
     Eval {
-        /// mmlu-ml, math, humaneval or creative-writing.
+        /// mmlu-ml, math, humaneval, creative-writing; or with the user's data (`benchmark.data_path`,
+        /// or ANN_TRIVIA_CW_PATH / ANN_DABENCH_DIR): trivia-cw, dabench.
         #[arg(long)]
         benchmark: String,
         /// The network (JSON or YAML), e.g. a run's `network-trained.json`.
@@ -154,8 +181,12 @@ async fn run(cli: Cli) -> Result<()> {
             }
             train(&config, options(&home, openai)).await
         }
-        Cmd::Train { config, openai: force, local, limit, overrides, runs_dir } => {
+        Cmd::Train { config, openai: force, local, limit, overrides, runs_dir, network } => {
             let mut config = ExperimentConfig::load_with_overrides(&config, &overrides)?;
+            if let Some(file) = network {
+                config.benchmark.network = Some(StartNetwork::File(absolute(&file)?));
+            }
+            user_data(&mut config);
             relocate_cache(&mut config);
             if let Some(n) = limit {
                 config.limit(n);
@@ -173,6 +204,29 @@ async fn run(cli: Cli) -> Result<()> {
                 options.runs_dir = if dir.is_absolute() { dir } else { home.join(dir) };
             }
             train(&config, options).await
+        }
+        Cmd::Construct { benchmark, from, out, config, overrides } => {
+            let mut config = match config {
+                Some(path) => ExperimentConfig::load_with_overrides(&path, &overrides)?,
+                None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
+            };
+            relocate_cache(&mut config);
+            config.benchmark.name = benchmark;
+            user_data(&mut config);
+            let openai = OpenAiConfig::from_env().context("reading ANN_OPENAI_* from the environment")?;
+            if let Some(o) = &openai {
+                use_openai(&mut config, o);
+            }
+            let options = options(&home, openai);
+            let spinner = spinner(&options);
+            let from: Vec<PathBuf> = from.iter().map(|d| absolute(d)).collect::<Result<_>>()?;
+            let record = ann_experiment::construct_to_file(&config, &from, &absolute(&out)?, &spinner.0).await;
+            spinner.1.finish_and_clear();
+            let record = record?;
+            println!("{}", record.summary());
+            println!("Network: {}", out.display());
+            println!("Record: {}", ann_experiment::construct::record_path(&out).display());
+            Ok(())
         }
         Cmd::Resume { run_dir } => {
             let config = ExperimentConfig::load(&run_dir.join(ann_experiment::run::CONFIG_FILE))?;
@@ -193,6 +247,7 @@ async fn run(cli: Cli) -> Result<()> {
             relocate_cache(&mut config);
             config.benchmark.name = benchmark;
             config.benchmark.network = None;
+            user_data(&mut config);
             let (train, validation, test) = match split {
                 SplitArg::Train => (limit, Some(0), Some(0)),
                 SplitArg::Validation => (Some(0), limit, Some(0)),
@@ -226,6 +281,28 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Cache(cmd) => cassette::run(cmd).await,
     }
+}
+
+/// A user-data benchmark's `data_path` from its environment variable when the config sets none.
+fn user_data(config: &mut ExperimentConfig) {
+    if config.benchmark.data_path.is_some() {
+        return;
+    }
+    let Some(var) = ann_experiment::user_data_env(&config.benchmark.name) else { return };
+    if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(value);
+        config.benchmark.data_path =
+            Some(if path.is_absolute() { path } else { std::env::current_dir().unwrap_or_default().join(path) });
+    }
+}
+
+/// `path` made absolute against the current folder (a config's relative paths resolve against
+/// the home folder instead).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir().context("reading the current folder")?.join(path))
 }
 
 fn parse_baseline(name: &str) -> Result<Baseline, String> {

@@ -50,7 +50,7 @@ pub struct ExperimentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BenchmarkSection {
-    /// `mmlu-ml`, `math`, `humaneval` or `creative-writing`.
+    /// `mmlu-ml`, `math`, `humaneval`, `creative-writing`, or one read from `data_path`: `trivia-cw`, `dabench`.
     pub name: String,
     /// Training examples used (the first ones of the benchmark's seeded train split); `None`: all.
     pub train: Option<usize>,
@@ -62,6 +62,10 @@ pub struct BenchmarkSection {
     pub seed: Option<u64>,
     /// The fetched-data folder; relative paths resolve against the run's base folder.
     pub data_dir: PathBuf,
+    /// The user's own data of `trivia-cw` (the JSONL file) or `dabench` (the folder); relative
+    /// paths resolve against the base folder. `ann` fills it from `ANN_TRIVIA_CW_PATH` /
+    /// `ANN_DABENCH_DIR` when unset.
+    pub data_path: Option<PathBuf>,
     /// Another starting network (JSON or YAML) instead of the benchmark's own, or `"construct"`:
     /// team construction at the start of the run (settings in `[construct]`).
     pub network: Option<crate::construct::StartNetwork>,
@@ -76,6 +80,7 @@ impl Default for BenchmarkSection {
             test: None,
             seed: None,
             data_dir: PathBuf::from(".cache/data"),
+            data_path: None,
             network: None,
         }
     }

@@ -28,7 +28,7 @@ pub mod unsaved;
 /// What the forwards of evaluated examples cost (re-exported from `ann-textgrad`).
 pub use ann_textgrad::forward_cost;
 pub use baselines::Baseline;
-pub use benchmarks::{BENCHMARKS, Subset, load_benchmark};
+pub use benchmarks::{BENCHMARKS, Subset, USER_DATA_BENCHMARKS, load_benchmark, user_data_env};
 pub use config::{Backend, ExperimentConfig};
 pub use construct::{ConstructSection, ConstructionRecord, StartNetwork, construct_to_file};
 pub use report::{BaselineScores, Report, RunCosts, SplitScores};

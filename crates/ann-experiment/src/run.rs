@@ -174,7 +174,10 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
             let b = &config.benchmark;
             Arc::new(Subset::new(given.clone(), [b.train, b.validation, b.test])) as Arc<dyn Benchmark>
         }
-        None => load_benchmark(&config.benchmark, &data_dir, stack.model.clone(), &config.model.name).await?,
+        None => {
+            let section = config.benchmark.resolved(base);
+            load_benchmark(&section, &data_dir, stack.model.clone(), &config.model.name).await?
+        }
     };
     // A network to construct starts as the benchmark's own (its fallback) until `settle_start`.
     let start = match &config.benchmark.network {
