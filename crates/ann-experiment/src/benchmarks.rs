@@ -54,11 +54,12 @@ impl BenchmarkSection {
     }
 
     /// Split sizes for a file of `n` examples: the section's, else 20% train, 10% validation,
-    /// the rest test.
+    /// the rest test; each cut to what the file has left (as [`Subset`] cuts).
     fn sizes_for(&self, n: usize) -> [usize; 3] {
-        let train = self.train.unwrap_or(n / 5);
-        let validation = self.validation.unwrap_or(n / 10);
-        [train, validation, self.test.unwrap_or(n.saturating_sub(train + validation))]
+        let train = self.train.unwrap_or(n / 5).min(n);
+        let validation = self.validation.unwrap_or(n / 10).min(n - train);
+        let rest = n - train - validation;
+        [train, validation, self.test.unwrap_or(rest).min(rest)]
     }
 }
 
