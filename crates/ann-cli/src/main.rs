@@ -90,6 +90,32 @@ enum Cmd {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Build a network for a new task from trained networks: team construction whose prompt sees
+    /// the runs' trained networks and validation scores as a library; writes the network and
+    /// `<name>.provenance.json` (which runs, which layers were reused).
+    #[command(group(ArgGroup::new("target").required(true).args(["benchmark", "task"])))]
+    Adapt {
+        /// Finished run directories whose trained networks form the library (repeatable).
+        #[arg(long = "from", value_name = "RUN_DIR", required = true)]
+        from: Vec<PathBuf>,
+        /// The new task is this benchmark (its training inputs, answer format, and starting
+        /// network as the fallback); the result trains further with `ann train --network`.
+        #[arg(long)]
+        benchmark: Option<String>,
+        /// The new task is described by this TOML file: `task_description`, `answer_format`,
+        /// `examples = [...]` (inputs).
+        #[arg(long, value_name = "FILE")]
+        task: Option<PathBuf>,
+        /// The network file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Model, cache, budget and `[construct]` settings from this config (default: the demo's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a config value: KEY=VALUE (repeatable), as for `ann train`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Resume an interrupted run directory and finish its report.
     Resume { run_dir: PathBuf },
     /// Evaluate a network file or a baseline on a benchmark split (no training).
@@ -206,18 +232,7 @@ async fn run(cli: Cli) -> Result<()> {
             train(&config, options).await
         }
         Cmd::Construct { benchmark, from, out, config, overrides } => {
-            let mut config = match config {
-                Some(path) => ExperimentConfig::load_with_overrides(&path, &overrides)?,
-                None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
-            };
-            relocate_cache(&mut config);
-            config.benchmark.name = benchmark;
-            user_data(&mut config);
-            let openai = OpenAiConfig::from_env().context("reading ANN_OPENAI_* from the environment")?;
-            if let Some(o) = &openai {
-                use_openai(&mut config, o);
-            }
-            let options = options(&home, openai);
+            let (config, options) = construction_setup(&home, config, &overrides, Some(benchmark))?;
             let spinner = spinner(&options);
             let from: Vec<PathBuf> = from.iter().map(|d| absolute(d)).collect::<Result<_>>()?;
             let record = ann_experiment::construct_to_file(&config, &from, &absolute(&out)?, &spinner.0).await;
@@ -226,6 +241,21 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", record.summary());
             println!("Network: {}", out.display());
             println!("Record: {}", ann_experiment::construct::record_path(&out).display());
+            Ok(())
+        }
+        Cmd::Adapt { from, benchmark, task, out, config, overrides } => {
+            let (config, options) = construction_setup(&home, config, &overrides, benchmark)?;
+            let target = match task {
+                Some(file) => ann_experiment::AdaptTarget::Task(absolute(&file)?),
+                None => ann_experiment::AdaptTarget::Benchmark,
+            };
+            let spinner = spinner(&options);
+            let from: Vec<PathBuf> = from.iter().map(|d| absolute(d)).collect::<Result<_>>()?;
+            let provenance = ann_experiment::adapt_to_file(&config, &from, &target, &absolute(&out)?, &spinner.0).await;
+            spinner.1.finish_and_clear();
+            println!("{}", provenance?.summary());
+            println!("Network: {}", out.display());
+            println!("Provenance: {}", ann_experiment::adapt::provenance_path(&out).display());
             Ok(())
         }
         Cmd::Resume { run_dir } => {
@@ -281,6 +311,30 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Cache(cmd) => cassette::run(cmd).await,
     }
+}
+
+/// The config and run options of `ann construct` / `ann adapt`: the given config (default: the
+/// demo's) for `benchmark`, and the environment's endpoint when one is set (as `ann eval`).
+fn construction_setup(
+    home: &Path,
+    config: Option<PathBuf>,
+    overrides: &[String],
+    benchmark: Option<String>,
+) -> Result<(ExperimentConfig, RunOptions)> {
+    let mut config = match config {
+        Some(path) => ExperimentConfig::load_with_overrides(&path, overrides)?,
+        None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
+    };
+    relocate_cache(&mut config);
+    if let Some(name) = benchmark {
+        config.benchmark.name = name;
+    }
+    user_data(&mut config);
+    let openai = OpenAiConfig::from_env().context("reading ANN_OPENAI_* from the environment")?;
+    if let Some(o) = &openai {
+        use_openai(&mut config, o);
+    }
+    Ok((config, options(home, openai)))
 }
 
 /// A user-data benchmark's `data_path` from its environment variable when the config sets none.

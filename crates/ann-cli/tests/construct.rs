@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ann_experiment::reexports::Network;
 use ann_test_support::server::{FakeServer, FakeServerConfig};
 use serde_json::Value;
 
@@ -106,6 +107,26 @@ async fn construct_writes_a_network_that_train_starts_from() {
     // The user's data path went into the run's config, so `ann resume` finds it without the variable.
     let kept = std::fs::read_to_string(runs[0].join("config.toml")).unwrap();
     assert!(kept.contains("trivia-cw-sample.jsonl"), "{kept}");
+
+    // `ann adapt` with that run as the library: the provenance says which layers were reused.
+    let run = runs[0].to_str().unwrap();
+    let args = ["adapt", "--from", run, "--benchmark", "trivia-cw", "--out", "adapted.json"];
+    let out = ann(home.path(), &server.url(), &args).env("ANN_TRIVIA_CW_PATH", &trivia).output().await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The server's replies hold no usable patch, so the trained network is the constructed one.
+    let trained = Network::load(&runs[0].join("network-trained.json")).unwrap();
+    assert_eq!(trained, Network::from_json(&initial.to_string()).unwrap());
+    assert!(stdout.contains("layer recall: identical from") && stdout.contains("layer story: identical"), "{stdout}");
+    let provenance: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.path().join("adapted.provenance.json")).unwrap()).unwrap();
+    assert_eq!(provenance["from"][0]["run_dir"].as_str(), Some(run));
+    let construction = server.requests().into_iter().rfind(|r| is_construction(&r.body)).unwrap();
+    assert!(construction.body["messages"][1]["content"].as_str().unwrap().contains("Library network 1"));
+
+    // A target is required, and only one.
+    let out = ann(home.path(), &server.url(), &["adapt", "--from", run, "--out", "x.json"]).output().await.unwrap();
+    assert!(!out.status.success() && stderr(&out).contains("--benchmark"), "{}", stderr(&out));
     server.shutdown().await;
 }
 

@@ -13,6 +13,7 @@
 //! [`resume`] finishes an interrupted run from its directory. The caller passes the clock and the
 //! backend source ([`RunOptions`]); nothing here reads the environment or downloads anything.
 
+pub mod adapt;
 pub mod baselines;
 pub mod benchmarks;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod run;
 pub mod stack;
 pub mod unsaved;
 
+pub use adapt::{AdaptTarget, Provenance, adapt_to_file};
 /// What the forwards of evaluated examples cost (re-exported from `ann-textgrad`).
 pub use ann_textgrad::forward_cost;
 pub use baselines::Baseline;
