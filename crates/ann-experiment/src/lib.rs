@@ -23,6 +23,7 @@ pub mod overrides;
 pub mod prompts;
 pub mod report;
 pub mod run;
+pub mod specialise;
 pub mod stack;
 pub mod unsaved;
 
