@@ -106,7 +106,12 @@ enum Cmd {
         /// `examples = [...]` (inputs).
         #[arg(long, value_name = "FILE")]
         task: Option<PathBuf>,
-        /// The network file to write.
+        /// Specialise within the benchmark instead: one network per value of this metadata field of
+        /// its examples (e.g. MATH's `subject` or `level`), a router in front, evaluated on the
+        /// test split against the first run's trained network; `--out` is then a folder.
+        #[arg(long, value_name = "FIELD", requires = "benchmark", conflicts_with = "task")]
+        specialise_by: Option<String>,
+        /// The network file to write (the folder, with `--specialise-by`).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         /// Model, cache, budget and `[construct]` settings from this config (default: the demo's).
@@ -243,7 +248,27 @@ async fn run(cli: Cli) -> Result<()> {
             println!("Record: {}", ann_experiment::construct::record_path(&out).display());
             Ok(())
         }
-        Cmd::Adapt { from, benchmark, task, out, config, overrides } => {
+        Cmd::Adapt { from, benchmark, task: _, specialise_by: Some(field), out, config, overrides } => {
+            let (config, options) = construction_setup(&home, config, &overrides, benchmark)?;
+            let spinner = spinner(&options);
+            let from: Vec<PathBuf> = from.iter().map(|d| absolute(d)).collect::<Result<_>>()?;
+            let out = absolute(&out)?;
+            let report = ann_experiment::specialise::specialise_to_dir(&config, &from, &field, &out, &spinner.0).await;
+            spinner.1.finish_and_clear();
+            let report = report?;
+            let mean = |s: &Option<ann_experiment::reexports::Summary>| s.as_ref().map_or(f64::NAN, |s| s.mean);
+            println!(
+                "{} networks by {field} ({}); router: {} routed, {} to the single network",
+                report.slices.len(),
+                report.slices.iter().map(|s| s.value.as_str()).collect::<Vec<_>>().join(", "),
+                report.router.routed,
+                report.router.unrouted
+            );
+            println!("test: single {:.3}, specialised {:.3}", mean(&report.single), mean(&report.specialised));
+            println!("Report: {}", out.join("specialise.json").display());
+            Ok(())
+        }
+        Cmd::Adapt { from, benchmark, task, specialise_by: None, out, config, overrides } => {
             let (config, options) = construction_setup(&home, config, &overrides, benchmark)?;
             let target = match task {
                 Some(file) => ann_experiment::AdaptTarget::Task(absolute(&file)?),

@@ -124,6 +124,28 @@ async fn construct_writes_a_network_that_train_starts_from() {
     let construction = server.requests().into_iter().rfind(|r| is_construction(&r.body)).unwrap();
     assert!(construction.body["messages"][1]["content"].as_str().unwrap().contains("Library network 1"));
 
+    // Specialisation by a metadata field: one network per topic of the training split, a router
+    // in front (the server's replies name no topic: the single network answers), a report.
+    let args = ["adapt", "--from", run, "--benchmark", "trivia-cw", "--specialise-by", "topic"];
+    let out = ann(home.path(), &server.url(), &args)
+        .args(["--out", "special", "--config", "exp.toml"])
+        .env("ANN_TRIVIA_CW_PATH", &trivia)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 networks by topic") && stdout.contains("0 routed, 1 to the single network"), "{stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.path().join("special/specialise.json")).unwrap()).unwrap();
+    assert_eq!(report["field"], "topic");
+    assert!(home.path().join("special/router.json").is_file());
+    let out = ann(home.path(), &server.url(), &["adapt", "--from", run, "--specialise-by", "x", "--out", "y"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success() && stderr(&out).contains("--benchmark"), "{}", stderr(&out));
+
     // A target is required, and only one.
     let out = ann(home.path(), &server.url(), &["adapt", "--from", run, "--out", "x.json"]).output().await.unwrap();
     assert!(!out.status.success() && stderr(&out).contains("--benchmark"), "{}", stderr(&out));

@@ -44,6 +44,7 @@ pub use stack::{BackendSource, ModelStack, build_stack, open_backend};
 /// What the `ann` binary needs from the layers below, so that it depends on this crate alone.
 pub mod reexports {
     pub use ann_eval::Split;
+    pub use ann_eval::stats::Summary;
     pub use ann_graph::Network;
     pub use ann_llm_cache::{CassetteEntry, ResponseCache};
     pub use ann_llm_local::{MODEL_ENV, pinned_model_path};
