@@ -186,10 +186,9 @@ impl ConstructionRecord {
             )
         } else {
             format!(
-                "team construction gave a {}-layer network for {} (attempt {} of {})",
+                "team construction gave a {}-layer network for {} after {} attempt(s)",
                 self.network.layers.len(),
                 self.benchmark,
-                self.attempts,
                 self.attempts
             )
         }
@@ -230,7 +229,15 @@ pub async fn settle_start(
             &team,
             config.construct.examples,
         )
-        .await?;
+        .await
+        .with_context(|| {
+            format!(
+                "team construction stopped (the calls answered so far are in the response cache, its spend in \
+                 budget.json): once the cause is fixed (an exhausted budget is raised in its config.toml), run \
+                 `ann resume {}`",
+                run_dir.display()
+            )
+        })?;
         record.save(&path)?;
         options.say(&record.summary());
         record.network

@@ -88,7 +88,7 @@ pub fn folder_stamp(time: SystemTime) -> String {
 /// the benchmark and the starting network are ready, so a setup error leaves no empty run).
 pub async fn start(config: &ExperimentConfig, options: &RunOptions) -> anyhow::Result<RunOutcome> {
     config.check()?;
-    let mut prepared = prepare(config, options).await?;
+    let prepared = prepare(config, options).await?;
     let started = (options.clock)();
     let run_dir = options.runs_dir.join(format!("{}-{}", config.name, folder_stamp(started)));
     std::fs::create_dir_all(&options.runs_dir).with_context(|| format!("creating {}", options.runs_dir.display()))?;
@@ -96,7 +96,6 @@ pub async fn start(config: &ExperimentConfig, options: &RunOptions) -> anyhow::R
     std::fs::write(run_dir.join(CONFIG_FILE), config.to_toml()?)
         .with_context(|| format!("writing {}", run_dir.join(CONFIG_FILE).display()))?;
     options.say(&format!("run directory {}", run_dir.display()));
-    crate::construct::settle_start(config, &mut prepared, &run_dir, options).await?;
     execute(config, prepared, &run_dir, options, started).await
 }
 
@@ -111,8 +110,7 @@ pub async fn resume(run_dir: &Path, options: &RunOptions) -> anyhow::Result<RunO
     let config = ExperimentConfig::load(&path)?;
     let started = (options.clock)();
     options.say(&format!("resuming {}", run_dir.display()));
-    let mut prepared = prepare(&config, options).await?;
-    crate::construct::settle_start(&config, &mut prepared, run_dir, options).await?;
+    let prepared = prepare(&config, options).await?;
     execute(&config, prepared, run_dir, options, started).await
 }
 
@@ -296,7 +294,7 @@ fn resume_hint(e: &TrainError, run_dir: &Path) -> Option<String> {
 /// imported into the cache first; at any stop, answers the cache could not store are written there.
 async fn execute(
     config: &ExperimentConfig,
-    prepared: Prepared,
+    mut prepared: Prepared,
     run_dir: &Path,
     options: &RunOptions,
     started: SystemTime,
@@ -305,7 +303,7 @@ async fn execute(
         tracing::warn!("{note}");
         options.say(&note);
     }
-    let result = train_and_report(config, &prepared, run_dir, options, started).await;
+    let result = train_and_report(config, &mut prepared, run_dir, options, started).await;
     let Some(cache) = &prepared.stack.cache else { return result };
     let (result, note) = unsaved::keep(cache, run_dir, result);
     if let Some(note) = note {
@@ -317,16 +315,19 @@ async fn execute(
 
 async fn train_and_report(
     config: &ExperimentConfig,
-    prepared: &Prepared,
+    prepared: &mut Prepared,
     run_dir: &Path,
     options: &RunOptions,
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
-    let Prepared { benchmark, stack, trainer, start, .. } = prepared;
-    if let Some(note) = carry_budget(&stack.budget, run_dir)? {
+    if let Some(note) = carry_budget(&prepared.stack.budget, run_dir)? {
         tracing::warn!("{note}");
         options.say(&note);
     }
+    // Team construction (`network = "construct"`) spends under the run's budget, once.
+    crate::construct::settle_start(config, prepared, run_dir, options).await?;
+    let prepared = &*prepared;
+    let Prepared { benchmark, stack, trainer, start, .. } = prepared;
     start.save(&run_dir.join("network-initial.json")).context("saving the starting network")?;
     let data = TrainData {
         train: split_examples(benchmark.as_ref(), Split::Train),

@@ -181,6 +181,36 @@ async fn always_invalid_falls_back_to_the_benchmarks_network_and_resume_keeps_it
     server.shutdown().await;
 }
 
+/// A budget that runs out during construction stops the run with the `ann resume` hint and its
+/// spend in `budget.json`; a resume under the same budget pays for nothing; raised, it finishes,
+/// each call paid once (the first answer comes from the response cache).
+#[tokio::test]
+async fn a_budget_stop_during_construction_resumes_paying_no_call_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(Script::InvalidThenValid).await;
+    let mut config = ExperimentConfig::from_toml(SMALL, "built.toml").unwrap();
+    config.budget.max_calls = Some(1);
+    let err = format!("{:#}", ann_experiment::start(&config, &options(dir.path(), &server)).await.unwrap_err());
+    assert!(err.contains("team construction stopped") && err.contains("ann resume"), "{err}");
+    assert_eq!(server.request_count(), 1);
+    let run_dir = dir.path().join("runs/built-20270115T080000Z");
+    let ledger: Value = read_json(&run_dir.join("budget.json"));
+    assert_eq!(ledger["spent"]["calls"], 1, "{ledger}");
+    assert!(!run_dir.join("construction.json").exists());
+
+    assert!(ann_experiment::resume(&run_dir, &options(dir.path(), &server)).await.is_err());
+    assert_eq!(server.request_count(), 1, "the run's budget holds across processes");
+
+    config.budget.max_calls = None;
+    std::fs::write(run_dir.join("config.toml"), config.to_toml().unwrap()).unwrap();
+    ann_experiment::resume(&run_dir, &options(dir.path(), &server)).await.unwrap();
+    let construction = server.requests().into_iter().filter(|r| is_construction(&r.body)).count();
+    assert_eq!(construction, 2, "the rejected first answer came from the cache, the retry was paid once");
+    let record = read_json(&run_dir.join("construction.json"));
+    assert_eq!((record["attempts"].as_u64(), record["fallback_used"].as_bool()), (Some(2), Some(false)));
+    server.shutdown().await;
+}
+
 #[test]
 fn construct_settings_are_checked() {
     let bad = SMALL.replace("max_attempts = 3", "max_attempts = 0");
