@@ -10,6 +10,11 @@
 //!    [`Baseline`]s on test, and writes `report.json` and `report.md` with seeded bootstrap
 //!    intervals, the paired comparisons and what each part cost.
 //!
+//! With `network = "construct"` the starting network comes from team construction instead
+//! ([`construct`], recorded in the run's `construction.json`). After training, [`adapt`] builds
+//! networks for new tasks with trained networks as a library (and [`specialise`] one network per
+//! slice of a benchmark, with a router in front).
+//!
 //! [`resume`] finishes an interrupted run from its directory. The caller passes the clock and the
 //! backend source ([`RunOptions`]); nothing here reads the environment or downloads anything.
 
