@@ -247,12 +247,18 @@ pub async fn specialise_to_dir(
             continue;
         }
         let group: Vec<Example> = picked.iter().map(|&i| test[i].clone()).collect();
-        let runs = prepared.evaluate(network, &group, None).await.context("evaluating the specialised networks")?;
+        let runs = prepared
+            .evaluate(network, &group, None, &ann_graph::RoutingRecord::default())
+            .await
+            .context("evaluating the specialised networks")?;
         for (&i, run) in picked.iter().zip(&runs) {
             specialised_scores[i] = run.score();
         }
     }
-    let single_runs = prepared.evaluate(&single, &test, None).await.context("evaluating the single network")?;
+    let single_runs = prepared
+        .evaluate(&single, &test, None, &ann_graph::RoutingRecord::default())
+        .await
+        .context("evaluating the single network")?;
     let single_scores: Vec<Option<f64>> = single_runs.iter().map(|r| r.score()).collect();
 
     for (i, r) in reports.iter_mut().enumerate() {
