@@ -348,6 +348,7 @@ fn construction_setup(
 ) -> Result<(ExperimentConfig, RunOptions)> {
     let mut config = match config {
         Some(path) => ExperimentConfig::load_with_overrides(&path, overrides)?,
+        None if !overrides.is_empty() => anyhow::bail!("--set applies to a config file: give it with --config FILE"),
         None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
     };
     relocate_cache(&mut config);
