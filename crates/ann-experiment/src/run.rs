@@ -378,12 +378,15 @@ async fn execute(
         costs: RunCosts { training: outcome.cost, test_initial: cost_initial, test_trained: cost_trained },
         cost: meter.total,
         cost_by_tag: meter.by_tag,
+        cost_by_model: meter.by_model,
         budget_spent: stack.budget.spent(),
     };
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(run_dir.join(REPORT_JSON), json).context("writing report.json")?;
     std::fs::write(run_dir.join(REPORT_MD), report.to_markdown()).context("writing report.md")?;
-    options.say(&format!("report written to {}", run_dir.join(REPORT_MD).display()));
+    crate::report::artifacts::write(config, &prepared, options, run_dir, &report, [&data.train, &data.validation, &test])?;
+    let html = crate::report::write_html(run_dir)?;
+    options.say(&format!("report written to {} and {}", run_dir.join(REPORT_MD).display(), html.display()));
     Ok(RunOutcome { run_dir: run_dir.to_path_buf(), report })
 }
 
