@@ -384,7 +384,14 @@ async fn execute(
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(run_dir.join(REPORT_JSON), json).context("writing report.json")?;
     std::fs::write(run_dir.join(REPORT_MD), report.to_markdown()).context("writing report.md")?;
-    crate::report::artifacts::write(config, &prepared, options, run_dir, &report, [&data.train, &data.validation, &test])?;
+    crate::report::artifacts::write(
+        config,
+        &prepared,
+        options,
+        run_dir,
+        &report,
+        [&data.train, &data.validation, &test],
+    )?;
     let html = crate::report::write_html(run_dir)?;
     options.say(&format!("report written to {} and {}", run_dir.join(REPORT_MD).display(), html.display()));
     Ok(RunOutcome { run_dir: run_dir.to_path_buf(), report })

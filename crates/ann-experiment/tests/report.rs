@@ -22,7 +22,7 @@ fn options(dir: &Path, backend: BackendSource) -> RunOptions {
         backend,
         clock: Arc::new(|| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
         progress: None,
-        benchmark: Some(Capitals::new()),
+        benchmark: Some(Capitals::shared()),
         interrupt: None,
     }
 }
@@ -30,7 +30,8 @@ fn options(dir: &Path, backend: BackendSource) -> RunOptions {
 /// One finished capitals run with the scripted model: its directory.
 async fn run(dir: &Path) -> PathBuf {
     let config = ExperimentConfig::from_toml(CONFIG, "capitals.toml").unwrap();
-    let outcome = ann_experiment::start(&config, &options(dir, BackendSource::Model(common::scripted()))).await.unwrap();
+    let outcome =
+        ann_experiment::start(&config, &options(dir, BackendSource::Model(common::scripted()))).await.unwrap();
     assert!(outcome.report.steps.accepted >= 1 && outcome.report.steps.rejected >= 1, "{:?}", outcome.report.steps);
     outcome.run_dir
 }
@@ -45,7 +46,9 @@ async fn a_run_writes_a_self_contained_report_html_with_every_part() {
     let run_dir = run(dir.path()).await;
     let page = read(&run_dir.join("report.html"));
     // Plots (validation per step, scores per method, tokens, calls) and two diagrams.
-    for title in ["Validation score per step", "Test score per method", "Tokens by phase and model", "Calls and cache hits"] {
+    for title in
+        ["Validation score per step", "Test score per method", "Tokens by phase and model", "Calls and cache hits"]
+    {
         assert!(page.contains(title), "plot {title} is missing");
     }
     assert!(page.matches("<svg").count() >= 6, "four plots and two diagrams");
@@ -69,7 +72,11 @@ async fn a_run_writes_a_self_contained_report_html_with_every_part() {
     ann_experiment::report::write_html(&run_dir).unwrap();
     let again = read(&run_dir.join("report.html"));
     let at = before.bytes().zip(again.bytes()).position(|(a, b)| a != b);
-    assert!(at.is_none() && before.len() == again.len(), "differs at {at:?}: {:?}", at.map(|i| &again[i.saturating_sub(200)..(i + 200).min(again.len())]));
+    assert!(
+        at.is_none() && before.len() == again.len(),
+        "differs at {at:?}: {:?}",
+        at.map(|i| &again[i.saturating_sub(200)..(i + 200).min(again.len())])
+    );
 }
 
 #[tokio::test]
@@ -86,7 +93,8 @@ async fn manifest_and_metrics_are_written_for_every_run() {
         ann_experiment::report::artifacts::hash_file(&run_dir.join("network-initial.json")).unwrap().sha256
     );
     let metrics: serde_json::Value = serde_json::from_str(&read(&run_dir.join("metrics.json"))).unwrap();
-    let methods: Vec<&str> = metrics["methods"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    let methods: Vec<&str> =
+        metrics["methods"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
     assert_eq!(methods, ["initial", "trained", "baseline:direct"]);
     let trained = &metrics["methods"][1];
     assert!(trained["score"]["mean"].as_f64().unwrap() > metrics["methods"][0]["score"]["mean"].as_f64().unwrap());
@@ -114,7 +122,10 @@ async fn a_run_replayed_from_its_cache_writes_byte_identical_metrics() {
     replay_options.runs_dir = dir.path().join("replay");
     let second = ann_experiment::start(&config, &replay_options).await.unwrap();
     assert_eq!(second.report.cost.cache_hits, second.report.cost.calls, "every call came from the cache");
-    assert_ne!(first.report.cost.cache_hits, second.report.cost.cache_hits, "which is why metrics.json has no cache hits");
+    assert_ne!(
+        first.report.cost.cache_hits, second.report.cost.cache_hits,
+        "which is why metrics.json has no cache hits"
+    );
     let (a, b) = (read(&first.run_dir.join("metrics.json")), read(&second.run_dir.join("metrics.json")));
     assert!(a.contains("\"trained\""));
     assert_eq!(a, b, "metrics.json is byte-identical");
@@ -196,7 +207,11 @@ async fn chromium_renders_the_report_with_its_plots_and_diagrams() {
     let dom = chromium(&["--dump-dom", "--virtual-time-budget=2000"]);
     assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
     let text = String::from_utf8_lossy(&dom.stdout);
-    assert!(text.contains("<title>Run capitals: capitals</title>"), "no script changed the page: {}", &text[..200.min(text.len())]);
+    assert!(
+        text.contains("<title>Run capitals: capitals</title>"),
+        "no script changed the page: {}",
+        &text[..200.min(text.len())]
+    );
     assert!(text.matches("<svg").count() >= 6, "plots and diagrams are in the DOM");
     let log = String::from_utf8_lossy(&dom.stderr);
     assert!(!log.contains("Uncaught") && !log.contains("ERR_FILE_NOT_FOUND"), "{log}");
@@ -207,6 +222,7 @@ async fn chromium_renders_the_report_with_its_plots_and_diagrams() {
     assert!(png.starts_with(b"\x89PNG"));
     assert!(png.len() > 30_000, "a blank page compresses to a few kilobytes: {} bytes", png.len());
     if let Some(keep) = std::env::var_os("ANN_REPORT_SCREENSHOT") {
-        std::fs::copy(&shot, keep).unwrap();
+        std::fs::copy(&shot, &keep).unwrap();
+        std::fs::copy(&page, PathBuf::from(keep).with_extension("html")).unwrap();
     }
 }

@@ -156,7 +156,8 @@ impl Manifest {
     pub fn gather(inputs: ManifestInputs) -> anyhow::Result<Self> {
         use anyhow::Context;
         let commit = git(inputs.base_dir, &["rev-parse", "HEAD"]);
-        let dirty = commit.as_ref().and_then(|_| git(inputs.base_dir, &["status", "--porcelain"]).map(|s| !s.is_empty()));
+        let dirty =
+            commit.as_ref().and_then(|_| git(inputs.base_dir, &["status", "--porcelain"]).map(|s| !s.is_empty()));
         let data_files = inputs
             .data_files
             .iter()
@@ -243,7 +244,10 @@ impl Metrics {
             method("trained", report.test.trained.clone(), report.test.excluded.trained, &report.costs.test_trained),
         ];
         methods.extend(
-            report.baselines.iter().map(|b| method(&format!("baseline:{}", b.baseline), b.test.clone(), b.excluded, &b.cost)),
+            report
+                .baselines
+                .iter()
+                .map(|b| method(&format!("baseline:{}", b.baseline), b.test.clone(), b.excluded, &b.cost)),
         );
         Self {
             format: METRICS_FORMAT,
@@ -281,7 +285,12 @@ pub fn write(
     let base = &options.base_dir;
     let file = match (&config.model.backend, &options.backend) {
         (crate::Backend::Local, crate::BackendSource::Open { local_model, .. }) => {
-            let path = config.model.local_path.as_deref().map(|p| crate::config::resolve(base, p)).unwrap_or(local_model.clone());
+            let path = config
+                .model
+                .local_path
+                .as_deref()
+                .map(|p| crate::config::resolve(base, p))
+                .unwrap_or(local_model.clone());
             Some(hash_file(&path).with_context(|| format!("hashing the model file {}", path.display()))?)
         }
         _ => None,

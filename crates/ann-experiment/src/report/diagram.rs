@@ -52,7 +52,7 @@ pub fn to_dot(network: &Network) -> String {
     let mut previous = "input".to_string();
     for (i, layer) in network.layers.iter().enumerate() {
         out.push_str(&format!(
-            "  subgraph cluster_{i} {{\n    label=\"{}: {}\";\n    style=\"rounded\"; color=\"#7a8fb5\"; \
+            "  subgraph cluster_{i} {{\n    label=\"{}: {}\";\n    style=\"rounded\"; color=\"#7a8fb5\"; labeljust=\"l\"; \
              fontname=\"Helvetica\"; fontsize=12;\n",
             dot_quote(&layer.id),
             dot_quote(&short(&layer.subtask, 60))
@@ -74,7 +74,9 @@ pub fn to_dot(network: &Network) -> String {
         }
         previous = format!("agg{i}");
     }
-    out.push_str(&format!("  output [shape=oval, fillcolor=\"#ffffff\", label=\"answer\"];\n  {previous} -> output;\n}}\n"));
+    out.push_str(&format!(
+        "  output [shape=oval, fillcolor=\"#ffffff\", label=\"answer\"];\n  {previous} -> output;\n}}\n"
+    ));
     out
 }
 
@@ -89,8 +91,13 @@ pub fn render(network: &Network) -> (String, Layout) {
 /// Run `dot -Tsvg` on `dot` (None when Graphviz is not installed or fails); the XML prologue
 /// and doctype are cut so the SVG can sit inside HTML.
 pub fn graphviz_svg(dot: &str) -> Option<String> {
-    let mut child =
-        Command::new("dot").arg("-Tsvg").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
     child.stdin.take()?.write_all(dot.as_bytes()).ok()?;
     let output = child.wait_with_output().ok()?;
     if !output.status.success() {
@@ -122,9 +129,7 @@ pub fn builtin_svg(network: &Network) -> String {
          markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#555\"/></marker></defs>\n"
     );
     let arrow = |x1: usize, y1: usize, x2: usize, y2: usize| {
-        format!(
-            "<line x1=\"{x1}\" y1=\"{y1}\" x2=\"{x2}\" y2=\"{y2}\" stroke=\"#555\" marker-end=\"url(#arrow)\"/>\n"
-        )
+        format!("<line x1=\"{x1}\" y1=\"{y1}\" x2=\"{x2}\" y2=\"{y2}\" stroke=\"#555\" marker-end=\"url(#arrow)\"/>\n")
     };
     svg.push_str(&format!(
         "<ellipse cx=\"{center}\" cy=\"25\" rx=\"40\" ry=\"15\" fill=\"#fff\" stroke=\"#555\"/>\

@@ -77,7 +77,10 @@ pub fn render(view: &RunView, draw: &dyn Fn(&Network) -> String) -> String {
                 let _ = write!(h, "<figure><figcaption><b>{caption}</b></figcaption>{}</figure>", draw(net));
             }
             None => {
-                let _ = write!(h, "<figure><figcaption><b>{caption}</b></figcaption><p class=\"muted\">not written yet</p></figure>");
+                let _ = write!(
+                    h,
+                    "<figure><figcaption><b>{caption}</b></figcaption><p class=\"muted\">not written yet</p></figure>"
+                );
             }
         }
     }
@@ -100,17 +103,23 @@ pub fn render(view: &RunView, draw: &dyn Fn(&Network) -> String) -> String {
 }
 
 fn step_point(s: &StepRecord) -> StepPoint {
-    StepPoint { step: s.step, before: s.val_before, candidate: s.val_candidate, outcome: s.decision.word().into_owned() }
+    StepPoint {
+        step: s.step,
+        before: s.val_before,
+        candidate: s.val_candidate,
+        outcome: s.decision.word().into_owned(),
+    }
 }
 
 fn summary(h: &mut String, r: &Report) {
     let examples: Vec<String> = r.examples.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    let stop = serde_json::to_value(&r.stop).ok().and_then(|v| v["stop"].as_str().map(String::from)).unwrap_or_default();
-    let _ = write!(
+    let stop =
+        serde_json::to_value(&r.stop).ok().and_then(|v| v["stop"].as_str().map(String::from)).unwrap_or_default();
+    let _ = writeln!(
         h,
         "<ul><li>backend <code>{}</code>, model <code>{}</code></li><li>started {}, finished {}</li>\
          <li>examples: {}</li><li>{} steps: {} accepted, {} rejected, {} skipped (perfect batches); stopped: {}; \
-         network changed: {}</li></ul>\n",
+         network changed: {}</li></ul>",
         escape(&r.backend),
         escape(&r.model),
         escape(&r.started_at),
@@ -128,7 +137,9 @@ fn summary(h: &mut String, r: &Report) {
 fn decision_html(d: &Decision) -> String {
     match d {
         Decision::Accepted => "<span class=\"accepted\">accepted</span>".into(),
-        Decision::Rejected { reason } => format!("<span class=\"rejected\">rejected: {}</span>", escape(&reason.as_str())),
+        Decision::Rejected { reason } => {
+            format!("<span class=\"rejected\">rejected: {}</span>", escape(&reason.as_str()))
+        }
     }
 }
 
@@ -157,15 +168,21 @@ fn step_table(h: &mut String, view: &RunView) {
 
 fn interval(s: &Option<ann_eval::stats::Summary>) -> (f64, Option<(f64, f64)>, String) {
     match s {
-        Some(s) => (s.mean, Some((s.ci_low, s.ci_high)), format!("{:.3} [{:.3}, {:.3}] (n={})", s.mean, s.ci_low, s.ci_high, s.n)),
+        Some(s) => (
+            s.mean,
+            Some((s.ci_low, s.ci_high)),
+            format!("{:.3} [{:.3}, {:.3}] (n={})", s.mean, s.ci_low, s.ci_high, s.n),
+        ),
         None => (0.0, None, "n/a (no examples)".into()),
     }
 }
 
 fn scores(h: &mut String, r: &Report) {
-    let mut methods = vec![("initial network".to_string(), &r.test.initial), ("trained network".to_string(), &r.test.trained)];
+    let mut methods =
+        vec![("initial network".to_string(), &r.test.initial), ("trained network".to_string(), &r.test.trained)];
     methods.extend(r.baselines.iter().map(|b| (format!("baseline {}", b.baseline), &b.test)));
-    let level = r.test.initial.as_ref().map(|s| format!("{:.0}%", 100.0 * s.confidence)).unwrap_or_else(|| "95%".into());
+    let level =
+        r.test.initial.as_ref().map(|s| format!("{:.0}%", 100.0 * s.confidence)).unwrap_or_else(|| "95%".into());
     let bars: Vec<Bar> = methods
         .iter()
         .map(|(label, s)| {
@@ -173,7 +190,10 @@ fn scores(h: &mut String, r: &Report) {
             Bar { label: label.clone(), value, inner: None, interval }
         })
         .collect();
-    let _ = write!(h, "<h2 id=\"scores\">Score per method (test split, {level} bootstrap intervals)</h2>\n<div class=\"plots\">");
+    let _ = write!(
+        h,
+        "<h2 id=\"scores\">Score per method (test split, {level} bootstrap intervals)</h2>\n<div class=\"plots\">"
+    );
     h.push_str(&bar_chart("Test score per method", "score", &bars, Some(1.1), None));
     h.push_str("</div>\n<table><tr><th>method</th><th>test score</th></tr>\n");
     for (label, s) in &methods {
@@ -187,12 +207,24 @@ fn costs(h: &mut String, r: &Report) {
     h.push_str("<h2 id=\"cost\">Cost, tokens and cache hits</h2>\n<div class=\"plots\">");
     let tokens: Vec<Bar> = rows
         .iter()
-        .map(|row| Bar { label: row.label.clone(), value: row.totals.prompt_tokens as f64 + row.totals.completion_tokens as f64 + row.totals.saved_tokens as f64, inner: Some(row.totals.saved_tokens as f64), interval: None })
+        .map(|row| Bar {
+            label: row.label.clone(),
+            value: row.totals.prompt_tokens as f64
+                + row.totals.completion_tokens as f64
+                + row.totals.saved_tokens as f64,
+            inner: Some(row.totals.saved_tokens as f64),
+            interval: None,
+        })
         .collect();
     h.push_str(&bar_chart("Tokens by phase and model", "tokens", &tokens, None, Some("served by the response cache")));
     let calls: Vec<Bar> = rows
         .iter()
-        .map(|row| Bar { label: row.label.clone(), value: row.totals.calls as f64, inner: Some(row.totals.cache_hits as f64), interval: None })
+        .map(|row| Bar {
+            label: row.label.clone(),
+            value: row.totals.calls as f64,
+            inner: Some(row.totals.cache_hits as f64),
+            interval: None,
+        })
         .collect();
     h.push_str(&bar_chart("Calls and cache hits by phase and model", "calls", &calls, None, Some("cache hits")));
     h.push_str("</div>\n<p class=\"muted\">Metered in the process that finished the run: every call, cache hits included \
@@ -203,7 +235,14 @@ fn costs(h: &mut String, r: &Report) {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>${:.4}</td></tr>",
-            escape(&row.label), t.calls, t.cache_hits, t.errors, t.prompt_tokens, t.completion_tokens, t.saved_tokens, t.dollars
+            escape(&row.label),
+            t.calls,
+            t.cache_hits,
+            t.errors,
+            t.prompt_tokens,
+            t.completion_tokens,
+            t.saved_tokens,
+            t.dollars
         );
     }
     let c = &r.costs;
@@ -245,7 +284,15 @@ fn step_body(h: &mut String, step: &StepView) {
         .layers
         .iter()
         .filter(|l| l.blame > 0.0)
-        .map(|l| format!("<li>{} (blame {:.2}): {} → {}</li>", escape(&l.layer), l.blame, escape(&l.issue), escape(&l.direction)))
+        .map(|l| {
+            format!(
+                "<li>{} (blame {:.2}): {} → {}</li>",
+                escape(&l.layer),
+                l.blame,
+                escape(&l.issue),
+                escape(&l.direction)
+            )
+        })
         .collect();
     if !blamed.is_empty() {
         let _ = write!(h, "<ul>{}</ul>", blamed.join(""));
@@ -253,10 +300,17 @@ fn step_body(h: &mut String, step: &StepView) {
     for c in &s.components {
         let status = match &c.status {
             ComponentStatus::Merged => "<span class=\"accepted\">merged</span>".to_string(),
-            ComponentStatus::Rejected(reason) => format!("<span class=\"rejected\">rejected: {}</span>", escape(&reason.as_str())),
+            ComponentStatus::Rejected(reason) => {
+                format!("<span class=\"rejected\">rejected: {}</span>", escape(&reason.as_str()))
+            }
         };
         let ops: Vec<String> = c.ops.iter().map(|o| escape(&o.summary())).collect();
-        let _ = write!(h, "<p><b>{}</b>: {status}; ops: {}", escape(&c.scope.to_string()), if ops.is_empty() { "none".into() } else { ops.join(", ") });
+        let _ = write!(
+            h,
+            "<p><b>{}</b>: {status}; ops: {}",
+            escape(&c.scope.to_string()),
+            if ops.is_empty() { "none".into() } else { ops.join(", ") }
+        );
         if !c.detail.is_empty() {
             let _ = write!(h, " <span class=\"muted\">({})</span>", escape(&c.detail));
         }
@@ -322,7 +376,13 @@ fn trace_html(h: &mut String, trace: &Trace) {
             let kind = format!("{:?}", call.kind).to_lowercase();
             let text = call.output.as_deref().or(call.error.as_deref()).unwrap_or("");
             let hit = if call.cache_hit { ", from the cache" } else { "" };
-            let _ = write!(h, "<p class=\"muted\">{} ({kind}, round {}{hit}):</p><pre>{}</pre>", escape(who), call.round, escape(text));
+            let _ = write!(
+                h,
+                "<p class=\"muted\">{} ({kind}, round {}{hit}):</p><pre>{}</pre>",
+                escape(who),
+                call.round,
+                escape(text)
+            );
         }
         for note in &layer.notes {
             let _ = write!(h, "<p class=\"muted\">note: {}</p>", escape(note));
@@ -336,7 +396,11 @@ fn trace_html(h: &mut String, trace: &Trace) {
 }
 
 fn example_section(h: &mut String, e: &ExampleTrace) {
-    let verdict = if e.excluded { "excluded".to_string() } else { format!("score {:.2}{}", e.score, if e.passed { ", passed" } else { "" }) };
+    let verdict = if e.excluded {
+        "excluded".to_string()
+    } else {
+        format!("score {:.2}{}", e.score, if e.passed { ", passed" } else { "" })
+    };
     let _ = write!(h, "<details><summary>{} · {} · {}</summary>", escape(&e.batch), escape(&e.id), escape(&verdict));
     let _ = write!(h, "<p><b>Feedback</b></p><pre>{}</pre>", escape(&e.feedback));
     match &e.trace {

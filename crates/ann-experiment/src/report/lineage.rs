@@ -42,7 +42,10 @@ fn first_line(text: &str) -> String {
 
 fn origin(step: &StepRecord, layer: &str) -> Origin {
     let local = step.components.iter().find(|c| c.scope.layer() == Some(layer)).and_then(|c| c.text.as_ref());
-    let gradient = local.map(|t| first_line(&t.gradient)).filter(|g| !g.is_empty()).unwrap_or_else(|| first_line(&step.global.diagnosis));
+    let gradient = local
+        .map(|t| first_line(&t.gradient))
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| first_line(&step.global.diagnosis));
     Origin {
         step: step.step,
         epoch: step.epoch,
@@ -66,7 +69,9 @@ fn carry(old: &[BlameLine], new: &str, made: &Origin) -> Vec<BlameLine> {
                     let i = change.old_index().expect("an equal line has an old index");
                     out.push(old[i].clone());
                 }
-                ChangeTag::Insert => out.push(BlameLine { text: change.value().to_string(), origin: Some(made.clone()) }),
+                ChangeTag::Insert => {
+                    out.push(BlameLine { text: change.value().to_string(), origin: Some(made.clone()) })
+                }
                 ChangeTag::Delete => {}
             }
         }
@@ -87,7 +92,11 @@ pub fn blame(view: &RunView, layer: Option<&str>, agent: Option<&str>) -> anyhow
         net.layers
             .iter()
             .flat_map(|l| {
-                l.agents.iter().map(|a| AgentBlame { layer: l.id.clone(), agent: a.id.clone(), lines: initial_lines(&a.prompt) })
+                l.agents.iter().map(|a| AgentBlame {
+                    layer: l.id.clone(),
+                    agent: a.id.clone(),
+                    lines: initial_lines(&a.prompt),
+                })
             })
             .collect()
     };
@@ -98,7 +107,11 @@ pub fn blame(view: &RunView, layer: Option<&str>, agent: Option<&str>) -> anyhow
         for l in &after.layers {
             let made = origin(step.record, &l.id);
             for a in &l.agents {
-                let old = state.iter().find(|b| b.layer == l.id && b.agent == a.id).map(|b| b.lines.as_slice()).unwrap_or(&[]);
+                let old = state
+                    .iter()
+                    .find(|b| b.layer == l.id && b.agent == a.id)
+                    .map(|b| b.lines.as_slice())
+                    .unwrap_or(&[]);
                 next.push(AgentBlame { layer: l.id.clone(), agent: a.id.clone(), lines: carry(old, &a.prompt, &made) });
             }
         }
@@ -125,7 +138,10 @@ pub fn blame_text(blames: &[AgentBlame]) -> String {
                 None => "initial".to_string(),
                 Some(o) => {
                     let after = o.val_after.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
-                    format!("step {} (epoch {}, batch {}; validation {:.3} → {after}): {}", o.step, o.epoch, o.batch, o.val_before, o.gradient)
+                    format!(
+                        "step {} (epoch {}, batch {}; validation {:.3} → {after}): {}",
+                        o.step, o.epoch, o.batch, o.val_before, o.gradient
+                    )
                 }
             };
             out.push_str(&format!("{who}\n    | {}\n", line.text));
@@ -142,7 +158,9 @@ pub fn diff_text(changes: &[Change]) -> String {
     let mut out = String::new();
     for c in changes {
         match (&c.before, &c.after) {
-            (Some(a), Some(b)) => out.push_str(&format!("~ {}\n  {}\n", c.place(), word_diff_text(a, b).replace('\n', "\n  "))),
+            (Some(a), Some(b)) => {
+                out.push_str(&format!("~ {}\n  {}\n", c.place(), word_diff_text(a, b).replace('\n', "\n  ")))
+            }
             (None, Some(b)) => out.push_str(&format!("+ {}\n  {}\n", c.place(), b.replace('\n', "\n  "))),
             (Some(a), None) => out.push_str(&format!("- {}\n  {}\n", c.place(), a.replace('\n', "\n  "))),
             (None, None) => {}
@@ -156,16 +174,21 @@ pub fn diff_text(changes: &[Change]) -> String {
 pub fn load_network(path: &std::path::Path) -> anyhow::Result<Network> {
     use anyhow::Context;
     if path.is_dir() {
-        for file in [super::view::NETWORK_TRAINED, ann_textgrad::journal::CHECKPOINT_FILE, super::view::NETWORK_INITIAL] {
+        for file in [super::view::NETWORK_TRAINED, ann_textgrad::journal::CHECKPOINT_FILE, super::view::NETWORK_INITIAL]
+        {
             if path.join(file).is_file() {
                 return load_network(&path.join(file));
             }
         }
-        anyhow::bail!("{} holds no network (network-trained.json, checkpoint.json or network-initial.json)", path.display());
+        anyhow::bail!(
+            "{} holds no network (network-trained.json, checkpoint.json or network-initial.json)",
+            path.display()
+        );
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if path.file_name().is_some_and(|n| n == ann_textgrad::journal::CHECKPOINT_FILE) {
-        let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
         let network = value.get("network").with_context(|| format!("{}: no `network` key", path.display()))?;
         return Network::from_json(&network.to_string()).with_context(|| format!("{}: key `network`", path.display()));
     }

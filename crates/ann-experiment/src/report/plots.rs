@@ -36,18 +36,28 @@ const HEIGHT: u32 = 320;
 const FONT: &str = "sans-serif";
 
 /// Colours of the rejection reasons, in order of first appearance.
-const REJECTED: [RGBColor; 5] =
-    [RGBColor(214, 39, 40), RGBColor(255, 127, 14), RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(127, 127, 127)];
+const REJECTED: [RGBColor; 5] = [
+    RGBColor(214, 39, 40),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(127, 127, 127),
+];
 
 fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> Drawn) -> String {
     let mut out = String::new();
     let result = {
         let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(Into::into).and_then(|()| draw(&root)).and_then(|()| root.present().map_err(Into::into))
+        root.fill(&WHITE)
+            .map_err(Into::into)
+            .and_then(|()| draw(&root))
+            .and_then(|()| root.present().map_err(Into::into))
     };
     match result {
         Ok(()) => out,
-        Err(e) => format!("<p class=\"error\">the plot could not be drawn: {}</p>", super::html::escape(&e.to_string())),
+        Err(e) => {
+            format!("<p class=\"error\">the plot could not be drawn: {}</p>", super::html::escape(&e.to_string()))
+        }
     }
 }
 
@@ -70,11 +80,17 @@ pub fn validation_plot(initial: f64, points: &[StepPoint]) -> String {
             .x_labels((last as usize + 2).min(20))
             .x_label_formatter(&|x| if x.fract().abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
             .draw()?;
+        // A step function: the current score holds until an accepted step changes it.
         let mut line = vec![(0.0, initial)];
+        let mut current = initial;
         for p in points {
-            let after = if p.outcome == "accepted" { p.candidate.unwrap_or(p.before) } else { p.before };
-            line.push((p.step as f64, after));
+            line.push((p.step as f64, current));
+            if p.outcome == "accepted" {
+                current = p.candidate.unwrap_or(current);
+            }
+            line.push((p.step as f64, current));
         }
+        line.push((last + 0.7, current));
         chart
             .draw_series(LineSeries::new(line, BLUE.stroke_width(2)))?
             .label("current network")
@@ -129,17 +145,22 @@ pub fn bar_chart(title: &str, y_desc: &str, bars: &[Bar], max: Option<f64>, inne
         let top = max.unwrap_or_else(|| {
             bars.iter().map(|b| b.value.max(b.interval.map_or(0.0, |i| i.1))).fold(0.0, f64::max).max(1.0) * 1.15
         });
+        let caption = match inner_label {
+            Some(inner) => format!("{title} (dark: {inner})"),
+            None => title.to_string(),
+        };
         let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 18))
+            .caption(caption, (FONT, 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d((0..n).into_segmented(), 0f64..top)?;
+            .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..top)?;
         let labels: BTreeMap<usize, &str> = bars.iter().enumerate().map(|(i, b)| (i, b.label.as_str())).collect();
         chart
             .configure_mesh()
             .disable_x_mesh()
             .y_desc(y_desc)
+            .y_label_formatter(&|y| if top > 10.0 { format!("{y:.0}") } else { format!("{y:.1}") })
             .x_labels(n)
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => labels.get(i).map(|s| s.to_string()).unwrap_or_default(),
@@ -148,26 +169,20 @@ pub fn bar_chart(title: &str, y_desc: &str, bars: &[Bar], max: Option<f64>, inne
             .draw()?;
         let light = RGBColor(158, 188, 218);
         chart.draw_series(bars.iter().enumerate().map(|(i, b)| bar(i, b.value, light)))?;
-        if bars.iter().any(|b| b.inner.is_some()) {
-            let dark = RGBColor(49, 130, 189);
-            chart
-                .draw_series(bars.iter().enumerate().filter_map(|(i, b)| b.inner.map(|v| bar(i, v, dark))))?
-                .label(inner_label.unwrap_or("part"))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], dark.filled()));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font((FONT, 13))
-                .draw()?;
-        }
+        let dark = RGBColor(49, 130, 189);
+        chart.draw_series(bars.iter().enumerate().filter_map(|(i, b)| b.inner.map(|v| bar(i, v, dark))))?;
         chart.draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
-            b.interval.map(|(low, high)| ErrorBar::new_vertical(SegmentValue::CenterOf(i), low, b.value, high, BLACK.stroke_width(2), 12))
+            b.interval.map(|(low, high)| {
+                ErrorBar::new_vertical(SegmentValue::CenterOf(i), low, b.value, high, BLACK.stroke_width(2), 12)
+            })
         }))?;
         chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
             let y = b.interval.map_or(b.value, |i| i.1).min(top) + top * 0.02;
-            let text = if b.value.fract() == 0.0 && b.value >= 1.0 { format!("{}", b.value) } else { format!("{:.3}", b.value) };
+            let text = if b.value.fract() == 0.0 && b.value >= 1.0 {
+                format!("{}", b.value)
+            } else {
+                format!("{:.3}", b.value)
+            };
             let style = (FONT, 12).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
             Text::new(text, (SegmentValue::CenterOf(i), y), style)
         }))?;

@@ -72,7 +72,14 @@ impl RunView {
             Network::load(&path).map(Some).with_context(|| format!("reading {}", path.display()))
         };
         let examples = read_traces(&dir.join(ann_textgrad::journal::TRACES_DIR))?;
-        Ok(Self { name, report, journal, initial: network(NETWORK_INITIAL)?, trained: network(NETWORK_TRAINED)?, examples })
+        Ok(Self {
+            name,
+            report,
+            journal,
+            initial: network(NETWORK_INITIAL)?,
+            trained: network(NETWORK_TRAINED)?,
+            examples,
+        })
     }
 
     /// The journal's backward steps, in order.
@@ -82,7 +89,9 @@ impl RunView {
 
     /// The starting validation score (the journal's `start` line).
     pub fn val_initial(&self) -> Option<f64> {
-        self.journal.iter().find_map(|e| if let JournalEvent::Start { val_initial, .. } = e { Some(*val_initial) } else { None })
+        self.journal
+            .iter()
+            .find_map(|e| if let JournalEvent::Start { val_initial, .. } = e { Some(*val_initial) } else { None })
     }
 }
 
@@ -161,7 +170,8 @@ pub fn parse_traces(batch: &str, text: &str) -> anyhow::Result<Vec<ExampleTrace>
             }
             ("forward", Some(example)) => {
                 let text = |k: &str| value[k].as_str().unwrap_or_default().to_string();
-                example.trace = Some(Trace { task: text("task"), input: text("input"), layers: vec![], output: String::new() });
+                example.trace =
+                    Some(Trace { task: text("task"), input: text("input"), layers: vec![], output: String::new() });
             }
             ("call", Some(_)) => calls.push(serde_json::from_value(value).with_context(at)?),
             ("layer", Some(ExampleTrace { trace: Some(trace), .. })) => {

@@ -71,11 +71,21 @@ pub struct Capitals {
 }
 
 impl Capitals {
-    pub fn new() -> Arc<dyn Benchmark> {
+    pub fn shared() -> Arc<dyn Benchmark> {
         Arc::new(Self {
             splits: [
-                vec![example("france", "PARIS"), example("italy", "ROME"), example("spain", "MADRID"), example("atlantis", "POSEIDONIA")],
-                vec![example("germany", "BERLIN"), example("japan", "TOKYO"), example("peru", "LIMA"), example("lemuria", "MU")],
+                vec![
+                    example("france", "PARIS"),
+                    example("italy", "ROME"),
+                    example("spain", "MADRID"),
+                    example("atlantis", "POSEIDONIA"),
+                ],
+                vec![
+                    example("germany", "BERLIN"),
+                    example("japan", "TOKYO"),
+                    example("peru", "LIMA"),
+                    example("lemuria", "MU"),
+                ],
                 vec![example("egypt", "CAIRO"), example("japan", "TOKYO"), example("lemuria", "MU")],
             ],
         })
