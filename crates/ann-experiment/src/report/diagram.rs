@@ -45,17 +45,17 @@ fn routing_label(layer: &Layer) -> String {
 /// The network in Graphviz's language (ids are `n<layer>_<agent>`, so any slug is safe).
 pub fn to_dot(network: &Network) -> String {
     let mut out = String::from(
-        "digraph network {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\", \
+        "digraph network {\n  rankdir=TB; ordering=out;\n  node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\", \
          fontname=\"Helvetica\", fontsize=11];\n  edge [color=\"#555555\"];\n  input [shape=oval, \
          fillcolor=\"#ffffff\", label=\"input x\"];\n",
     );
     let mut previous = "input".to_string();
     for (i, layer) in network.layers.iter().enumerate() {
         out.push_str(&format!(
-            "  subgraph cluster_{i} {{\n    label=\"{}: {}\";\n    style=\"rounded\"; color=\"#7a8fb5\"; labeljust=\"l\"; \
+            "  subgraph cluster_{i} {{\n    label=\"{}\\l{}\\l\";\n    style=\"rounded\"; color=\"#7a8fb5\"; labeljust=\"l\"; \
              fontname=\"Helvetica\"; fontsize=12;\n",
             dot_quote(&layer.id),
-            dot_quote(&short(&layer.subtask, 60))
+            dot_quote(&short(&layer.subtask, 45))
         ));
         for (j, agent) in layer.agents.iter().enumerate() {
             out.push_str(&format!(
@@ -64,6 +64,11 @@ pub fn to_dot(network: &Network) -> String {
                 dot_quote(&short(&agent.role, 40)),
                 dot_quote(&short(&agent.prompt, 300))
             ));
+        }
+        if layer.agents.len() > 1 {
+            // Keep the team's order left to right (the first agent leads some aggregators).
+            let chain: Vec<String> = (0..layer.agents.len()).map(|j| format!("n{i}_{j}")).collect();
+            out.push_str(&format!("    {{ rank=same; {} [style=invis]; }}\n", chain.join(" -> ")));
         }
         out.push_str(&format!(
             "    agg{i} [shape=hexagon, fillcolor=\"#fdf1dc\", label=\"{}\"];\n  }}\n",

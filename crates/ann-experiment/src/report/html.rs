@@ -285,13 +285,12 @@ fn step_body(h: &mut String, step: &StepView) {
         .iter()
         .filter(|l| l.blame > 0.0)
         .map(|l| {
-            format!(
-                "<li>{} (blame {:.2}): {} → {}</li>",
-                escape(&l.layer),
-                l.blame,
-                escape(&l.issue),
-                escape(&l.direction)
-            )
+            let said: Vec<String> = [("issue", &l.issue), ("direction", &l.direction)]
+                .iter()
+                .filter(|(_, t)| !t.trim().is_empty())
+                .map(|(k, t)| format!("{k}: {}", escape(t)))
+                .collect();
+            format!("<li>{} (blame {:.2}) {}</li>", escape(&l.layer), l.blame, said.join("; "))
         })
         .collect();
     if !blamed.is_empty() {

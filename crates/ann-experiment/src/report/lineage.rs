@@ -128,23 +128,29 @@ pub fn blame(view: &RunView, layer: Option<&str>, agent: Option<&str>) -> anyhow
     Ok(chosen)
 }
 
-/// `ann blame`'s text: per agent a heading, then per line `step N (val a → b) | gradient | line`.
+/// `ann blame`'s text: per agent a heading, then per run of lines from one origin the origin
+/// (`initial`, or `step N (epoch, batch; validation a → b): gradient`) and its lines as `    | line`.
 pub fn blame_text(blames: &[AgentBlame]) -> String {
     let mut out = String::new();
     for b in blames {
         out.push_str(&format!("== layer {}, agent {} ==\n", b.layer, b.agent));
+        let mut last: Option<Option<&Origin>> = None;
         for line in &b.lines {
-            let who = match &line.origin {
-                None => "initial".to_string(),
-                Some(o) => {
-                    let after = o.val_after.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
-                    format!(
-                        "step {} (epoch {}, batch {}; validation {:.3} → {after}): {}",
-                        o.step, o.epoch, o.batch, o.val_before, o.gradient
-                    )
-                }
-            };
-            out.push_str(&format!("{who}\n    | {}\n", line.text));
+            if last != Some(line.origin.as_ref()) {
+                let who = match &line.origin {
+                    None => "initial".to_string(),
+                    Some(o) => {
+                        let after = o.val_after.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+                        format!(
+                            "step {} (epoch {}, batch {}; validation {:.3} → {after}): {}",
+                            o.step, o.epoch, o.batch, o.val_before, o.gradient
+                        )
+                    }
+                };
+                out.push_str(&format!("{who}\n"));
+                last = Some(line.origin.as_ref());
+            }
+            out.push_str(&format!("    | {}\n", line.text));
         }
     }
     out
