@@ -226,3 +226,32 @@ async fn chromium_renders_the_report_with_its_plots_and_diagrams() {
         std::fs::copy(&page, PathBuf::from(keep).with_extension("html")).unwrap();
     }
 }
+
+/// A network whose texts are markup: every diagram shows them as text.
+#[test]
+fn diagrams_escape_hostile_network_text() {
+    let mut net = Network::from_json(common::NETWORK).unwrap();
+    net.layers[0].subtask = "<script>alert(1)</script> & more".into();
+    net.layers[0].agents[0].role = "\"quoted\" <b>bold</b> \\ back".into();
+    net.layers[0].agents[0].prompt = "{input} <img src=x onerror=alert(2)>".into();
+    for svg in [diagram::builtin_svg(&net), diagram::render(&net).0] {
+        assert!(!svg.contains("<script") && !svg.contains("<b>") && !svg.contains("<img"), "{svg}");
+        assert!(svg.contains("&lt;script&gt;") || svg.contains("&lt;script&gt"), "{svg}");
+    }
+}
+
+/// `ann report` on a run that has not finished (no `report.json`): the training part and the
+/// diagrams, without scores.
+#[tokio::test]
+async fn an_unfinished_run_still_gets_a_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = run(dir.path()).await;
+    for file in ["report.json", "network-trained.json"] {
+        std::fs::remove_file(run_dir.join(file)).unwrap();
+    }
+    let view = RunView::load(&run_dir).unwrap();
+    let page = html::render(&view, &diagram::builtin_svg);
+    assert!(page.contains("(unfinished)") && page.contains("Validation score per step"));
+    assert!(page.contains("not written yet") && !page.contains("Test score per method"));
+    assert!(page.contains("<section class=\"step\" id=\"step-1\">"), "the accepted step is shown");
+}
