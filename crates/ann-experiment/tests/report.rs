@@ -193,18 +193,23 @@ async fn chromium_renders_the_report_with_its_plots_and_diagrams() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = run(dir.path()).await;
     let page = run_dir.join("report.html");
-    let url = format!("file://{}", page.display());
     let profile = dir.path().join("chromium-profile");
-    let chromium = |args: &[&str]| {
+    let chromium = |page: &Path, args: &[&str]| {
         std::process::Command::new("chromium")
             .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--enable-logging=stderr", "--v=0"])
             .arg(format!("--user-data-dir={}", profile.display()))
             .args(args)
-            .arg(&url)
+            .arg(format!("file://{}", page.display()))
             .output()
             .expect("chromium runs (Debian package chromium; .ci/run installs it)")
     };
-    let dom = chromium(&["--dump-dom", "--virtual-time-budget=2000"]);
+    // The check sees a console message: a page with a failing script shows up.
+    let bad = dir.path().join("bad.html");
+    std::fs::write(&bad, "<html><body><script>undefinedThing.call()</script></body></html>").unwrap();
+    let out = chromium(&bad, &["--dump-dom", "--virtual-time-budget=2000"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":CONSOLE"), "console messages are logged");
+
+    let dom = chromium(&page, &["--dump-dom", "--virtual-time-budget=2000"]);
     assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
     let text = String::from_utf8_lossy(&dom.stdout);
     assert!(
@@ -214,9 +219,12 @@ async fn chromium_renders_the_report_with_its_plots_and_diagrams() {
     );
     assert!(text.matches("<svg").count() >= 6, "plots and diagrams are in the DOM");
     let log = String::from_utf8_lossy(&dom.stderr);
-    assert!(!log.contains("Uncaught") && !log.contains("ERR_FILE_NOT_FOUND"), "{log}");
+    let console: Vec<&str> =
+        log.lines().filter(|l| l.contains(":CONSOLE") || l.contains("ERR_FILE_NOT_FOUND")).collect();
+    assert!(console.is_empty(), "the page logged to the console: {console:?}");
     let shot = dir.path().join("report.png");
-    let out = chromium(&[&format!("--screenshot={}", shot.display()), "--window-size=1280,2400", "--hide-scrollbars"]);
+    let out =
+        chromium(&page, &[&format!("--screenshot={}", shot.display()), "--window-size=1280,2400", "--hide-scrollbars"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
