@@ -5,7 +5,8 @@
 //! run has spent under its budget), the trainer's `checkpoint.json`, `journal.jsonl` and `traces/`,
 //! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`, the
 //! configured baselines' networks `baselines/<name>.json` and their test evaluations
-//! `evaluations/test-baseline-<name>.jsonl`, `report.json` and `report.md`.
+//! `evaluations/test-baseline-<name>.jsonl` (their forward traces in `traces/eval-<name>.jsonl`),
+//! `report.json`, `report.md`, `report.html`, `manifest.json` and `metrics.json`.
 //!
 //! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
 //! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
@@ -259,6 +260,7 @@ async fn evaluate(
         )),
     })?;
     write_evaluations(run_dir, name, &runs)?;
+    crate::report::view::write_eval_traces(run_dir, name, &runs)?;
     Ok((runs.iter().map(ExampleRun::score).collect(), forward_cost(&runs, &prepared.prices)))
 }
 

@@ -61,6 +61,7 @@ async fn a_run_writes_a_self_contained_report_html_with_every_part() {
     // The drill-down: each layer's aggregator and reason, outputs, feedback.
     assert!(page.contains("aggregator <code>single</code> (model) — one agent is enough"), "routing reason shown");
     assert!(page.contains("right capital, but the answer must be written in uppercase letters"));
+    assert!(page.contains("<h3>test-trained</h3>") && page.contains("q-egypt"), "the test examples' traces too");
     // Hostile model output is text, and nothing is fetched from elsewhere.
     assert!(!page.contains(HOSTILE) && !page.contains("<script") && !page.contains("<img"), "model output is escaped");
     assert!(page.contains(&html::escape(HOSTILE)));

@@ -39,6 +39,10 @@ details{border:1px solid #ddd;border-radius:4px;padding:.3em .7em;margin:.5em 0}
 .diagrams figure{margin:0;flex:1 1 420px;overflow-x:auto}.step{border-left:4px solid #2a7d2a;padding-left:.8em;margin:1em 0}\
 .muted{color:#666}.error{color:#b52a2a}";
 
+/// Examples shown per training batch or evaluation (the rest stay in `traces/`), so the page of a
+/// large run stays small enough to open.
+const MAX_EXAMPLES: usize = 25;
+
 /// The whole page for `view`; `draw` turns a network into an SVG diagram.
 pub fn render(view: &RunView, draw: &dyn Fn(&Network) -> String) -> String {
     let mut h = String::new();
@@ -91,12 +95,22 @@ pub fn render(view: &RunView, draw: &dyn Fn(&Network) -> String) -> String {
     for step in &steps {
         step_section(&mut h, step);
     }
-    h.push_str("<h2 id=\"examples\">Examples (training batches, from the traces)</h2>\n");
+    h.push_str("<h2 id=\"examples\">Examples (training batches, then the final evaluations, from the traces)</h2>\n");
     if view.examples.is_empty() {
         h.push_str("<p class=\"muted\">No trace was written.</p>\n");
     }
-    for example in &view.examples {
-        example_section(&mut h, example);
+    for group in view.examples.chunk_by(|a, b| a.batch == b.batch) {
+        let _ = writeln!(h, "<h3>{}</h3>", escape(&group[0].batch));
+        for example in group.iter().take(MAX_EXAMPLES) {
+            example_section(&mut h, example);
+        }
+        if group.len() > MAX_EXAMPLES {
+            let _ = writeln!(
+                h,
+                "<p class=\"muted\">{} more examples: see traces/ in the run directory.</p>",
+                group.len() - MAX_EXAMPLES
+            );
+        }
     }
     h.push_str("</body></html>\n");
     h

@@ -28,14 +28,15 @@ pub struct RunView {
     pub journal: Vec<JournalEvent>,
     pub initial: Option<Network>,
     pub trained: Option<Network>,
-    /// The forward traces of the training batches, in batch order.
+    /// The forward traces of the training batches in batch order, then of the final evaluations
+    /// (`validation-initial`, `test-trained`, `test-baseline-<name>`, ...) in name order.
     pub examples: Vec<ExampleTrace>,
 }
 
 /// One example's forward pass of a training batch, with its evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExampleTrace {
-    /// The trace file's stem: `e<epoch>-b<batch>`.
+    /// Where it comes from: `e<epoch>-b<batch>` (a training batch) or an evaluation's name.
     pub batch: String,
     pub id: String,
     pub score: f64,
@@ -102,21 +103,63 @@ fn batch_key(path: &Path) -> Option<(usize, usize)> {
     Some((e.parse().ok()?, b.parse().ok()?))
 }
 
+/// Prefix of the trace files of the final evaluations: `traces/eval-<name>.jsonl`.
+const EVAL_PREFIX: &str = "eval-";
+
+/// Write the forward traces of one final evaluation (`name`: `test-trained`, ...) as
+/// `traces/eval-<name>.jsonl`, in the format of the training batches' trace files.
+pub fn write_eval_traces(run_dir: &Path, name: &str, runs: &[ann_textgrad::ExampleRun]) -> anyhow::Result<()> {
+    let dir = run_dir.join(ann_textgrad::journal::TRACES_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut text = String::new();
+    for run in runs {
+        let mut head = serde_json::json!({
+            "event": "example",
+            "id": run.id,
+            "score": run.evaluation.score,
+            "passed": run.evaluation.passed,
+            "feedback": run.evaluation.feedback,
+        });
+        if run.excluded {
+            head["excluded"] = serde_json::Value::Bool(true);
+        }
+        text.push_str(&head.to_string());
+        text.push('\n');
+        if let Some(trace) = &run.trace {
+            text.push_str(&trace.to_jsonl());
+        }
+    }
+    let path = dir.join(format!("{EVAL_PREFIX}{name}.jsonl"));
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
 fn read_traces(dir: &Path) -> anyhow::Result<Vec<ExampleTrace>> {
-    let mut files: Vec<(usize, usize, PathBuf)> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter_map(|p| batch_key(&p).map(|(e, b)| (e, b, p)))
-            .collect(),
+    let paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
-    files.sort();
+    // Training batches in batch order, then the final evaluations in name order.
+    let mut batches: Vec<((usize, usize), &PathBuf)> =
+        paths.iter().filter_map(|p| batch_key(p).map(|k| (k, p))).collect();
+    batches.sort();
+    let mut evals: Vec<(String, &PathBuf)> = paths
+        .iter()
+        .filter_map(|p| {
+            let stem = p.file_stem()?.to_str()?;
+            let name = stem.strip_prefix(EVAL_PREFIX)?;
+            (p.extension()? == "jsonl").then(|| (name.to_string(), p))
+        })
+        .collect();
+    evals.sort();
+    let labelled = batches
+        .into_iter()
+        .map(|(_, p)| (p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), p))
+        .chain(evals);
     let mut out = Vec::new();
-    for (_, _, path) in files {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let batch = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        out.extend(parse_traces(&batch, &text).with_context(|| format!("reading {}", path.display()))?);
+    for (label, path) in labelled {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        out.extend(parse_traces(&label, &text).with_context(|| format!("reading {}", path.display()))?);
     }
     Ok(out)
 }
