@@ -68,6 +68,8 @@ async fn a_run_writes_a_self_contained_report_html_with_every_part() {
     for external in ["<link", "@import", "url(http", "src=\"http", "<iframe"] {
         assert!(!page.contains(external), "the page refers to {external}");
     }
+    let steps = &page[page.find("<h2 id=\"steps\">").unwrap()..page.find("<h2 id=\"examples\">").unwrap()];
+    insta::assert_snapshot!("steps_section", steps.replace("</details>", "</details>\n").replace("<p>", "\n<p>"));
     // `ann report` rebuilds the same page from the files.
     let before = page.clone();
     ann_experiment::report::write_html(&run_dir).unwrap();

@@ -295,12 +295,21 @@ pub fn write(
         }
         _ => None,
     };
-    let models = vec![ModelEntry {
+    let mut models = vec![ModelEntry {
         role: "worker and optimizer".into(),
         name: config.model.name.clone(),
         backend: prepared.stack.identity.clone(),
         file,
     }];
+    // Any other model that answered calls (a request naming another model, an endpoint's alias).
+    for name in report.cost_by_model.keys().filter(|m| **m != config.model.name) {
+        models.push(ModelEntry {
+            role: "answered calls".into(),
+            name: name.clone(),
+            backend: prepared.stack.identity.clone(),
+            file: None,
+        });
+    }
     let data = match options.benchmark {
         Some(_) => vec![],
         None => data_files(&crate::config::resolve(base, &config.benchmark.data_dir), &config.benchmark.name),

@@ -312,7 +312,7 @@ fn step_body(h: &mut String, step: &StepView) {
     }
     for c in &s.components {
         let status = match &c.status {
-            ComponentStatus::Merged => "<span class=\"accepted\">merged</span>".to_string(),
+            ComponentStatus::Merged => "merged into the candidate".to_string(),
             ComponentStatus::Rejected(reason) => {
                 format!("<span class=\"rejected\">rejected: {}</span>", escape(&reason.as_str()))
             }
@@ -350,7 +350,7 @@ fn step_body(h: &mut String, step: &StepView) {
 fn step_section(h: &mut String, step: &StepView) {
     let s = step.record;
     let head = format!(
-        "Step {} (epoch {}, batch {}): {} — validation {:.3} → {}",
+        "Step {} (epoch {}, batch {}): {} — validation {:.3}, candidate {}",
         s.step,
         s.epoch,
         s.batch,
