@@ -237,3 +237,31 @@ pub fn parse_traces(batch: &str, text: &str) -> anyhow::Result<Vec<ExampleTrace>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{"event":"example","id":"q1","score":0.5,"passed":false,"feedback":"half"}"#;
+
+    #[test]
+    fn a_garbled_trace_line_is_named() {
+        let err = parse_traces("e0-b0", &format!("{EXAMPLE}\nnot json")).unwrap_err();
+        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+        let err = parse_traces("e0-b0", &format!("{EXAMPLE}\n{{\"event\":\"weird\"}}")).unwrap_err();
+        assert!(format!("{err:#}").contains("line 2: unexpected `weird` event"), "{err:#}");
+    }
+
+    #[test]
+    fn an_example_without_a_forward_has_no_trace() {
+        let examples = parse_traces("eval-test-trained", EXAMPLE).unwrap();
+        assert_eq!(examples.len(), 1);
+        assert_eq!((examples[0].id.as_str(), examples[0].score, examples[0].trace.is_none()), ("q1", 0.5, true));
+    }
+
+    #[test]
+    fn trace_files_sort_by_epoch_and_batch() {
+        assert_eq!(batch_key(Path::new("traces/e10-b2.jsonl")), Some((10, 2)));
+        assert_eq!(batch_key(Path::new("traces/eval-test-trained.jsonl")), None);
+    }
+}
