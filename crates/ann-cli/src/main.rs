@@ -1,4 +1,7 @@
-//! The `ann` binary: run, resume and evaluate experiments and baselines (`ann demo`, `train`, `resume`, `eval`).
+//! The `ann` binary: run, resume and evaluate experiments and baselines (`ann demo`, `train`, `resume`, `eval`),
+//! and keep a run's calls as a cassette (`ann cache`).
+
+mod cassette;
 
 mod report_cmds;
 
@@ -93,6 +96,9 @@ enum Cmd {
     Blame(report_cmds::BlameArgs),
     /// Compare two networks, checkpoints or run directories (prompts, roles, aggregators, layers).
     Diff(report_cmds::DiffArgs),
+    /// Export a response cache to a cassette, or import one (to replay a run with no call).
+    #[command(subcommand)]
+    Cache(cassette::CacheCmd),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -230,6 +236,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&outcome?)?);
             Ok(())
         }
+        Cmd::Cache(cmd) => cassette::run(cmd).await,
     }
 }
 

@@ -156,11 +156,14 @@ pub struct CacheSection {
     /// The SQLite file (relative paths resolve against the base folder).
     pub path: PathBuf,
     pub mode: CacheMode,
+    /// How long a write waits for another connection or process holding the file's write lock,
+    /// in milliseconds; past it the answer cannot be stored and the run stops (the answer is kept).
+    pub busy_timeout_ms: u64,
 }
 
 impl Default for CacheSection {
     fn default() -> Self {
-        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite }
+        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite, busy_timeout_ms: 30_000 }
     }
 }
 
@@ -209,7 +212,11 @@ pub struct TrainSection {
     #[serde(skip_serializing_if = "is_zero")]
     pub epsilon: f64,
     pub gate: GateMode,
+    /// Write the traces of every forward (training, validation, gate, test) to `traces/`.
     pub write_traces: bool,
+    /// Keep traces of at most this many examples per set of forwards (0, the default: all).
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub trace_examples: usize,
     pub ablations: Ablations,
 }
 
@@ -236,6 +243,7 @@ impl Default for TrainSection {
             epsilon: t.epsilon,
             gate: t.gate,
             write_traces: t.write_traces,
+            trace_examples: t.trace_examples,
             ablations: Ablations::default(),
         }
     }
@@ -255,6 +263,10 @@ pub struct ForwardSection {
     /// stops with its last checkpoint, `ann resume` finishes it) or `"exclude"` (the example is
     /// left out of the scores, with a visible count). Never a score of 0.
     pub on_infrastructure_failure: InfrastructurePolicy,
+    /// Show the routing call each candidate's record in this run (uses and mean score, from the
+    /// traces of training and validation). Default off.
+    #[serde(skip_serializing_if = "is_false")]
+    pub routing_statistics: bool,
 }
 
 impl Default for ForwardSection {
@@ -267,6 +279,7 @@ impl Default for ForwardSection {
             debate_rounds: f.debate_rounds,
             routing_input_chars: f.routing_input_chars,
             on_infrastructure_failure: f.on_infrastructure_failure,
+            routing_statistics: f.routing_statistics,
         }
     }
 }
@@ -390,6 +403,7 @@ impl ExperimentConfig {
             prompt_limits: Default::default(),
             prices,
             write_traces: t.write_traces,
+            trace_examples: t.trace_examples,
         }
     }
 
@@ -406,6 +420,7 @@ impl ExperimentConfig {
             max_parallel_calls: f.max_parallel_calls,
             max_parallel_inputs: f.max_parallel_inputs,
             on_infrastructure_failure: f.on_infrastructure_failure,
+            routing_statistics: f.routing_statistics,
             ..ForwardConfig::default()
         }
     }
@@ -425,4 +440,12 @@ pub fn resolve(base: &Path, path: &Path) -> PathBuf {
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+
+fn is_zero_usize(x: &usize) -> bool {
+    *x == 0
+}
+
+fn is_false(x: &bool) -> bool {
+    !*x
 }

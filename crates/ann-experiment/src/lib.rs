@@ -21,6 +21,7 @@ pub mod prompts;
 pub mod report;
 pub mod run;
 pub mod stack;
+pub mod unsaved;
 
 /// What the forwards of evaluated examples cost (re-exported from `ann-textgrad`).
 pub use ann_textgrad::forward_cost;
@@ -38,6 +39,7 @@ pub use stack::{BackendSource, ModelStack, build_stack, open_backend};
 pub mod reexports {
     pub use ann_eval::Split;
     pub use ann_graph::Network;
+    pub use ann_llm_cache::{CassetteEntry, ResponseCache};
     pub use ann_llm_local::{MODEL_ENV, pinned_model_path};
     pub use ann_llm_openai::OpenAiConfig;
 }

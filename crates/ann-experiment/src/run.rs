@@ -5,8 +5,9 @@
 //! run has spent under its budget), the trainer's `checkpoint.json`, `journal.jsonl` and `traces/`,
 //! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`, the
 //! configured baselines' networks `baselines/<name>.json` and their test evaluations
-//! `evaluations/test-baseline-<name>.jsonl` (their forward traces in `traces/eval-<name>.jsonl`),
-//! `report.json`, `report.md`, `report.html`, `manifest.json` and `metrics.json`.
+//! `evaluations/test-baseline-<name>.jsonl`, `report.json`, `report.md`, `report.html`,
+//! `manifest.json` and `metrics.json`; after a stop, paid answers the response cache could not
+//! store in `unsaved-responses.jsonl` ([`crate::unsaved`]).
 //!
 //! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
 //! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
@@ -18,7 +19,7 @@ use std::time::SystemTime;
 
 use ann_eval::stats::bootstrap_ci;
 use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Example, Split};
-use ann_graph::{Network, ValidationRules};
+use ann_graph::{Network, RoutingRecord, ValidationRules};
 use ann_llm::{Budget, BudgetLedger, BudgetSpent, PriceTable};
 use ann_textgrad::{
     Cost, ExampleRun, RunFiles, StopReason, TrainConfig, TrainData, TrainError, TrainOutcome, Trainer, forward_cost,
@@ -31,6 +32,7 @@ use crate::benchmarks::{Subset, load_benchmark};
 use crate::config::{ExperimentConfig, resolve};
 use crate::report::{BaselineScores, Report, RunCosts, SplitScores, paired_present, present};
 use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
+use crate::unsaved;
 
 /// The effective config kept in a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -130,19 +132,21 @@ pub struct Prepared {
 impl Prepared {
     /// Forward `net` on `examples` with the run's model stack and score it with the benchmark
     /// ([`ann_textgrad::evaluate`]): with the experiment's forward settings, or with those of
-    /// `baseline` ([`Baseline::forward_config`]).
+    /// `baseline` ([`Baseline::forward_config`]); routing sees `routing`'s statistics when
+    /// `forward.routing_statistics` is on.
     pub async fn evaluate(
         &self,
         net: &Network,
         examples: &[Example],
         baseline: Option<Baseline>,
+        routing: &RoutingRecord,
     ) -> Result<Vec<ExampleRun>, ann_textgrad::TrainError> {
         let mut config = self.train_config.clone();
         if let Some(baseline) = baseline {
             config.forward = baseline.forward_config(&config.forward);
         }
         let refs: Vec<&Example> = examples.iter().collect();
-        ann_textgrad::evaluate(&self.stack.model, &self.evaluator, net, &refs, &config.forward_config()).await
+        ann_textgrad::evaluate(&self.stack.model, &self.evaluator, net, &refs, &config.forward_with(routing)).await
     }
 }
 
@@ -242,25 +246,30 @@ fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow:
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Evaluate `net` on `examples` (with `baseline`'s forward settings, if one), write the
-/// per-example lines, return the scores (`None`: excluded, an infrastructure failure under
+/// Evaluate `net` on `examples` (with `baseline`'s forward settings, if one, and the routing
+/// statistics of `routing`), write the per-example lines and (when the run writes traces) the
+/// traces to `traces/<name>.jsonl`, return the scores (`None`: excluded, an infrastructure failure under
 /// `exclude`) and what the forwards cost.
 async fn evaluate(
     prepared: &Prepared,
-    baseline: Option<Baseline>,
+    (baseline, routing): (Option<Baseline>, &RoutingRecord),
     net: &Network,
     examples: &[Example],
     run_dir: &Path,
     name: &str,
 ) -> anyhow::Result<(Vec<Option<f64>>, Cost)> {
-    let runs = prepared.evaluate(net, examples, baseline).await.map_err(|e| match resume_hint(&e, run_dir) {
-        Some(hint) => anyhow::Error::new(e).context(format!("evaluating {name} stopped: {hint}")),
-        None => anyhow::Error::new(e).context(format!(
-            "evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)"
-        )),
-    })?;
+    let runs =
+        prepared.evaluate(net, examples, baseline, routing).await.map_err(|e| match resume_hint(&e, run_dir) {
+            Some(hint) => anyhow::Error::new(e).context(format!("evaluating {name} stopped: {hint}")),
+            None => anyhow::Error::new(e).context(format!(
+                "evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)"
+            )),
+        })?;
     write_evaluations(run_dir, name, &runs)?;
-    crate::report::view::write_eval_traces(run_dir, name, &runs)?;
+    let train = &prepared.train_config;
+    if train.write_traces {
+        RunFiles::new(run_dir)?.write_traces(name, &runs, train.trace_examples)?;
+    }
     Ok((runs.iter().map(ExampleRun::score).collect(), forward_cost(&runs, &prepared.prices)))
 }
 
@@ -271,12 +280,15 @@ fn resume_hint(e: &TrainError, run_dir: &Path) -> Option<String> {
     Some(format!(
         "a model call failed for a reason outside the network ({source}); nothing was scored for it. The run \
          directory {dir} keeps what it has done (its last checkpoint; every answer received is in the response \
-         cache): once the endpoint works again, run `ann resume {dir}` (or set \
+         cache or, when the cache could not store it, in {unsaved}): once the endpoint (or the cache) works again, run `ann resume {dir}` (or set \
          forward.on_infrastructure_failure = \"exclude\" to leave such examples out of the scores)",
-        dir = run_dir.display()
+        dir = run_dir.display(),
+        unsaved = unsaved::UNSAVED_FILE
     ))
 }
 
+/// Run (or resume) in `run_dir`: paid answers an earlier stop kept in the run directory are
+/// imported into the cache first; at any stop, answers the cache could not store are written there.
 async fn execute(
     config: &ExperimentConfig,
     prepared: Prepared,
@@ -284,7 +296,28 @@ async fn execute(
     options: &RunOptions,
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
-    let Prepared { benchmark, stack, trainer, start, .. } = &prepared;
+    if let Some(note) = unsaved::import(prepared.stack.cache.as_ref(), run_dir)? {
+        tracing::warn!("{note}");
+        options.say(&note);
+    }
+    let result = train_and_report(config, &prepared, run_dir, options, started).await;
+    let Some(cache) = &prepared.stack.cache else { return result };
+    let (result, note) = unsaved::keep(cache, run_dir, result);
+    if let Some(note) = note {
+        tracing::warn!("{note}");
+        options.say(&note);
+    }
+    result
+}
+
+async fn train_and_report(
+    config: &ExperimentConfig,
+    prepared: &Prepared,
+    run_dir: &Path,
+    options: &RunOptions,
+    started: SystemTime,
+) -> anyhow::Result<RunOutcome> {
+    let Prepared { benchmark, stack, trainer, start, .. } = prepared;
     if let Some(note) = carry_budget(&stack.budget, run_dir)? {
         tracing::warn!("{note}");
         options.say(&note);
@@ -307,14 +340,14 @@ async fn execute(
             Some(hint) => anyhow::Error::new(e).context(format!("training stopped: {hint}")),
             None => anyhow::Error::new(e).context("training"),
         })?;
+    if outcome.stop == StopReason::Interrupted {
+        bail!(
+            "training interrupted: the calls in flight finished, nothing was scored for the batch under way; run \
+             `ann resume {}` to continue from the last checkpoint",
+            run_dir.display()
+        );
+    }
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
-        if detail.contains(ann_llm::INTERRUPTED) {
-            bail!(
-                "training interrupted: the calls in flight finished, nothing was scored for the batch under way; \
-                 run `ann resume {}` to continue from the last checkpoint",
-                run_dir.display()
-            );
-        }
         bail!(
             "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
              spent: raise [budget] in its config.toml and run `ann resume {}`",
@@ -327,12 +360,14 @@ async fn execute(
         "training stopped ({} steps, {} accepted); evaluating initial and trained networks",
         outcome.optimizer.steps, outcome.optimizer.accepted
     ));
-    let p = &prepared;
-    let (val_initial, _) = evaluate(p, None, start, &data.validation, run_dir, "validation-initial").await?;
-    let (val_trained, _) = evaluate(p, None, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
+    let p = prepared;
+    // The trained network routes with the record of its training; every other network without.
+    let (none, trained) = ((None, &RoutingRecord::default()), (None, &outcome.routing));
+    let (val_initial, _) = evaluate(p, none, start, &data.validation, run_dir, "validation-initial").await?;
+    let (val_trained, _) = evaluate(p, trained, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
     options.say(&format!("testing on {} examples", test.len()));
-    let (test_initial, cost_initial) = evaluate(p, None, start, &test, run_dir, "test-initial").await?;
-    let (test_trained, cost_trained) = evaluate(p, None, &outcome.best, &test, run_dir, "test-trained").await?;
+    let (test_initial, cost_initial) = evaluate(p, none, start, &test, run_dir, "test-initial").await?;
+    let (test_trained, cost_trained) = evaluate(p, trained, &outcome.best, &test, run_dir, "test-trained").await?;
 
     let bootstrap = config.report.bootstrap();
     let mut baselines = Vec::with_capacity(prepared.baselines.len());
@@ -348,7 +383,8 @@ async fn execute(
             (test_initial.clone(), cost_initial)
         } else {
             options.say(&format!("baseline {baseline} ({}) on {} test examples", baseline.description(), test.len()));
-            evaluate(p, Some(*baseline), net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
+            let how = (Some(*baseline), &RoutingRecord::default());
+            evaluate(p, how, net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
         };
         let (present_scores, excluded) = present(&scores);
         baselines.push(BaselineScores {
@@ -506,7 +542,7 @@ async fn evaluate_split(
 ) -> anyhow::Result<EvalOutcome> {
     let examples = split_examples(prepared.benchmark.as_ref(), split);
     options.say(&format!("evaluating on {} {} examples", examples.len(), format!("{split:?}").to_lowercase()));
-    let runs = prepared.evaluate(network, &examples, baseline).await.map_err(|e| {
+    let runs = prepared.evaluate(network, &examples, baseline, &RoutingRecord::default()).await.map_err(|e| {
         let hint = e.is_infrastructure_failure().then_some(
             " stopped: a model call failed for a reason outside the network; nothing was scored for it (every \
              answer received is in the response cache): run again once the endpoint works, or set \

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ann_llm::{Budget, Meter, MeteredModel, PriceTable, SharedModel};
-use ann_llm_cache::{CacheMode, CachedModel, ResponseCache};
+use ann_llm_cache::{CacheConfig, CacheMode, CachedModel, ResponseCache};
 use ann_llm_local::{LocalConfig, LocalModel};
 use ann_llm_openai::{OpenAiConfig, OpenAiModel};
 use anyhow::{Context, bail};
@@ -34,6 +34,9 @@ pub struct ModelStack {
     pub budget: Arc<Budget>,
     /// The backend's identity (cache key part, shown in the report).
     pub identity: String,
+    /// The response cache (`None` when it is off): its answers that could not be stored are
+    /// written to the run directory when a run stops ([`crate::unsaved`]).
+    pub cache: Option<ResponseCache>,
 }
 
 /// Open the backend `config.model` asks for.
@@ -104,6 +107,7 @@ pub fn build_stack(
     let budget = Budget::new(config.budget.limits(), prices.clone());
     let budgeted: SharedModel = Arc::new(ann_llm::BudgetedModel::new(backend, budget.clone()));
     // With the cache off no SQLite file is made, or even opened.
+    let mut response_cache = None;
     let cached: SharedModel = if config.cache.mode == CacheMode::Off {
         budgeted
     } else {
@@ -111,13 +115,18 @@ pub fn build_stack(
         if let Some(parent) = cache_path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let cache = ResponseCache::open(&cache_path)
+        let cache_config = CacheConfig {
+            busy_timeout: std::time::Duration::from_millis(config.cache.busy_timeout_ms),
+            ..CacheConfig::default()
+        };
+        let cache = ResponseCache::open_with(&cache_path, &cache_config)
             .with_context(|| format!("opening the response cache {}", cache_path.display()))?;
+        response_cache = Some(cache.clone());
         Arc::new(CachedModel::new(budgeted, cache).with_mode(config.cache.mode))
     };
     let meter = Meter::new(prices);
     let model: SharedModel = Arc::new(MeteredModel::new(cached, meter.clone()));
-    Ok(ModelStack { model, meter, budget, identity })
+    Ok(ModelStack { model, meter, budget, identity, cache: response_cache })
 }
 
 #[cfg(test)]

@@ -260,6 +260,14 @@ async fn a_run_writes_its_directory_and_report() {
     ] {
         assert!(outcome.run_dir.join(file).is_file(), "{file} missing");
     }
+    // Every forward leaves its trace: the trainer's and each evaluation's, one example line per
+    // evaluated example.
+    assert!(outcome.run_dir.join("traces/start-validation.jsonl").is_file());
+    for name in ["validation-initial", "validation-trained", "test-initial", "test-trained"] {
+        let text = |dir: &str| std::fs::read_to_string(outcome.run_dir.join(format!("{dir}/{name}.jsonl"))).unwrap();
+        let traced = text("traces").lines().filter(|l| l.starts_with(r#"{"event":"example""#)).count();
+        assert_eq!(traced, text("evaluations").lines().count(), "{name}");
+    }
     assert_eq!(ExperimentConfig::load(&outcome.run_dir.join("config.toml")).unwrap(), config);
 
     let report = read_report(&outcome.run_dir);
@@ -642,10 +650,14 @@ fn overrides_and_limits_apply_before_the_checks() {
     assert_eq!(limited.benchmark.test, Some(1), "a limit never raises a size");
 }
 
-/// Every TOML file under `experiments/` (recursively).
+/// Every TOML file under `experiments/` (recursively), but the ablation files (which name an
+/// experiment and switches: `cargo xtask reproduce --ablations` runs them, xtask's tests check them).
 fn experiment_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
+        if path.ends_with("paper/ablations") {
+            continue;
+        }
         if path.is_dir() {
             experiment_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "toml") {

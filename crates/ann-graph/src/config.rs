@@ -53,7 +53,10 @@ pub struct ForwardConfig {
     pub routing: RoutingMode,
     /// The layer input shown to the routing call is cut to this many characters.
     pub routing_input_chars: usize,
-    /// Optional routing statistics per layer id (off when empty).
+    /// Show routing the record of past choices (default off): the trainer then fills
+    /// `routing_stats` from the traces of the run's training and validation forwards.
+    pub routing_statistics: bool,
+    /// Routing statistics per layer id, shown to the routing call (nothing shown when empty).
     pub routing_stats: BTreeMap<String, Vec<RoutingStat>>,
     /// Revision rounds of `debate` after the independent answers.
     pub debate_rounds: u32,
@@ -76,6 +79,7 @@ impl Default for ForwardConfig {
             seed: None,
             routing: RoutingMode::Dynamic,
             routing_input_chars: 1500,
+            routing_statistics: false,
             routing_stats: BTreeMap::new(),
             debate_rounds: 2,
             max_parallel_calls: 8,

@@ -14,7 +14,7 @@
 //! `vote.rs` (answer extraction and voting), `aggregator.rs` (the open trait), `registry.rs` (the
 //! registry of built-in and custom aggregators),
 //! `aggregators/` (the eight built-ins by family), `config.rs` (forward settings), `routing.rs`
-//! (dynamic routing), `forward.rs` (the forward phase), `trace.rs`, `team.rs` (team
+//! (dynamic routing), `routing_record.rs` (past choices and their scores, from traces), `forward.rs` (the forward phase), `trace.rs`, `team.rs` (team
 //! construction), `prompts.rs`, `export.rs` (diagrams).
 
 mod aggregator;
@@ -29,6 +29,7 @@ mod network;
 pub mod prompts;
 mod registry;
 mod routing;
+mod routing_record;
 mod team;
 mod trace;
 mod validate;
@@ -50,6 +51,7 @@ pub use network::{Agent, Layer, Network, SCHEMA_VERSION};
 pub use prompts::RoutingStat;
 pub use registry::{AggregatorRegistry, aggregator};
 pub use routing::{parse_routing, routing_format};
+pub use routing_record::{RoutingRecord, Tally};
 pub use team::{TeamAttempt, TeamConfig, TeamOutcome, TeamSource, construct_team, network_schema, parse_network_reply};
 pub use validate::{REQUIRED_PLACEHOLDERS, ValidationRules};
 pub use violation::Violation;

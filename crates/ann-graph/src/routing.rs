@@ -56,7 +56,15 @@ pub(crate) async fn select(ctx: &LayerContext<'_>, config: &ForwardConfig) -> Re
         return Ok(fixed(RoutingSource::SingleCandidate, "one candidate: no routing call"));
     }
     let input = prompts::truncate_chars(ctx.input(), config.routing_input_chars);
-    let stats = config.routing_stats.get(&layer.id).map(Vec::as_slice).unwrap_or(&[]);
+    // Only the layer's present candidates: a patch may have removed one that has a record.
+    let stats: Vec<_> = config
+        .routing_stats
+        .get(&layer.id)
+        .into_iter()
+        .flatten()
+        .filter(|s| layer.aggregators.contains(&s.aggregator))
+        .copied()
+        .collect();
     // The forward pass checked that every candidate is registered.
     let candidates: Vec<RoutingCandidate<'_>> = layer
         .aggregators
@@ -68,7 +76,7 @@ pub(crate) async fn select(ctx: &LayerContext<'_>, config: &ForwardConfig) -> Re
             description: a.description(),
         })
         .collect();
-    let messages = prompts::routing_among(ctx.task(), layer, &input, &candidates, stats);
+    let messages = prompts::routing_among(ctx.task(), layer, &input, &candidates, &stats);
     let spec = CallSpec {
         kind: CallKind::Routing,
         agent: None,
@@ -102,6 +110,7 @@ mod tests {
     use ann_test_support::ScriptedModel;
 
     use super::*;
+    use crate::RoutingStat;
     use crate::testing::{is_routing, one_layer};
     use crate::{ForwardConfig, forward};
 
@@ -182,6 +191,47 @@ mod tests {
         let (d, model) = route(Ok("unused"), &fixed).await;
         assert_eq!((d.aggregator, d.source), (Concatenate, RoutingSource::Fixed));
         assert!(!model.requests().iter().any(is_routing));
+    }
+
+    #[tokio::test]
+    async fn routing_chooses_per_input_and_shows_only_present_candidates_records() {
+        // The router answers from what its prompt shows: the input, and the record when there is one.
+        let model = Arc::new(
+            ScriptedModel::default()
+                .on(|r| {
+                    is_routing(r).then(|| {
+                        let prompt = &r.messages[1].content;
+                        let choice = if prompt.contains("- debate: 0.90") {
+                            "debate"
+                        } else if prompt.contains("a tricky one") {
+                            "concatenate"
+                        } else {
+                            "majority_vote"
+                        };
+                        Ok(format!(r#"{{"aggregator": "{choice}", "reason": "r"}}"#))
+                    })
+                })
+                .fallback(|_| Ok("answer".into())),
+        );
+        let shared: SharedModel = model.clone();
+        let net = one_layer(3, &[MajorityVote, Debate, Concatenate]);
+        let mut config = ForwardConfig::default();
+        let mut chosen = Vec::new();
+        for input in ["an easy one", "a tricky one"] {
+            let r = forward(&shared, &net, input, None, &config).await.unwrap();
+            chosen.push(r.trace.layers[0].routing.aggregator);
+        }
+        assert_eq!(chosen, [MajorityVote, Concatenate]);
+
+        let layer = net.layers[0].id.clone();
+        let stat = |aggregator, mean_score| RoutingStat { aggregator, mean_score, uses: 5 };
+        config.routing_stats.insert(layer, vec![stat(SelectBest, 1.0), stat(Debate, 0.9)]);
+        let r = forward(&shared, &net, "an easy one", None, &config).await.unwrap();
+        assert_eq!(r.trace.layers[0].routing.aggregator, Debate, "the record changes the choice");
+        let requests = model.requests();
+        let prompt = &requests.iter().rev().find(|r| is_routing(r)).unwrap().messages[1].content;
+        assert!(prompt.contains("- debate: 0.90 over 5 uses"), "{prompt}");
+        assert!(!prompt.contains("select_best:"), "a removed candidate's record is not shown: {prompt}");
     }
 
     #[tokio::test]

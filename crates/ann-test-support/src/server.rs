@@ -57,7 +57,8 @@ pub enum RetryAfter {
 ///
 /// Text form (for `--script` files and the CLI): `ok`, `429`, `429:SECS`, `429:date+SECS`,
 /// `429:date=UNIX_SECS`, any other status code such as `500` or `503`, `401` (echoes the request's
-/// `Authorization` header in the error body, as some providers do), `hang`, `malformed`, `cutoff`.
+/// `Authorization` header in the error body, as some providers do), `hang`, `malformed`, `cutoff`,
+/// `nochoices`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// A normal reply.
@@ -74,6 +75,8 @@ pub enum Fault {
     MalformedJson,
     /// 200 that declares a `Content-Length` larger than what is sent, then drops the connection.
     CutOffBody,
+    /// 200 with the usage of a normal reply but an empty `choices` list: billed, yet no answer.
+    NoChoices,
 }
 
 impl FromStr for Fault {
@@ -81,13 +84,17 @@ impl FromStr for Fault {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let bad =
-            || format!("unknown fault {s:?} (ok, 429, 429:SECS, 429:date+SECS, 500, 503, hang, malformed, cutoff)");
+        let bad = || {
+            format!(
+                "unknown fault {s:?} (ok, 429, 429:SECS, 429:date+SECS, 500, 503, hang, malformed, cutoff, nochoices)"
+            )
+        };
         Ok(match s {
             "ok" | "none" => Fault::None,
             "hang" => Fault::Hang,
             "malformed" => Fault::MalformedJson,
             "cutoff" => Fault::CutOffBody,
+            "nochoices" => Fault::NoChoices,
             "401" => Fault::Unauthorized,
             "429" => Fault::RateLimited(None),
             _ => {
@@ -128,6 +135,7 @@ impl fmt::Display for Fault {
             Fault::Hang => write!(f, "hang"),
             Fault::MalformedJson => write!(f, "malformed"),
             Fault::CutOffBody => write!(f, "cutoff"),
+            Fault::NoChoices => write!(f, "nochoices"),
         }
     }
 }
@@ -441,7 +449,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
     }
 
     match fault {
-        Fault::None => {}
+        Fault::None | Fault::NoChoices => {}
         Fault::Hang => {
             shared.until_shutdown().await;
             return json_response(StatusCode::SERVICE_UNAVAILABLE, &error_body("server shutting down", "server_error"));
@@ -551,6 +559,9 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
             "prompt_tokens_details": {"cached_tokens": cached_tokens},
         });
     }
+    if fault == Fault::NoChoices {
+        reply["choices"] = json!([]);
+    }
     json_response(StatusCode::OK, &reply)
 }
 
@@ -572,6 +583,7 @@ mod tests {
             "hang",
             "malformed",
             "cutoff",
+            "nochoices",
         ] {
             let fault: Fault = text.parse().unwrap();
             assert_eq!(fault.to_string(), text);

@@ -1,6 +1,6 @@
 //! Every setting of a training run: batches, selection, gradients, patches, gate, ablations.
 
-use ann_graph::{ForwardConfig, RoutingMode, ValidationRules};
+use ann_graph::{ForwardConfig, RoutingMode, RoutingRecord, ValidationRules};
 use ann_llm::{CallSettings, PriceTable};
 use serde::{Deserialize, Serialize};
 
@@ -121,8 +121,11 @@ pub struct TrainConfig {
     pub prompt_limits: PromptLimits,
     /// Prices for the journal's dollar figures.
     pub prices: PriceTable,
-    /// Write each batch's forward traces to `traces/` in the run directory.
+    /// Write the traces of every forward the trainer runs (each training batch, the initial
+    /// validation, the gate's pre-checks and validations) to `traces/` in the run directory.
     pub write_traces: bool,
+    /// Keep the traces of at most this many examples per set of forwards (0: all).
+    pub trace_examples: usize,
 }
 
 impl Default for TrainConfig {
@@ -151,6 +154,7 @@ impl Default for TrainConfig {
             prompt_limits: PromptLimits::default(),
             prices: PriceTable::default(),
             write_traces: true,
+            trace_examples: 0,
         }
     }
 }
@@ -162,6 +166,16 @@ impl TrainConfig {
         let mut f = self.forward.clone();
         if self.ablations.fixed_routing {
             f.routing = RoutingMode::Fixed;
+        }
+        f
+    }
+
+    /// [`TrainConfig::forward_config`] with the routing statistics of `record` when
+    /// [`ForwardConfig::routing_statistics`] is on.
+    pub fn forward_with(&self, record: &RoutingRecord) -> ForwardConfig {
+        let mut f = self.forward_config();
+        if f.routing_statistics {
+            f.routing_stats = record.stats();
         }
         f
     }

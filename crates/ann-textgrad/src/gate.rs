@@ -24,14 +24,16 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use ann_eval::{Evaluator, Example};
-use ann_graph::Network;
+use ann_graph::{Network, RoutingStat};
 use ann_llm::SharedModel;
 
 use crate::TrainError;
 use crate::config::{GateMode, TrainConfig};
-use crate::decision::{Decision, Reason};
-use crate::evaluate::{ExampleRun, evaluate, mean_score, score};
+use crate::decision::{ComponentScope, Decision, Reason};
+use crate::evaluate::{ExampleRun, evaluate, mean_score};
 use crate::patch::{AppliedPatch, PatchOp, PatchScope, apply_patch};
 use crate::step::Merged;
 
@@ -58,6 +60,16 @@ pub struct Verdict {
     /// The ops the step keeps: the merged ops, or with the per-layer gate those of the accepted
     /// patches (what momentum remembers of the step).
     pub kept: Vec<PatchOp>,
+    /// Every forward the gate ran, in order (for the traces and the routing record).
+    pub runs: Vec<GateRuns>,
+}
+
+/// One set of forwards the gate ran on a candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateRuns {
+    /// Which: `precheck` or `validation`, after `L<layer>-` with the per-layer gate.
+    pub label: String,
+    pub runs: Vec<ExampleRun>,
 }
 
 /// What the gate measured of one candidate; `next` is the standing the step continues from.
@@ -66,6 +78,7 @@ struct Gated {
     pre_check: Option<(f64, f64)>,
     val: Option<f64>,
     next: Standing,
+    runs: Vec<GateRuns>,
 }
 
 /// The validation gate: the worker model and the evaluator that score candidates, with the
@@ -83,6 +96,14 @@ impl Gate {
         Self { worker, evaluator, config }
     }
 
+    /// This gate with the routing statistics its forwards show (see
+    /// [`ann_graph::ForwardConfig::routing_stats`]).
+    pub fn with_routing_stats(&self, stats: BTreeMap<String, Vec<RoutingStat>>) -> Self {
+        let mut gate = self.clone();
+        gate.config.forward.routing_stats = stats;
+        gate
+    }
+
     /// Gate the step's `merged` patch against `current` (the step's network): `failing` are the
     /// step's failing examples (`current.failing` their runs), `validation` the validation set.
     /// With the per-layer gate, each component's record gets its own gate decision, pre-check and
@@ -94,19 +115,21 @@ impl Gate {
         failing: &[&Example],
         validation: &[Example],
     ) -> Result<Verdict, TrainError> {
-        let rejected = |reason: Reason, pre_check, val_candidate| Verdict {
-            decision: Decision::rejected(reason),
-            pre_check,
-            val_candidate,
-            accepted: None,
-            kept: Vec::new(),
-        };
         let applied = match &merged.patch {
-            Err(reason) => return Ok(Verdict { kept: merged.ops.clone(), ..rejected(reason.clone(), None, None) }),
+            Err(reason) => {
+                return Ok(Verdict {
+                    decision: Decision::rejected(reason.clone()),
+                    pre_check: None,
+                    val_candidate: None,
+                    accepted: None,
+                    kept: merged.ops.clone(),
+                    runs: Vec::new(),
+                });
+            }
             Ok(applied) => applied.clone(),
         };
         if self.config.gate == GateMode::Merged {
-            let gated = self.candidate(&applied.network, failing, &current, validation).await?;
+            let gated = self.candidate(&applied.network, failing, &current, validation, "").await?;
             let accepted = gated.decision.is_accepted().then_some((applied, gated.next.val));
             return Ok(Verdict {
                 decision: gated.decision,
@@ -114,6 +137,7 @@ impl Gate {
                 val_candidate: gated.val,
                 accepted,
                 kept: merged.ops.clone(),
+                runs: gated.runs,
             });
         }
         let verdict = self.per_layer(merged, failing, current, validation).await?;
@@ -131,22 +155,28 @@ impl Gate {
         failing: &[&Example],
         current: &Standing,
         validation: &[Example],
+        label: &str,
     ) -> Result<Gated, TrainError> {
         let c = &self.config;
         let forward = c.forward_config();
         let no_gate = c.ablations.no_gate;
-        let mut gated = Gated { decision: Decision::Accepted, pre_check: None, val: None, next: current.clone() };
+        let mut gated =
+            Gated { decision: Decision::Accepted, pre_check: None, val: None, next: current.clone(), runs: Vec::new() };
         if !no_gate {
             let runs = evaluate(&self.worker, &self.evaluator, candidate, failing, &forward).await?;
             let (cur, cand) = (mean_score(&current.failing), mean_score(&runs));
             gated.pre_check = Some((cur, cand));
+            gated.runs.push(GateRuns { label: format!("{label}precheck"), runs: runs.clone() });
             if cand <= cur {
                 gated.decision = Decision::rejected(Reason::NoBatchGain);
                 return Ok(gated);
             }
             gated.next.failing = runs;
         }
-        let val = score(&self.worker, &self.evaluator, candidate, validation, &forward).await?;
+        let refs: Vec<&Example> = validation.iter().collect();
+        let runs = evaluate(&self.worker, &self.evaluator, candidate, &refs, &forward).await?;
+        let val = mean_score(&runs);
+        gated.runs.push(GateRuns { label: format!("{label}validation"), runs });
         gated.val = Some(val);
         if !no_gate && !c.acceptance.accepts(val, current.val, c.epsilon) {
             gated.decision = Decision::rejected(Reason::NoValidationGain);
@@ -169,6 +199,7 @@ impl Gate {
         let net = current.network.clone();
         let mut kept: Vec<PatchOp> = Vec::new();
         let (mut pre_check, mut val_candidate, mut first_reason) = (None, None, None);
+        let mut runs = Vec::new();
         for record in merged.components.iter_mut().filter(|r| r.status.is_merged()) {
             let candidate =
                 match apply_patch(&current.network, &record.ops, (&record.scope).into(), &c.limits, &c.rules) {
@@ -179,7 +210,12 @@ impl Gate {
                         continue;
                     }
                 };
-            let gated = self.candidate(&candidate, failing, &current, validation).await?;
+            let label = match &record.scope {
+                ComponentScope::Layer(layer) => format!("L{layer}-"),
+                ComponentScope::Structure => "structure-".to_string(),
+            };
+            let gated = self.candidate(&candidate, failing, &current, validation, &label).await?;
+            runs.extend(gated.runs);
             record.pre_check = gated.pre_check;
             record.val_candidate = gated.val;
             pre_check = gated.pre_check.or(pre_check);
@@ -192,15 +228,16 @@ impl Gate {
             }
             record.gate = Some(gated.decision);
         }
-        let rejected = |reason, val_candidate| Verdict {
+        let rejected = |reason, val_candidate, runs| Verdict {
             decision: Decision::rejected(reason),
             pre_check,
             val_candidate,
             accepted: None,
             kept: Vec::new(),
+            runs,
         };
         if kept.is_empty() {
-            return Ok(rejected(first_reason.unwrap_or(Reason::Empty), val_candidate));
+            return Ok(rejected(first_reason.unwrap_or(Reason::Empty), val_candidate, runs));
         }
         // Patches accepted one after the other apply together; should that ever fail, nothing is kept.
         match apply_patch(&net, &kept, PatchScope::Network, &c.limits, &c.rules) {
@@ -210,8 +247,9 @@ impl Gate {
                 val_candidate: Some(current.val),
                 accepted: Some((applied, current.val)),
                 kept,
+                runs,
             }),
-            Err(r) => Ok(rejected(r.reason(), val_candidate)),
+            Err(r) => Ok(rejected(r.reason(), val_candidate, runs)),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ann_graph::Network;
+use ann_graph::{Network, RoutingRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -46,6 +46,9 @@ pub enum StopReason {
     Target,
     /// The hard budget ran out; the last checkpoint resumes the run.
     BudgetExhausted { detail: String },
+    /// The user interrupted the run (Ctrl-C, a budget stop of its own kind); the last checkpoint
+    /// resumes the run.
+    Interrupted,
 }
 
 /// The state of the shuffling RNG (ChaCha8, seeded from the run's seed).
@@ -114,6 +117,9 @@ pub struct Checkpoint {
     /// Set when the run is over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<StopReason>,
+    /// What the run's forwards chose per layer and how they scored (routing statistics).
+    #[serde(default, skip_serializing_if = "RoutingRecord::is_empty")]
+    pub routing: RoutingRecord,
 }
 
 /// One example's result in a journal line.
@@ -312,33 +318,23 @@ impl RunFiles {
 
     /// The trace file of one batch: `traces/e<epoch>-b<batch>.jsonl`.
     pub fn traces_path(&self, epoch: usize, batch: usize) -> PathBuf {
-        self.dir.join(TRACES_DIR).join(format!("e{epoch}-b{batch}.jsonl"))
+        self.named_traces_path(&batch_traces_name(epoch, batch))
     }
 
-    /// Write the forward traces of one batch (replacing the file when a resumed run redoes the
-    /// batch): per example an `example` line with its id and score, then its trace's lines.
-    pub fn write_traces(&self, epoch: usize, batch: usize, runs: &[crate::ExampleRun]) -> Result<(), TrainError> {
-        let path = self.traces_path(epoch, batch);
+    /// `traces/<name>.jsonl`.
+    pub fn named_traces_path(&self, name: &str) -> PathBuf {
+        self.dir.join(TRACES_DIR).join(format!("{name}.jsonl"))
+    }
+
+    /// Write the forward traces of one set of forwards to `traces/<name>.jsonl` (replacing the
+    /// file when a resumed run redoes them): per example an `example` line with its id and score,
+    /// then its trace's lines; with `sample` > 0 only the first `sample` examples.
+    pub fn write_traces(&self, name: &str, runs: &[crate::ExampleRun], sample: usize) -> Result<(), TrainError> {
+        let path = self.named_traces_path(name);
         let dir = self.dir.join(TRACES_DIR);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let mut text = String::new();
-        for run in runs {
-            let mut head = serde_json::json!({
-                "event": "example",
-                "id": run.id,
-                "score": run.evaluation.score,
-                "passed": run.evaluation.passed,
-                "feedback": run.evaluation.feedback,
-            });
-            if run.excluded {
-                head["excluded"] = serde_json::Value::Bool(true);
-            }
-            text.push_str(&head.to_string());
-            text.push('\n');
-            if let Some(trace) = &run.trace {
-                text.push_str(&trace.to_jsonl());
-            }
-        }
+        let runs = if sample > 0 { &runs[..sample.min(runs.len())] } else { runs };
+        let text = traces_jsonl(runs);
         ann_llm::write_atomic(&path, text.as_bytes()).map_err(io(&path))
     }
 
@@ -362,6 +358,35 @@ impl RunFiles {
 fn line_sum(line: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(line.as_bytes()))
+}
+
+/// The name of a training batch's traces: `e<epoch>-b<batch>`.
+pub fn batch_traces_name(epoch: usize, batch: usize) -> String {
+    format!("e{epoch}-b{batch}")
+}
+
+/// Forward traces as JSONL: per example an `example` line (id, score, passed, feedback, and
+/// `excluded` when it was), then its trace's lines.
+pub fn traces_jsonl(runs: &[crate::ExampleRun]) -> String {
+    let mut text = String::new();
+    for run in runs {
+        let mut head = serde_json::json!({
+            "event": "example",
+            "id": run.id,
+            "score": run.evaluation.score,
+            "passed": run.evaluation.passed,
+            "feedback": run.evaluation.feedback,
+        });
+        if run.excluded {
+            head["excluded"] = serde_json::Value::Bool(true);
+        }
+        text.push_str(&head.to_string());
+        text.push('\n');
+        if let Some(trace) = &run.trace {
+            text.push_str(&trace.to_jsonl());
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -390,6 +415,7 @@ mod tests {
             journal_bytes: 0,
             journal_lines: 0,
             stopped: None,
+            routing: RoutingRecord::default(),
         }
     }
 

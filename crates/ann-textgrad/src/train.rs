@@ -15,7 +15,7 @@
 use std::sync::{Arc, Mutex};
 
 use ann_eval::{Evaluator, Example};
-use ann_graph::Network;
+use ann_graph::{ForwardConfig, Network, RoutingRecord};
 use ann_llm::SharedModel;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -25,12 +25,12 @@ use serde::{Deserialize, Serialize};
 use crate::TrainError;
 use crate::config::TrainConfig;
 use crate::decision::{ComponentScope, ComponentStatus, Decision};
-use crate::evaluate::{ExampleRun, evaluate, score};
+use crate::evaluate::{ExampleRun, evaluate, mean_score, score};
 use crate::gate::{Gate, Standing};
 use crate::gradient::GlobalGradient;
 use crate::journal::{
     CHECKPOINT_FORMAT, Checkpoint, ComponentRecord, ExampleScore, JournalEvent, OptimizerState, RngState, RunFiles,
-    StepRecord, StopReason,
+    StepRecord, StopReason, batch_traces_name,
 };
 use crate::loss::select_examples;
 use crate::meter::{Cost, CountingModel};
@@ -59,6 +59,8 @@ pub struct TrainOutcome {
     pub optimizer: OptimizerState,
     pub cost: Cost,
     pub stop: StopReason,
+    /// What the run's forwards chose per layer and how they scored.
+    pub routing: RoutingRecord,
 }
 
 impl TrainOutcome {
@@ -71,6 +73,7 @@ impl TrainOutcome {
             optimizer: state.optimizer,
             cost: state.cost,
             stop,
+            routing: state.routing.clone(),
         }
     }
 }
@@ -116,7 +119,37 @@ impl Trainer {
 
     /// [`evaluate`] with the trainer's worker, evaluator and forward settings.
     pub async fn evaluate(&self, net: &Network, examples: &[&Example]) -> Result<Vec<ExampleRun>, TrainError> {
-        evaluate(&self.worker, &self.evaluator, net, examples, &self.config.forward_config()).await
+        self.evaluate_with(net, examples, &self.config.forward_config()).await
+    }
+
+    async fn evaluate_with(
+        &self,
+        net: &Network,
+        examples: &[&Example],
+        forward: &ForwardConfig,
+    ) -> Result<Vec<ExampleRun>, TrainError> {
+        evaluate(&self.worker, &self.evaluator, net, examples, forward).await
+    }
+
+    /// Keep what a set of forwards showed: their traces in `traces/<name>.jsonl` (when traces
+    /// are written) and their routing choices with the examples' scores in `routing` (an
+    /// excluded example has no score and is left out).
+    fn observe(
+        &self,
+        files: &RunFiles,
+        name: &str,
+        runs: &[ExampleRun],
+        routing: &mut RoutingRecord,
+    ) -> Result<(), TrainError> {
+        for run in runs.iter().filter(|r| !r.excluded) {
+            if let Some(trace) = &run.trace {
+                routing.record(trace, run.evaluation.score);
+            }
+        }
+        if self.config.write_traces {
+            files.write_traces(name, runs, self.config.trace_examples)?;
+        }
+        Ok(())
     }
 
     /// Mean score of `net` on `examples`.
@@ -127,7 +160,8 @@ impl Trainer {
     /// Train from `start` (or resume the run in `dir`), returning the best validated network.
     ///
     /// `dir` holds `checkpoint.json` and `journal.jsonl`. An exhausted budget is not an error: the
-    /// outcome says [`StopReason::BudgetExhausted`] and the run directory resumes where the last
+    /// outcome says [`StopReason::BudgetExhausted`] (or [`StopReason::Interrupted`], the user's
+    /// Ctrl-C) and the run directory resumes where the last
     /// step ended. A stop during the initial validation, before the first checkpoint, leaves an
     /// empty journal and no checkpoint: training again in `dir` begins anew (behind a response
     /// cache, the calls already made are answered from it, so none is paid twice). A finished run
@@ -150,8 +184,8 @@ impl Trainer {
             None => match self.begin(start, data, &files).await {
                 Ok(cp) => cp,
                 // No checkpoint yet: the next `train` in `dir` begins anew.
-                Err(e @ TrainError::BudgetExhausted { .. }) => {
-                    let detail = e.budget_detail().unwrap_or_default();
+                Err(e) => {
+                    let Some(stop) = e.budget_stop() else { return Err(e) };
                     return Ok(TrainOutcome {
                         best: start.clone(),
                         val_best: 0.0,
@@ -159,10 +193,10 @@ impl Trainer {
                         network: start.clone(),
                         optimizer: OptimizerState::default(),
                         cost: self.cost(),
-                        stop: StopReason::BudgetExhausted { detail },
+                        stop,
+                        routing: RoutingRecord::default(),
                     });
                 }
-                Err(e) => return Err(e),
             },
         };
         loop {
@@ -172,11 +206,10 @@ impl Trainer {
             let mut next = state.clone();
             match self.advance(&mut next, data, &files).await {
                 Ok(()) => state = next,
-                Err(e @ TrainError::BudgetExhausted { .. }) => {
-                    let detail = e.budget_detail().unwrap_or_default();
-                    return Ok(TrainOutcome::of(&state, StopReason::BudgetExhausted { detail }));
-                }
-                Err(e) => return Err(e),
+                Err(e) => match e.budget_stop() {
+                    Some(stop) => return Ok(TrainOutcome::of(&state, stop)),
+                    None => return Err(e),
+                },
             }
         }
     }
@@ -202,7 +235,11 @@ impl Trainer {
         start.validate(&self.config.rules).map_err(TrainError::InvalidNetwork)?;
         files.truncate_journal(0, 0)?;
         let before = self.cost();
-        let val = self.score(start, &data.validation).await?;
+        let mut routing = RoutingRecord::default();
+        let validation: Vec<&Example> = data.validation.iter().collect();
+        let runs = self.evaluate_with(start, &validation, &self.config.forward_config()).await?;
+        let val = mean_score(&runs);
+        self.observe(files, "start-validation", &runs, &mut routing)?;
         let cost = self.cost().since(&before);
         let mut cp = Checkpoint {
             format: CHECKPOINT_FORMAT,
@@ -224,6 +261,7 @@ impl Trainer {
             journal_bytes: 0,
             journal_lines: 0,
             stopped: None,
+            routing,
         };
         let start_line =
             JournalEvent::Start { val_initial: val, train: data.train.len(), validation: data.validation.len(), cost };
@@ -300,10 +338,9 @@ impl Trainer {
         before: Cost,
     ) -> Result<JournalEvent, TrainError> {
         let net = state.network.clone();
-        let runs = self.evaluate(&net, batch).await?;
-        if self.config.write_traces {
-            files.write_traces(epoch, batch_index, &runs)?;
-        }
+        let runs = self.evaluate_with(&net, batch, &self.config.forward_with(&state.routing)).await?;
+        let traces = batch_traces_name(epoch, batch_index);
+        self.observe(files, &traces, &runs, &mut state.routing)?;
         let scores: Vec<ExampleScore> = runs
             .iter()
             .map(|r| ExampleScore {
@@ -338,7 +375,11 @@ impl Trainer {
             val: state.val_current,
             failing: failing.iter().map(|&i| runs[i].clone()).collect(),
         };
-        let verdict = self.gate.check(&mut merged, current, &failing_examples, validation).await?;
+        let gate = self.gate.with_routing_stats(self.config.forward_with(&state.routing).routing_stats);
+        let verdict = gate.check(&mut merged, current, &failing_examples, validation).await?;
+        for gated in &verdict.runs {
+            self.observe(files, &format!("{traces}-s{step}-{}", gated.label), &gated.runs, &mut state.routing)?;
+        }
 
         if !self.config.ablations.no_momentum {
             let values = (val_before, verdict.val_candidate);

@@ -7,10 +7,14 @@
 //! there as `table.md` and `table.json`. An experiment that fails (an exhausted budget, say) keeps
 //! its run directory for `ann resume`; the others still run, and the table lists what finished.
 //!
+//! `--ablations` adds the files of `ablations/` (the method with one part switched off, on the
+//! experiment each names) as rows `ANN (<ablation>)` of the same table.
+//!
 //! It costs money: it refuses to start without an OpenAI-compatible endpoint in the environment
 //! (`--local` runs the embedded model instead, as a smoke check), and `--dry-run` shows what each
 //! experiment would run and the most its budget allows it to spend.
 
+mod cassette;
 mod plan;
 mod table;
 
@@ -21,6 +25,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, bail};
 
 use crate::{cache_dir, fetch_data, fetch_model, workspace_root};
+use cassette::{Mode, Recorded};
 use plan::{Experiment, REFERENCE_FILE, Reference};
 use table::{Meta, Outcome};
 
@@ -66,21 +71,45 @@ pub struct Args {
     /// The folder of experiment files and `reference.toml` (default: `experiments/paper/`).
     #[arg(long, value_name = "DIR")]
     pub experiments: Option<PathBuf>,
+    /// Also run the ablations in `ablations/` of the experiments folder (each the method with one
+    /// part switched off, on the experiment it names; `--only` selects them by that experiment's
+    /// benchmark too), each a row `ANN (<ablation>)` of the same table.
+    #[arg(long)]
+    pub ablations: bool,
+    /// `live` calls the endpoint; `record` also keeps every call in a cassette (`--cassette`, default
+    /// `cassette.jsonl.gz` in the reproduction's folder); `replay` answers every call from
+    /// `--cassette` and calls nothing (give the selection, `--limit` and `--set` of the recording).
+    #[arg(long, value_enum, default_value_t)]
+    pub mode: Mode,
+    /// The cassette `record` writes or `replay` reads (JSONL, gzip when it ends in `.gz`).
+    #[arg(long, value_name = "FILE")]
+    pub cassette: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
     let root = workspace_root();
     let dir = args.experiments.clone().unwrap_or_else(|| root.join("experiments/paper"));
+    let replay = match (args.mode, &args.cassette) {
+        (Mode::Replay, None) => bail!("--mode replay needs --cassette FILE (a cassette `--mode record` wrote)"),
+        (Mode::Replay, Some(c)) => Some(cassette::recorded_backend(c)?),
+        _ => None,
+    };
+    // A cassette recorded on the embedded model replays as `--local` did.
+    let local = args.local || replay == Some(Recorded::Local);
     let mut overrides: Vec<String> = Vec::new();
-    if args.local {
+    if local {
         overrides.extend(LOCAL_OVERRIDES.iter().map(|s| s.to_string()));
     }
     // Given later, the command line's overrides win.
     overrides.extend(args.overrides.iter().cloned());
-    let limit = args.limit.or(args.local.then_some(LOCAL_LIMIT));
-    let experiments = plan::select(&plan::load_experiments(&dir, &overrides)?, &args.only)?;
+    let limit = args.limit.or(local.then_some(LOCAL_LIMIT));
+    let mut all = plan::load_experiments(&dir, &overrides)?;
+    if args.ablations {
+        all.extend(plan::load_ablations(&dir, &overrides)?);
+    }
+    let experiments = plan::select(&all, &args.only)?;
     let reference = Reference::load(&dir.join(REFERENCE_FILE))?;
-    let backend_flag = if args.local { "--local" } else { "--openai" };
+    let backend_flag = if local { "--local" } else { "--openai" };
     let started = SystemTime::now();
     let runs_dir = args.runs_dir.clone().unwrap_or_else(|| root.join("runs"));
     let out = runs_dir.join(format!("reproduce-{}", folder_stamp(started)));
@@ -89,11 +118,11 @@ pub fn run(args: &Args) -> Result<()> {
         print_plan(&experiments, &reference, &dir, limit, &overrides, backend_flag, &out);
         return Ok(());
     }
-    if !args.local {
+    if !local && replay.is_none() {
         check_endpoint(&reference)?;
     }
     if !args.no_fetch {
-        fetch(&experiments, args.local)?;
+        fetch(&experiments, local)?;
     }
     let ann = match &args.ann {
         Some(path) => path.clone(),
@@ -101,6 +130,17 @@ pub fn run(args: &Args) -> Result<()> {
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     eprintln!("reproduce: {} experiment(s), results in {}", experiments.len(), out.display());
+    // Record and replay use a cache of the reproduction's own; its settings win over every other.
+    let cache = out.join("responses.sqlite");
+    let cassette_file = args.cassette.clone().unwrap_or_else(|| cassette::default_cassette(&out));
+    let cache_sets = match args.mode {
+        Mode::Live => Vec::new(),
+        Mode::Record => cassette::cache_sets(&cache, Mode::Record),
+        Mode::Replay => {
+            cassette::ann_cache(&ann, &[&cassette_file, &cache], "import")?;
+            cassette::cache_sets(&cache, Mode::Replay)
+        }
+    };
 
     let mut outcomes = Vec::with_capacity(experiments.len());
     for e in &experiments {
@@ -110,8 +150,11 @@ pub fn run(args: &Args) -> Result<()> {
         if let Some(n) = limit {
             command.arg("--limit").arg(n.to_string());
         }
-        for o in &overrides {
+        for o in e.sets().iter().chain(&overrides).chain(&cache_sets) {
             command.arg("--set").arg(o);
+        }
+        if let Some(Recorded::Endpoint { model, base_url }) = &replay {
+            command.env(BASE_URL_ENV, base_url).env(MODEL_ENV, model);
         }
         command.arg("--runs-dir").arg(&out).stdin(Stdio::null());
         let failure = match command.status() {
@@ -127,9 +170,14 @@ pub fn run(args: &Args) -> Result<()> {
         outcomes.push(Outcome { experiment: e.clone(), run_dir, failure });
     }
 
+    if args.mode == Mode::Record {
+        cassette::ann_cache(&ann, &[&cache, &cassette_file], "export")?;
+    }
     let meta = Meta {
         started_at: humantime::format_rfc3339_seconds(started).to_string(),
-        backend: if args.local { "local" } else { "openai" }.into(),
+        backend: if local { "local" } else { "openai" }.into(),
+        mode: format!("{:?}", args.mode).to_lowercase(),
+        cassette: (args.mode != Mode::Live).then_some(cassette_file),
         limit,
         overrides,
         experiments_dir: dir,
@@ -139,8 +187,12 @@ pub fn run(args: &Args) -> Result<()> {
     let json = serde_json::to_string_pretty(&table)? + "\n";
     std::fs::write(out.join("table.json"), json).context("writing table.json")?;
     std::fs::write(out.join("table.md"), &md).context("writing table.md")?;
+    std::fs::write(out.join("table.html"), table::html(&table)).context("writing table.html")?;
     println!("{md}");
-    println!("Table written to {} (and table.json); run directories beside it.", out.join("table.md").display());
+    println!(
+        "Table written to {} (and table.json, table.html); run directories beside it.",
+        out.join("table.md").display()
+    );
     let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
     if failed > 0 {
         bail!("{failed} of {} experiment(s) did not finish (see the table's notes)", outcomes.len());
@@ -292,6 +344,9 @@ fn print_plan(
         let (epochs, batch) = e.epochs_and_batch();
         let budget = e.budget();
         println!("\n{} ({}): benchmark {}", e.name, e.file.display(), e.benchmark);
+        if let Some(a) = &e.ablation {
+            println!("  ablation: {} ({})", a.label, a.switches.join(", "));
+        }
         println!(
             "  splits: {} train / {} validation / {} test; up to {} epochs, batch {}",
             size(train),
@@ -323,7 +378,7 @@ fn print_plan(
         if let Some(n) = limit {
             command.push_str(&format!(" --limit {n}"));
         }
-        for o in overrides {
+        for o in e.sets().iter().chain(overrides) {
             command.push_str(&format!(" --set '{o}'"));
         }
         command.push_str(&format!(" --runs-dir {}", out.display()));
@@ -393,5 +448,28 @@ mod tests {
         assert_eq!(plan::select(&experiments, &["paper-math".into()]).unwrap()[0].benchmark, "math");
         let err = plan::select(&experiments, &["gsm8k".into()]).unwrap_err().to_string();
         assert!(err.contains("gsm8k") && err.contains("creative-writing"), "{err}");
+    }
+
+    #[test]
+    fn the_ablations_switch_off_each_part_of_the_method_on_mmlu_ml() {
+        let dir = workspace_root().join("experiments/paper");
+        let ablations = plan::load_ablations(&dir, &["train.epochs=2".into()]).unwrap();
+        let mut switched: Vec<String> = Vec::new();
+        for e in &ablations {
+            let a = e.ablation.as_ref().unwrap();
+            assert_eq!((e.benchmark.as_str(), e.file.file_name().unwrap()), ("mmlu-ml", "mmlu-ml.toml".as_ref()));
+            assert_eq!(e.name, format!("paper-mmlu-ml-{}", a.label.replace(' ', "-")));
+            assert!(e.baselines().is_empty(), "{}: the full method's run has the baselines", e.name);
+            assert_eq!(e.epochs_and_batch().0, Some(2), "the command line's overrides apply too");
+            let [switch] = a.switches.as_slice() else { panic!("{}: one switch", e.name) };
+            let key = switch.strip_suffix("=true").unwrap().strip_prefix("train.ablations.").unwrap();
+            assert_eq!(e.table["train"]["ablations"][key].as_bool(), Some(true), "{}", e.name);
+            assert_eq!(e.sets().last(), Some(switch));
+            switched.push(key.to_string());
+        }
+        switched.sort();
+        assert_eq!(switched, ["fixed_routing", "no_backward", "no_gate", "no_global_gradient", "no_momentum"]);
+        let all: Vec<_> = plan::load_experiments(&dir, &[]).unwrap().into_iter().chain(ablations).collect();
+        assert_eq!(plan::select(&all, &["mmlu-ml".into()]).unwrap().len(), 6, "the experiment and its ablations");
     }
 }

@@ -19,6 +19,31 @@ use serde::Deserialize;
 /// The file of reference numbers beside the experiment files.
 pub const REFERENCE_FILE: &str = "reference.toml";
 
+/// The folder of ablation files beside the experiment files.
+pub const ABLATIONS_DIR: &str = "ablations";
+
+/// What an ablation changes in the experiment it is run on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ablation {
+    /// What the ablation removes (`no momentum`): the table's method is `ANN (<label>)`.
+    pub label: String,
+    /// The switches it sets (`train.ablations.no_momentum=true`).
+    pub switches: Vec<String>,
+    /// The `--set` overrides `ann train` gets before the command line's: the ablation's name, no
+    /// baselines, the switches.
+    pub sets: Vec<String>,
+}
+
+/// An ablation file: a label, the experiment it ablates and the switches it sets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AblationFile {
+    ablation: String,
+    /// The experiment file, relative to the ablation file.
+    experiment: PathBuf,
+    set: Vec<String>,
+}
+
 /// One experiment file.
 #[derive(Debug, Clone)]
 pub struct Experiment {
@@ -30,6 +55,8 @@ pub struct Experiment {
     pub benchmark: String,
     /// The file's table with the overrides applied.
     pub table: toml::Table,
+    /// Set when this is an ablation of the experiment in `file`.
+    pub ablation: Option<Ablation>,
 }
 
 /// The hard limits of an experiment's `[budget]` (`None`: unlimited).
@@ -58,7 +85,31 @@ impl Experiment {
         let name = text_of(table.get("name"), "name")?;
         let benchmark = text_of(table.get("benchmark").and_then(|b| b.get("name")), "benchmark.name")?;
         let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        Ok(Self { file: file.to_path_buf(), stem, name, benchmark, table })
+        Ok(Self { file: file.to_path_buf(), stem, name, benchmark, table, ablation: None })
+    }
+
+    /// Read the ablation file `file`: its experiment with the ablation's switches, under the name
+    /// `<experiment name>-<label as a slug>`, without baselines (the table compares the ablated
+    /// method with the full one), then `overrides`.
+    pub fn load_ablation(file: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let spec: AblationFile =
+            toml::from_str(&text).with_context(|| format!("{}: invalid ablation file", file.display()))?;
+        let base_file = file.parent().unwrap_or(Path::new(".")).join(&spec.experiment);
+        let base = Self::load(&base_file, &[]).with_context(|| format!("the experiment of {}", file.display()))?;
+        let slug: String = spec.ablation.split_whitespace().collect::<Vec<_>>().join("-");
+        let mut sets = vec![format!("name={}-{slug}", base.name), "baselines=[]".to_string()];
+        sets.extend(spec.set.iter().cloned());
+        let all: Vec<String> = sets.iter().chain(overrides).cloned().collect();
+        let mut e = Self::load(&base_file, &all).with_context(|| format!("applying {}", file.display()))?;
+        e.stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        e.ablation = Some(Ablation { label: spec.ablation, switches: spec.set, sets });
+        Ok(e)
+    }
+
+    /// The `--set` overrides of `ann train` that this experiment adds to the command line's.
+    pub fn sets(&self) -> &[String] {
+        self.ablation.as_ref().map(|a| a.sets.as_slice()).unwrap_or_default()
     }
 
     fn get(&self, section: &str, key: &str) -> Option<&toml::Value> {
@@ -122,6 +173,22 @@ pub fn load_experiments(dir: &Path, overrides: &[String]) -> Result<Vec<Experime
         bail!("{} holds no experiment file (*.toml)", dir.display());
     }
     files.iter().map(|f| Experiment::load(f, overrides)).collect()
+}
+
+/// Every ablation file in `dir/ablations/` (sorted by file name), none when the folder is absent.
+pub fn load_ablations(dir: &Path, overrides: &[String]) -> Result<Vec<Experiment>> {
+    let dir = dir.join(ABLATIONS_DIR);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let entries = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("reading {}", dir.display()))?;
+    files.retain(|f| f.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    files.iter().map(|f| Experiment::load_ablation(f, overrides)).collect()
 }
 
 /// The experiments `only` selects (all when empty), in file order; an unknown name is an error

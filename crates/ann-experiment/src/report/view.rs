@@ -28,15 +28,16 @@ pub struct RunView {
     pub journal: Vec<JournalEvent>,
     pub initial: Option<Network>,
     pub trained: Option<Network>,
-    /// The forward traces of the training batches in batch order, then of the final evaluations
-    /// (`validation-initial`, `test-trained`, `test-baseline-<name>`, ...) in name order.
+    /// The forward traces of the starting validation, the training batches in batch order, then
+    /// of the final evaluations (`test-trained`, `test-baseline-<name>`, ...) in name order.
     pub examples: Vec<ExampleTrace>,
 }
 
 /// One example's forward pass of a training batch, with its evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExampleTrace {
-    /// Where it comes from: `e<epoch>-b<batch>` (a training batch) or an evaluation's name.
+    /// The trace file's stem: `e<epoch>-b<batch>` (a training batch), `start-validation`, or an
+    /// evaluation's name.
     pub batch: String,
     pub id: String,
     pub score: f64,
@@ -96,69 +97,43 @@ impl RunView {
     }
 }
 
-/// `(epoch, batch)` of a trace file name `e<epoch>-b<batch>.jsonl`.
-fn batch_key(path: &Path) -> Option<(usize, usize)> {
-    let stem = path.file_stem()?.to_str()?;
-    let (e, b) = stem.strip_prefix('e')?.split_once("-b")?;
-    Some((e.parse().ok()?, b.parse().ok()?))
-}
-
-/// Prefix of the trace files of the final evaluations: `traces/eval-<name>.jsonl`.
-const EVAL_PREFIX: &str = "eval-";
-
-/// Write the forward traces of one final evaluation (`name`: `test-trained`, ...) as
-/// `traces/eval-<name>.jsonl`, in the format of the training batches' trace files.
-pub fn write_eval_traces(run_dir: &Path, name: &str, runs: &[ann_textgrad::ExampleRun]) -> anyhow::Result<()> {
-    let dir = run_dir.join(ann_textgrad::journal::TRACES_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut text = String::new();
-    for run in runs {
-        let mut head = serde_json::json!({
-            "event": "example",
-            "id": run.id,
-            "score": run.evaluation.score,
-            "passed": run.evaluation.passed,
-            "feedback": run.evaluation.feedback,
-        });
-        if run.excluded {
-            head["excluded"] = serde_json::Value::Bool(true);
-        }
-        text.push_str(&head.to_string());
-        text.push('\n');
-        if let Some(trace) = &run.trace {
-            text.push_str(&trace.to_jsonl());
-        }
+/// Where a trace file goes on the page: the starting validation, the training batches in batch
+/// order, then the other sets of forwards (the final evaluations) by name. The gate's candidate
+/// runs (`e<epoch>-b<batch>-s<step>-<label>`) are left to the files: a long run has many.
+fn trace_order(stem: &str) -> Option<(u8, usize, usize, String)> {
+    if stem == "start-validation" {
+        return Some((0, 0, 0, String::new()));
     }
-    let path = dir.join(format!("{EVAL_PREFIX}{name}.jsonl"));
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    if let Some(rest) = stem.strip_prefix('e')
+        && let Some((e, b)) = rest.split_once("-b")
+        && let Ok(e) = e.parse()
+    {
+        return match b.parse() {
+            Ok(b) => Some((1, e, b, String::new())),
+            Err(_) => None,
+        };
+    }
+    Some((2, 0, 0, stem.to_string()))
 }
 
 fn read_traces(dir: &Path) -> anyhow::Result<Vec<ExampleTrace>> {
-    let paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
-    // Training batches in batch order, then the final evaluations in name order.
-    let mut batches: Vec<((usize, usize), &PathBuf)> =
-        paths.iter().filter_map(|p| batch_key(p).map(|k| (k, p))).collect();
-    batches.sort();
-    let mut evals: Vec<(String, &PathBuf)> = paths
-        .iter()
+    let mut files: Vec<((u8, usize, usize, String), String, PathBuf)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .filter_map(|p| {
-            let stem = p.file_stem()?.to_str()?;
-            let name = stem.strip_prefix(EVAL_PREFIX)?;
-            (p.extension()? == "jsonl").then(|| (name.to_string(), p))
+            let stem = p.file_stem()?.to_str()?.to_string();
+            Some((trace_order(&stem)?, stem, p))
         })
         .collect();
-    evals.sort();
-    let labelled = batches
-        .into_iter()
-        .map(|(_, p)| (p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), p))
-        .chain(evals);
+    files.sort();
     let mut out = Vec::new();
-    for (label, path) in labelled {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    for (_, label, path) in files {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         out.extend(parse_traces(&label, &text).with_context(|| format!("reading {}", path.display()))?);
     }
     Ok(out)
@@ -260,8 +235,10 @@ mod tests {
     }
 
     #[test]
-    fn trace_files_sort_by_epoch_and_batch() {
-        assert_eq!(batch_key(Path::new("traces/e10-b2.jsonl")), Some((10, 2)));
-        assert_eq!(batch_key(Path::new("traces/eval-test-trained.jsonl")), None);
+    fn trace_files_sort_start_batches_then_evaluations() {
+        let mut stems = ["test-trained", "e10-b2", "e2-b10", "start-validation", "e0-b0-s1-candidate", "e2-b3"];
+        stems.sort_by_key(|s| trace_order(s));
+        let shown: Vec<&str> = stems.iter().copied().filter(|s| trace_order(s).is_some()).collect();
+        assert_eq!(shown, ["start-validation", "e2-b3", "e2-b10", "e10-b2", "test-trained"]);
     }
 }
