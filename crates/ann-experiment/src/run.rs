@@ -424,7 +424,7 @@ async fn train_and_report(
     std::fs::write(run_dir.join(REPORT_MD), report.to_markdown()).context("writing report.md")?;
     crate::report::artifacts::write(
         config,
-        &prepared,
+        prepared,
         options,
         run_dir,
         &report,

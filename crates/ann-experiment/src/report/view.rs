@@ -97,10 +97,13 @@ impl RunView {
     }
 }
 
+/// A trace file's place: (kind, epoch, batch, name).
+type TraceOrder = (u8, usize, usize, String);
+
 /// Where a trace file goes on the page: the starting validation, the training batches in batch
 /// order, then the other sets of forwards (the final evaluations) by name. The gate's candidate
 /// runs (`e<epoch>-b<batch>-s<step>-<label>`) are left to the files: a long run has many.
-fn trace_order(stem: &str) -> Option<(u8, usize, usize, String)> {
+fn trace_order(stem: &str) -> Option<TraceOrder> {
     if stem == "start-validation" {
         return Some((0, 0, 0, String::new()));
     }
@@ -122,7 +125,7 @@ fn read_traces(dir: &Path) -> anyhow::Result<Vec<ExampleTrace>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
-    let mut files: Vec<((u8, usize, usize, String), String, PathBuf)> = entries
+    let mut files: Vec<(TraceOrder, String, PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .filter_map(|p| {
