@@ -156,11 +156,14 @@ pub struct CacheSection {
     /// The SQLite file (relative paths resolve against the base folder).
     pub path: PathBuf,
     pub mode: CacheMode,
+    /// How long another process's claim on a request in flight holds, in milliseconds (default
+    /// 30 000): a process killed mid-call leaves claims that a resume waits out for at most this.
+    pub claim_lease_ms: u64,
 }
 
 impl Default for CacheSection {
     fn default() -> Self {
-        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite }
+        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite, claim_lease_ms: 30_000 }
     }
 }
 

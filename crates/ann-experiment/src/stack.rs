@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ann_llm::{Budget, Meter, MeteredModel, PriceTable, SharedModel};
-use ann_llm_cache::{CacheMode, CachedModel, ResponseCache};
+use ann_llm_cache::{CacheConfig, CacheMode, CachedModel, ResponseCache};
 use ann_llm_local::{LocalConfig, LocalModel};
 use ann_llm_openai::{OpenAiConfig, OpenAiModel};
 use anyhow::{Context, bail};
@@ -111,7 +111,11 @@ pub fn build_stack(
         if let Some(parent) = cache_path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let cache = ResponseCache::open(&cache_path)
+        let cache_config = CacheConfig {
+            claim_lease: std::time::Duration::from_millis(config.cache.claim_lease_ms.max(1)),
+            ..CacheConfig::default()
+        };
+        let cache = ResponseCache::open_with(&cache_path, &cache_config)
             .with_context(|| format!("opening the response cache {}", cache_path.display()))?;
         Arc::new(CachedModel::new(budgeted, cache).with_mode(config.cache.mode))
     };
