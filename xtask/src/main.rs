@@ -4,6 +4,7 @@
 mod chaos;
 mod fetch_data;
 mod fetch_model;
+mod fuzz;
 mod pip;
 mod reproduce;
 mod scrub;
@@ -54,6 +55,9 @@ enum Cmd {
     /// print what held (faults, SIGKILL/resume cycles, budget, shared cache, full disk, hostile
     /// replies); exit non-zero when something did not.
     Chaos(chaos::Args),
+    /// Run the property tests (proptest, stable toolchain) of the parsers and loaders for a given
+    /// time each, with new seeds and growing case counts; failures are saved as regressions.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> Result<()> {
@@ -65,6 +69,7 @@ fn main() -> Result<()> {
         Cmd::FetchModel(args) => fetch_model::run(&args),
         Cmd::FetchData(args) => fetch_data::run(&args),
         Cmd::Chaos(args) => chaos::run(&args),
+        Cmd::Fuzz(args) => fuzz::run(&args),
     }
 }
 
