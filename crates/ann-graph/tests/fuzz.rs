@@ -68,3 +68,15 @@ fn the_demo_network_round_trips() {
     assert_eq!(Network::from_yaml(&net.to_yaml()).unwrap(), net);
     assert_eq!(Network::from_json(&net.to_json()).unwrap(), net);
 }
+
+/// Found by `network_json`: a temperature past `f32::MAX` became infinity, which the network's own
+/// JSON writes as `null`, so a loaded network could not be read back. It is now a parse error
+/// naming the field.
+#[test]
+fn a_temperature_past_f32_is_a_parse_error_naming_the_field() {
+    let text = DEMO.replacen("\"temperature\": 0.7", "\"temperature\": 1e308", 1);
+    assert_ne!(text, DEMO);
+    let error = Network::from_json(&text).unwrap_err();
+    assert!(error.to_string().contains("layers[0].agents[1].temperature"), "{error}");
+    assert!(error.to_string().contains("finite"), "{error}");
+}
