@@ -239,7 +239,7 @@ pub fn full_disk(campaign: &Campaign, baseline: &Baseline) -> Result<Row> {
 
 /// A stopped run's report and evaluations, if any, are the baseline's (no zeros were scored).
 fn no_zeros(row: &mut Row, baseline: &Baseline, run_dir: &Path) {
-    if run_dir.join("report.json").exists() && !row.exits.last().is_some_and(|e| e == "0") {
+    if run_dir.join("report.json").exists() && row.exits.last().is_none_or(|e| e != "0") {
         row.problem("a report although the run failed");
     }
     for (name, bytes) in experiment::snapshot(run_dir) {
