@@ -98,7 +98,6 @@ fn build() -> Result<(PathBuf, PathBuf)> {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let started = Instant::now();
     let cycles = args.cycles.unwrap_or(if args.quick { 3 } else { 31 });
     let rates = if !args.fault_rates.is_empty() {
         args.fault_rates.clone()
@@ -111,6 +110,7 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("--fault-rates: {bad} is not within 0..=1");
     }
     let (ann, server) = build()?;
+    let started = Instant::now();
     let work = tempfile::Builder::new().prefix("ann-chaos-").tempdir().context("a scratch folder")?;
     let campaign = Campaign { ann, server, work, seed: args.seed, next: std::cell::Cell::new(0) };
 
