@@ -91,8 +91,8 @@ impl Home {
     }
 }
 
-/// The phase a run directory shows: before the trainer's first checkpoint, in training, or in
-/// the final evaluation (test files written).
+/// The phase a run directory shows: before the trainer's first checkpoint (initial validation and
+/// the first batch), in training, or in the final evaluation (evaluation files written).
 pub fn phase(run_dir: Option<&Path>) -> &'static str {
     let Some(dir) = run_dir else { return "setup" };
     if dir.join("report.json").is_file() {
@@ -102,7 +102,7 @@ pub fn phase(run_dir: Option<&Path>) -> &'static str {
     } else if dir.join("checkpoint.json").is_file() {
         "training"
     } else {
-        "initial-validation"
+        "before-first-checkpoint"
     }
 }
 

@@ -278,7 +278,13 @@ pub fn hostile(campaign: &Campaign, rate: f64) -> Result<Row> {
     }
     if let (Some(a), Some(b)) = (finished[0].run_dir(), finished[1].run_dir()) {
         let reference = experiment::snapshot(&a);
-        let differ = experiment::differing(&reference, &b);
+        let mut differ = experiment::differing(&reference, &b);
+        // Absurd usage saturates the cost totals, so the journal's per-step costs depend on where a
+        // run stopped and resumed; the rest of the journal must still be equal.
+        if differ == ["journal.jsonl"] && journal_without_costs(&a)? == journal_without_costs(&b)? {
+            differ.clear();
+            row.notes.push("the journals differ only in per-step costs (absurd usage saturates the totals)".into());
+        }
         row.files_equal = Some(differ.is_empty());
         if !differ.is_empty() {
             row.problem(format!("two hostile runs differ: {}", differ.join(", ")));
@@ -290,4 +296,26 @@ pub fn hostile(campaign: &Campaign, rate: f64) -> Result<Row> {
         }
     }
     Ok(row)
+}
+
+/// A run's journal lines with every `cost` field removed.
+fn journal_without_costs(run_dir: &Path) -> Result<Vec<serde_json::Value>> {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("cost");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(run_dir.join("journal.jsonl")).context("reading a journal")?;
+    text.lines()
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line).context("a journal line")?;
+            strip(&mut value);
+            Ok(value)
+        })
+        .collect()
 }

@@ -27,6 +27,8 @@ pub struct Row {
     pub silent_score_changes: u64,
     /// What did not hold, in words.
     pub problems: Vec<String>,
+    /// Findings that are not failures, in words.
+    pub notes: Vec<String>,
 }
 
 impl Row {
@@ -79,9 +81,12 @@ pub fn render(rows: &[Row]) -> String {
             if r.held() { "yes" } else { "NO" }
         );
     }
-    for r in rows.iter().filter(|r| !r.problems.is_empty()) {
+    for r in rows {
         for p in &r.problems {
             let _ = writeln!(out, "- {}: {p}", r.scenario);
+        }
+        for n in &r.notes {
+            let _ = writeln!(out, "- {} (note): {n}", r.scenario);
         }
     }
     out
