@@ -169,7 +169,7 @@ fn summary(s: &Option<Summary>) -> String {
 }
 
 fn cost(c: &Cost) -> String {
-    format!("{} calls, {} tokens, ${:.4}", c.calls, c.prompt_tokens + c.completion_tokens, c.dollars)
+    format!("{} calls, {} tokens, ${:.4}", c.calls, c.prompt_tokens.saturating_add(c.completion_tokens), c.dollars)
 }
 
 fn paired(p: &Option<PairedComparison>) -> String {
