@@ -52,13 +52,16 @@ pub struct ExperimentConfig {
     pub forward: ForwardSection,
     #[serde(default)]
     pub report: ReportSection,
+    /// Team construction (`network = "construct"`, `ann construct`, `ann adapt`).
+    #[serde(default)]
+    pub construct: crate::construct::ConstructSection,
 }
 
 /// Which benchmark, how much of each split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BenchmarkSection {
-    /// `mmlu-ml`, `math`, `humaneval` or `creative-writing`.
+    /// `mmlu-ml`, `math`, `humaneval`, `creative-writing`, or one read from `data_path`: `trivia-cw`, `dabench`.
     pub name: String,
     /// Training examples used (the first ones of the benchmark's seeded train split); `None`: all.
     pub train: Option<usize>,
@@ -70,8 +73,13 @@ pub struct BenchmarkSection {
     pub seed: Option<u64>,
     /// The fetched-data folder; relative paths resolve against the run's base folder.
     pub data_dir: PathBuf,
-    /// Another starting network (JSON or YAML) instead of the benchmark's own.
-    pub network: Option<PathBuf>,
+    /// The user's own data of `trivia-cw` (the JSONL file) or `dabench` (the folder); relative
+    /// paths resolve against the base folder. `ann` fills it from `ANN_TRIVIA_CW_PATH` /
+    /// `ANN_DABENCH_DIR` when unset.
+    pub data_path: Option<PathBuf>,
+    /// Another starting network (JSON or YAML) instead of the benchmark's own, or `"construct"`:
+    /// team construction at the start of the run (settings in `[construct]`).
+    pub network: Option<crate::construct::StartNetwork>,
 }
 
 impl Default for BenchmarkSection {
@@ -83,6 +91,7 @@ impl Default for BenchmarkSection {
             test: None,
             seed: None,
             data_dir: PathBuf::from(".cache/data"),
+            data_path: None,
             network: None,
         }
     }
@@ -171,11 +180,19 @@ pub struct CacheSection {
     /// How long a write waits for another connection or process holding the file's write lock,
     /// in milliseconds; past it the answer cannot be stored and the run stops (the answer is kept).
     pub busy_timeout_ms: u64,
+    /// How long another process's claim on a request in flight holds, in milliseconds (default
+    /// 30 000): a process killed mid-call leaves claims that a resume waits out for at most this.
+    pub claim_lease_ms: u64,
 }
 
 impl Default for CacheSection {
     fn default() -> Self {
-        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite, busy_timeout_ms: 30_000 }
+        Self {
+            path: PathBuf::from(".cache/responses.sqlite"),
+            mode: CacheMode::ReadWrite,
+            busy_timeout_ms: 30_000,
+            claim_lease_ms: 30_000,
+        }
     }
 }
 
@@ -345,6 +362,9 @@ impl ExperimentConfig {
     pub fn check(&self) -> anyhow::Result<()> {
         if !ann_graph::is_slug(&self.name) {
             anyhow::bail!("`name` must be a slug of [a-z0-9_-]+, got {:?}", self.name);
+        }
+        if self.construct.max_attempts == 0 {
+            anyhow::bail!("`construct.max_attempts` must be at least 1");
         }
         if self.train.batch_size == 0 {
             anyhow::bail!("`train.batch_size` must be at least 1");

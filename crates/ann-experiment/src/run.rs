@@ -5,8 +5,9 @@
 //! run has spent under its budget), the trainer's `checkpoint.json`, `journal.jsonl` and `traces/`,
 //! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`, the
 //! configured baselines' networks `baselines/<name>.json` and their test evaluations
-//! `evaluations/test-baseline-<name>.jsonl`, `report.json` and `report.md`; after a stop, paid
-//! answers the response cache could not store in `unsaved-responses.jsonl` ([`crate::unsaved`]).
+//! `evaluations/test-baseline-<name>.jsonl`, `report.json`, `report.md`, `report.html`,
+//! `manifest.json` and `metrics.json`; after a stop, paid answers the response cache could not
+//! store in `unsaved-responses.jsonl` ([`crate::unsaved`]).
 //!
 //! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
 //! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
@@ -65,7 +66,7 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    fn say(&self, line: &str) {
+    pub(crate) fn say(&self, line: &str) {
         tracing::info!("{line}");
         if let Some(p) = &self.progress {
             p(line);
@@ -177,11 +178,15 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
             let b = &config.benchmark;
             Arc::new(Subset::new(given.clone(), [b.train, b.validation, b.test])) as Arc<dyn Benchmark>
         }
-        None => load_benchmark(&config.benchmark, &data_dir, stack.model.clone(), &config.model.name).await?,
+        None => {
+            let section = config.benchmark.resolved(base);
+            load_benchmark(&section, &data_dir, stack.model.clone(), &config.model.name).await?
+        }
     };
     let rules = config.validation_rules(benchmark.answer_format());
+    // A network to construct starts as the benchmark's own (its fallback) until `settle_start`.
     let start = match &config.benchmark.network {
-        Some(path) => {
+        Some(crate::construct::StartNetwork::File(path)) => {
             let path = resolve(base, path);
             let net =
                 Network::load(&path).with_context(|| format!("loading the starting network {}", path.display()))?;
@@ -189,7 +194,7 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
                 .with_context(|| format!("the starting network {}", path.display()))?;
             net
         }
-        None => {
+        Some(crate::construct::StartNetwork::Construct) | None => {
             let net = Network::from_json(benchmark.starting_network())
                 .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?;
             check_network_with(&net, benchmark.as_ref(), &rules)?;
@@ -310,7 +315,7 @@ fn resume_hint(e: &TrainError, run_dir: &Path) -> Option<String> {
 /// imported into the cache first; at any stop, answers the cache could not store are written there.
 async fn execute(
     config: &ExperimentConfig,
-    prepared: Prepared,
+    mut prepared: Prepared,
     run_dir: &Path,
     options: &RunOptions,
     started: SystemTime,
@@ -319,7 +324,7 @@ async fn execute(
         tracing::warn!("{note}");
         options.say(&note);
     }
-    let result = train_and_report(config, &prepared, run_dir, options, started).await;
+    let result = train_and_report(config, &mut prepared, run_dir, options, started).await;
     let Some(cache) = &prepared.stack.cache else { return result };
     let (result, note) = unsaved::keep(cache, run_dir, result);
     if let Some(note) = note {
@@ -331,16 +336,19 @@ async fn execute(
 
 async fn train_and_report(
     config: &ExperimentConfig,
-    prepared: &Prepared,
+    prepared: &mut Prepared,
     run_dir: &Path,
     options: &RunOptions,
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
-    let Prepared { benchmark, stack, trainer, start, .. } = prepared;
-    if let Some(note) = carry_budget(&stack.budget, run_dir)? {
+    if let Some(note) = carry_budget(&prepared.stack.budget, run_dir)? {
         tracing::warn!("{note}");
         options.say(&note);
     }
+    // Team construction (`network = "construct"`) spends under the run's budget, once.
+    crate::construct::settle_start(config, prepared, run_dir, options).await?;
+    let prepared = &*prepared;
+    let Prepared { benchmark, stack, trainer, start, .. } = prepared;
     start.save(&run_dir.join("network-initial.json")).context("saving the starting network")?;
     let data = TrainData {
         train: split_examples(benchmark.as_ref(), Split::Train),
@@ -436,12 +444,22 @@ async fn train_and_report(
         cost: meter.total,
         cost_by_tag: meter.by_tag,
         models: prepared.models.costs(config),
+        cost_by_model: meter.by_model,
         budget_spent: stack.budget.spent(),
     };
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(run_dir.join(REPORT_JSON), json).context("writing report.json")?;
     std::fs::write(run_dir.join(REPORT_MD), report.to_markdown()).context("writing report.md")?;
-    options.say(&format!("report written to {}", run_dir.join(REPORT_MD).display()));
+    crate::report::artifacts::write(
+        config,
+        prepared,
+        options,
+        run_dir,
+        &report,
+        [&data.train, &data.validation, &test],
+    )?;
+    let html = crate::report::write_html(run_dir)?;
+    options.say(&format!("report written to {} and {}", run_dir.join(REPORT_MD).display(), html.display()));
     Ok(RunOutcome { run_dir: run_dir.to_path_buf(), report })
 }
 

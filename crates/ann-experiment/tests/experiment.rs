@@ -151,7 +151,7 @@ fn demo_config_parses_and_maps_onto_the_training_config() {
     assert_eq!(train.rules.answer_format.as_deref(), Some("Answer: X"));
     assert_eq!(train.forward.max_tokens, Some(32));
     // The demo's compact network keeps the benchmark's answer format.
-    let network = config.benchmark.network.as_ref().unwrap();
+    let Some(ann_experiment::StartNetwork::File(network)) = &config.benchmark.network else { panic!("a file") };
     let net = Network::load(&workspace().join(network)).unwrap();
     net.validate(&train.rules).unwrap();
     // The config survives its own serialization (what a run directory keeps).
@@ -199,12 +199,13 @@ async fn a_benchmark_is_an_evaluator_of_its_own_examples() {
 
 #[test]
 fn every_benchmark_starting_network_validates_with_its_answer_format() {
-    let formats: [(&str, &str); 5] = [
+    let formats: [(&str, &str); 6] = [
         ("ann-bench-mmlu-ml/network.json", ann_bench_mmlu_ml::ANSWER_FORMAT),
         ("ann-bench-math/network.json", ann_bench_math::ANSWER_FORMAT),
         ("ann-bench-humaneval/network.json", ann_bench_humaneval::prompts::ANSWER_FORMAT),
         ("ann-bench-creative-writing/network.json", ann_bench_creative_writing::ANSWER_FORMAT),
         ("ann-bench-creative-writing/network-trivia.json", ann_bench_creative_writing::trivia::ANSWER_FORMAT),
+        ("ann-bench-creative-writing/network-dabench.json", ann_bench_creative_writing::dabench::ANSWER_FORMAT),
     ];
     let crates = workspace().join("crates");
     let mut found: Vec<String> = std::fs::read_dir(&crates)

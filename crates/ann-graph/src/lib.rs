@@ -55,7 +55,10 @@ pub use prompts::RoutingStat;
 pub use registry::{AggregatorRegistry, aggregator};
 pub use routing::{parse_routing, routing_format};
 pub use routing_record::{RoutingRecord, Tally};
-pub use team::{TeamAttempt, TeamConfig, TeamOutcome, TeamSource, construct_team, network_schema, parse_network_reply};
+pub use team::{
+    LibraryNetwork, TeamAttempt, TeamBrief, TeamConfig, TeamOutcome, TeamSource, construct_team, network_schema,
+    parse_network_reply,
+};
 pub use validate::{REQUIRED_PLACEHOLDERS, ValidationRules};
 pub use violation::Violation;
 pub use vote::{Extractor, majority_vote};
