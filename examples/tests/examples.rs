@@ -8,10 +8,26 @@ use std::process::Command;
 
 use ann_test_support::server::{FakeServer, FakeServerConfig};
 
-/// `target/<profile>/examples/<name>`: cargo builds the examples before it runs this test.
+#[path = "../../xtask/src/scrub.rs"]
+mod scrub;
+
+/// The example's executable, as `cargo build --examples` reports it (`--all-targets` test runs do
+/// not copy examples to `target/<profile>/examples/<name>`, so the path is asked of cargo).
 fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("examples").join(name)
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    scrub::scrub_package_env(&mut command);
+    let out = command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "-p", "examples", "--examples", "--message-format=json-render-diagnostics"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo build --examples: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name && m["profile"]["test"] == false)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no executable for example `{name}`"))
 }
 
 fn text(message: &serde_json::Value) -> &str {
@@ -76,10 +92,10 @@ fn reply(body: &serde_json::Value) -> String {
     "I do not know.".into()
 }
 
-async fn run(name: &str) -> String {
+async fn run(name: &'static str) -> String {
     let server = FakeServer::start(FakeServerConfig::default().with_reply(reply)).await.unwrap();
     let url = server.url();
-    let path = example(name);
+    let path = tokio::task::spawn_blocking(move || example(name)).await.unwrap();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(&path)
             .env("ANN_OPENAI_BASE_URL", url)
