@@ -4,6 +4,8 @@
 
 mod cassette;
 
+mod report_cmds;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -147,6 +149,13 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Rebuild a run directory's report.html from its files and print its path.
+    Report { run_dir: PathBuf },
+    /// Print each line of the trained prompts with the step that introduced it, its gradient
+    /// summary and the validation change.
+    Blame(report_cmds::BlameArgs),
+    /// Compare two networks, checkpoints or run directories (prompts, roles, aggregators, layers).
+    Diff(report_cmds::DiffArgs),
     /// Export a response cache to a cassette, or import one (to replay a run with no call).
     #[command(subcommand)]
     Cache(cassette::CacheCmd),
@@ -301,6 +310,9 @@ async fn run(cli: Cli) -> Result<()> {
             print_report(&outcome.run_dir, &outcome.report);
             Ok(())
         }
+        Cmd::Report { run_dir } => report_cmds::report(&run_dir),
+        Cmd::Blame(args) => report_cmds::blame(&args),
+        Cmd::Diff(args) => report_cmds::diff(&args),
         Cmd::Eval { benchmark, network, baseline, split, limit, config } => {
             let mut config = match config {
                 Some(path) => ExperimentConfig::load(&path)?,
@@ -544,4 +556,5 @@ async fn train(config: &ExperimentConfig, options: RunOptions) -> Result<()> {
 fn print_report(run_dir: &Path, report: &Report) {
     println!("{}", report.to_markdown());
     println!("Run directory: {}", run_dir.display());
+    println!("Report: {}", run_dir.join(ann_experiment::report::REPORT_HTML).display());
 }

@@ -180,11 +180,19 @@ pub struct CacheSection {
     /// How long a write waits for another connection or process holding the file's write lock,
     /// in milliseconds; past it the answer cannot be stored and the run stops (the answer is kept).
     pub busy_timeout_ms: u64,
+    /// How long another process's claim on a request in flight holds, in milliseconds (default
+    /// 30 000): a process killed mid-call leaves claims that a resume waits out for at most this.
+    pub claim_lease_ms: u64,
 }
 
 impl Default for CacheSection {
     fn default() -> Self {
-        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite, busy_timeout_ms: 30_000 }
+        Self {
+            path: PathBuf::from(".cache/responses.sqlite"),
+            mode: CacheMode::ReadWrite,
+            busy_timeout_ms: 30_000,
+            claim_lease_ms: 30_000,
+        }
     }
 }
 

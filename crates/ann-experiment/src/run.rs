@@ -5,8 +5,9 @@
 //! run has spent under its budget), the trainer's `checkpoint.json`, `journal.jsonl` and `traces/`,
 //! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`, the
 //! configured baselines' networks `baselines/<name>.json` and their test evaluations
-//! `evaluations/test-baseline-<name>.jsonl`, `report.json` and `report.md`; after a stop, paid
-//! answers the response cache could not store in `unsaved-responses.jsonl` ([`crate::unsaved`]).
+//! `evaluations/test-baseline-<name>.jsonl`, `report.json`, `report.md`, `report.html`,
+//! `manifest.json` and `metrics.json`; after a stop, paid answers the response cache could not
+//! store in `unsaved-responses.jsonl` ([`crate::unsaved`]).
 //!
 //! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
 //! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
@@ -450,12 +451,22 @@ async fn train_and_report(
         cost: meter.total,
         cost_by_tag: meter.by_tag,
         models: prepared.models.costs(config),
+        cost_by_model: meter.by_model,
         budget_spent: stack.budget.spent(),
     };
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(run_dir.join(REPORT_JSON), json).context("writing report.json")?;
     std::fs::write(run_dir.join(REPORT_MD), report.to_markdown()).context("writing report.md")?;
-    options.say(&format!("report written to {}", run_dir.join(REPORT_MD).display()));
+    crate::report::artifacts::write(
+        config,
+        prepared,
+        options,
+        run_dir,
+        &report,
+        [&data.train, &data.validation, &test],
+    )?;
+    let html = crate::report::write_html(run_dir)?;
+    options.say(&format!("report written to {} and {}", run_dir.join(REPORT_MD).display(), html.display()));
     Ok(RunOutcome { run_dir: run_dir.to_path_buf(), report })
 }
 

@@ -163,6 +163,7 @@ impl StackParts {
             }
             let cache_config = CacheConfig {
                 busy_timeout: std::time::Duration::from_millis(config.cache.busy_timeout_ms),
+                claim_lease: std::time::Duration::from_millis(config.cache.claim_lease_ms.max(1)),
                 ..CacheConfig::default()
             };
             let cache = ResponseCache::open_with(&cache_path, &cache_config)

@@ -63,7 +63,7 @@ pub struct Agent {
     pub prompt: String,
     /// Sampling temperature of this agent's calls (the request's own type; written as the
     /// shortest decimal, so `0.7` stays `0.7` in files, prompts and patches).
-    #[serde(default, serialize_with = "decimal_f32")]
+    #[serde(default, serialize_with = "decimal_f32", deserialize_with = "finite_f32")]
     pub temperature: f32,
     /// This agent's own model settings (a model profile, a token limit); absent: the network's
     /// default, the worker (not written when unset, so files without it keep their bytes).
@@ -84,6 +84,17 @@ pub struct Agent {
 fn decimal_f32<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
     let decimal: f64 = value.to_string().parse().unwrap_or(f64::from(*value));
     serializer.serialize_f64(decimal)
+}
+
+/// Read an `f32` that is finite: `1e308` would become infinity, which JSON writes as `null`, so
+/// the network could not be read back (found by the `network_json` property test).
+fn finite_f32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+    let value = <f32 as Deserialize>::deserialize(deserializer)?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!("a finite number is expected, not {value}")))
+    }
 }
 
 impl Network {

@@ -42,6 +42,19 @@ use tokio::sync::watch;
 /// Computes the reply text from the request body (the parsed JSON the client sent).
 pub type ReplyFn = Arc<dyn Fn(&Value) -> String + Send + Sync>;
 
+/// Rewrites a whole 200 reply: given the request body, the request's index and the reply the
+/// server would send, says what to send instead (the hostile mode, `crate::hostile`).
+pub type ReshapeFn = Arc<dyn Fn(&Value, u64, Value) -> Reshaped + Send + Sync>;
+
+/// What a [`ReshapeFn`] sends with status 200.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reshaped {
+    /// This JSON body.
+    Json(Value),
+    /// These bytes as they are (not necessarily JSON).
+    Raw(String),
+}
+
 /// What a 429 answer says in its `Retry-After` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryAfter {
@@ -174,6 +187,8 @@ pub struct FakeServerConfig {
     pub model: Option<String>,
     /// How to answer the next requests that offer tools (see [`crate::tool_calls`]).
     pub tool_script: Vec<crate::tool_calls::ToolReply>,
+    /// Rewrites every normal 200 reply (`None`: sent as built).
+    pub reshape: Option<ReshapeFn>,
 }
 
 impl fmt::Debug for FakeServerConfig {
@@ -189,6 +204,7 @@ impl fmt::Debug for FakeServerConfig {
             .field("omit_usage", &self.omit_usage)
             .field("model", &self.model)
             .field("tool_script", &self.tool_script)
+            .field("reshape", &self.reshape.as_ref().map(|_| "<fn>"))
             .finish()
     }
 }
@@ -573,7 +589,17 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
     if fault == Fault::NoChoices {
         reply["choices"] = json!([]);
     }
-    json_response(StatusCode::OK, &reply)
+    match &shared.config.reshape {
+        None => json_response(StatusCode::OK, &reply),
+        Some(reshape) => match reshape(&body, index, reply) {
+            Reshaped::Json(value) => json_response(StatusCode::OK, &value),
+            Reshaped::Raw(text) => {
+                let mut resp = Response::new(Body::from(text));
+                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                resp
+            }
+        },
+    }
 }
 
 #[cfg(test)]
