@@ -50,7 +50,9 @@ impl Cleanup {
     }
 
     pub(crate) async fn finish(&mut self) {
-        for _ in 0..40 {
+        // A fork bomb may still be forking while we kill: keep killing until none is left (with
+        // bubblewrap the end of the pid namespace takes them all at once).
+        for _ in 0..300 {
             if self.reap() == 0 {
                 break;
             }

@@ -41,6 +41,12 @@ pub struct SandboxConfig {
     pub max_file_bytes: u64,
     /// `RLIMIT_NOFILE`.
     pub max_open_files: u64,
+    /// With bubblewrap: the size in bytes of each writable area, a tmpfs of its own: the working
+    /// directory (the program and its input files are read-only mounts inside it), `/tmp` and
+    /// `/dev/shm` (the rest of the file system, `/dev` included, is read-only). A program that
+    /// writes more gets `ENOSPC`; nothing it writes reaches the disk. Without bubblewrap the working
+    /// directory is on disk, bounded per file by `max_file_bytes` and removed after the run.
+    pub scratch_bytes: u64,
     /// Bytes kept per stream (stdout, stderr); a program that prints more is killed.
     pub max_output_bytes: usize,
     /// Programs run at the same time by one [`Sandbox`].
@@ -85,6 +91,7 @@ impl Default for SandboxConfig {
             max_processes: 64,
             max_file_bytes: 16 << 20,
             max_open_files: 64,
+            scratch_bytes: 64 << 20,
             max_output_bytes: 128 << 10,
             max_concurrent: 2,
             bubblewrap: BubblewrapMode::Auto,

@@ -4,9 +4,12 @@
 //! in bubblewrap when it is installed and usable.
 //!
 //! Containment layers, outermost first:
-//! - **bubblewrap** (`--unshare-all --die-with-parent`, read-only root, private `/tmp`, fresh `/proc`
-//!   and `/dev`): no network, no writes outside the temporary directory, no view of other processes;
-//!   when its pid namespace ends, every process in it ends.
+//! - **bubblewrap** (`--unshare-all --die-with-parent`, read-only root, fresh `/proc`, read-only
+//!   `/dev`): no network, no view of other processes; when its pid namespace ends, every process in
+//!   it ends. The only writable places are three tmpfs mounts of the namespace, each of
+//!   [`SandboxConfig::scratch_bytes`]: the working directory (the program and its input files are
+//!   read-only mounts in it), `/tmp` and `/dev/shm`. So a program cannot fill the disk (past the
+//!   limit it gets `ENOSPC`) and nothing it wrote survives the run.
 //! - **a leased uid** when the parent runs as root: each program runs under its own unprivileged uid
 //!   from [`SandboxConfig::uid_range`] (leased with a lock file, so concurrent runs and processes never
 //!   share one). That makes `RLIMIT_NPROC` effective (root is exempt from it), hides the parent's
@@ -14,7 +17,10 @@
 //!   the process group with `setsid`) and remove files it left in world-writable folders.
 //! - **a new session** (`setsid`, so a new process group with no controlling terminal), killed as a
 //!   group at the end, and **rlimits**: CPU seconds, address space, processes, file size, open files,
-//!   core dumps.
+//!   core dumps. The hard limits are set as well, so no process the program starts can raise them
+//!   (that needs `CAP_SYS_RESOURCE` outside every namespace). Without bubblewrap the working
+//!   directory is on disk: its writes are bounded per file by `RLIMIT_FSIZE` and in time by the
+//!   timeout, and it is removed after the run.
 //!
 //! [`Sandbox::new`] makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`, process-wide), so
 //! the orphans of a run (bubblewrap's inner init, a fork bomb's children) are re-parented here and

@@ -327,15 +327,21 @@ impl Sandbox {
     ) -> Result<tokio::process::Command, SandboxError> {
         let mut command = match &self.bwrap {
             Some(bwrap) => {
+                // Every writable place is a size-limited tmpfs of this namespace: the working
+                // directory (over the host's, whose program and input copies are mounted read-only
+                // inside: bind sources are host paths), /tmp and /dev/shm; /dev itself is
+                // remounted read-only. Nothing the program writes reaches the disk or outlives it.
+                let size = self.config.scratch_bytes.max(4096).to_string();
                 let mut c = tokio::process::Command::new(bwrap);
                 c.args(["--unshare-all", "--die-with-parent", "--ro-bind", "/", "/"])
-                    .args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"])
-                    .arg("--bind")
-                    .arg(dir)
+                    .args(["--dev", "/dev", "--proc", "/proc"])
+                    .args(["--size", &size, "--tmpfs", "/tmp"])
+                    .args(["--size", &size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"])
+                    .args(["--size", &size, "--tmpfs"])
                     .arg(dir);
-                for file in files {
-                    let copy = dir.join(&file.name);
-                    c.arg("--ro-bind").arg(&copy).arg(&copy);
+                for name in std::iter::once(PROGRAM_FILE).chain(files.iter().map(|f| f.name.as_str())) {
+                    let path = dir.join(name);
+                    c.arg("--ro-bind").arg(&path).arg(&path);
                 }
                 c.arg("--chdir").arg(dir).arg("--").arg(&self.python);
                 c
