@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ann_graph::Network;
+use ann_graph::{AggregatorName, Network};
 use ann_tools::{PythonTool, PythonToolConfig, ToolRegistry, builtin_registry};
 use anyhow::Context as _;
 
@@ -16,13 +16,16 @@ pub fn builtin_names() -> Vec<String> {
     ann_tools::BUILTIN_TOOLS.iter().map(|t| t.to_string()).collect()
 }
 
-/// The tool names the agents of `networks` list.
+/// The tool names the agents of `networks` list, and `python` where a layer offers
+/// `tool_pipeline` (which runs its plan's program with it).
 pub fn listed_tools<'a>(networks: impl IntoIterator<Item = &'a Network>) -> BTreeSet<String> {
-    networks
-        .into_iter()
-        .flat_map(|n| n.layers.iter())
+    let layers: Vec<_> = networks.into_iter().flat_map(|n| n.layers.iter()).collect();
+    let pipeline = layers.iter().any(|l| l.aggregators.contains(&AggregatorName::ToolPipeline));
+    layers
+        .iter()
         .flat_map(|l| l.agents.iter())
         .flat_map(|a| a.tools.iter().cloned())
+        .chain(pipeline.then(|| ann_graph::PIPELINE_TOOL.to_string()))
         .collect()
 }
 

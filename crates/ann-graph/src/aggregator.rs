@@ -1,5 +1,5 @@
 //! The open aggregator trait: an aggregation function turns a layer's team into the layer output by
-//! running the agents through the layer's [`LayerContext`]. The eight built-ins implement it, and so
+//! running the agents through the layer's [`LayerContext`]. The nine built-ins implement it, and so
 //! may a user (see [`crate::AggregatorRegistry`] for an example).
 
 use async_trait::async_trait;

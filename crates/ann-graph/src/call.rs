@@ -338,6 +338,23 @@ impl<'a> LayerContext<'a> {
         }
     }
 
+    /// The tools agents may call, if any.
+    pub(crate) fn tools(&self) -> Option<&'a ToolRegistry> {
+        self.given.tools
+    }
+
+    /// Add a tool call made on agent `index`'s behalf, and its result, to that agent's latest call.
+    pub(crate) fn attach_tool_call(&self, index: usize, call: ann_llm::ToolCall, result: ToolResult) {
+        let id = &self.given.layer.agents[index].id;
+        let mut records = self.records.lock().expect("records lock");
+        if let Some((_, record)) =
+            records.iter_mut().filter(|(_, r)| r.agent.as_deref() == Some(id.as_str())).max_by_key(|(seq, _)| *seq)
+        {
+            record.tool_calls.push(call);
+            record.tool_results.push(result);
+        }
+    }
+
     /// Every agent answers independently, concurrently (round 0); `None` where an agent failed.
     pub async fn answer_all(&self) -> Result<Vec<Option<String>>, GraphError> {
         let calls = (0..self.given.layer.agents.len()).map(|i| self.agent_call(i, CallKind::Agent, 0, None));

@@ -64,7 +64,7 @@ pub struct ForwardConfig {
     pub max_parallel_calls: usize,
     /// At most this many inputs of a batch in progress at once.
     pub max_parallel_inputs: usize,
-    /// The aggregators the pass can run (default: the eight built-ins); a network naming any other
+    /// The aggregators the pass can run (default: the nine built-ins); a network naming any other
     /// is refused before any call.
     pub aggregators: AggregatorRegistry,
     /// What an infrastructure failure of a call does (default: stop the pass or batch).
@@ -131,6 +131,6 @@ mod tests {
             ForwardConfig { model: "worker".into(), max_tokens: Some(64), seed: Some(7), ..Default::default() };
         let settings = config.call_settings();
         assert_eq!((settings.model.as_str(), settings.max_tokens, settings.seed), ("worker", Some(64), Some(7)));
-        assert_eq!(format!("{:?}", config.aggregators).matches(',').count(), 7, "the eight built-ins");
+        assert_eq!(format!("{:?}", config.aggregators).matches(',').count(), 8, "the nine built-ins");
     }
 }

@@ -13,7 +13,7 @@
 //! `validate.rs` (the format gate), `violation.rs` (its violations), `call.rs` (the traced, budget-stopped call machinery),
 //! `vote.rs` (answer extraction and voting), `aggregator.rs` (the open trait), `registry.rs` (the
 //! registry of built-in and custom aggregators),
-//! `aggregators/` (the eight built-ins by family), `config.rs` (forward settings), `models.rs`
+//! `aggregators/` (the nine built-ins by family), `config.rs` (forward settings), `models.rs`
 //! (agents' model profiles and their resolver), `routing.rs` (dynamic routing), `routing_record.rs`
 //! (past choices and their scores, from traces), `forward.rs` (the forward phase), `trace.rs`, `team.rs` (team
 //! construction), `prompts.rs`, `export.rs` (diagrams), `tools.rs` (an agent's bounded model ↔ tool loop,
@@ -44,6 +44,7 @@ mod vote;
 mod testing;
 
 pub use aggregator::Aggregator;
+pub use aggregators::PIPELINE_TOOL;
 /// The attribute a custom [`Aggregator`] implementation needs (re-exported from `async-trait`).
 pub use async_trait::async_trait;
 pub use call::{CallSpec, LayerContext, survivors};

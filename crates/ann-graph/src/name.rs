@@ -1,7 +1,7 @@
-//! Slugs and aggregator names: the eight built-in aggregation functions and the custom names a user declares.
+//! Slugs and aggregator names: the nine built-in aggregation functions and the custom names a user declares.
 //!
 //! An [`AggregatorName`] is what a network file, a trace, a routing answer and a patch say; it is
-//! `Copy` and compares by name. The eight built-ins keep their snake_case names. A custom name is
+//! `Copy` and compares by name. The nine built-ins keep their snake_case names. A custom name is
 //! declared once with [`AggregatorName::custom`] (usually from the custom aggregator's
 //! [`crate::Aggregator::name`]), which interns it for the rest of the process: from then on it
 //! parses from text and files like a built-in. A name nobody declared is refused at parse time, with
@@ -20,7 +20,7 @@ pub fn is_slug(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// The name of an aggregation function: one of the eight built-ins, or a declared custom name.
+/// The name of an aggregation function: one of the nine built-ins, or a declared custom name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AggregatorName {
     /// `single`: the first agent alone answers.
@@ -39,6 +39,9 @@ pub enum AggregatorName {
     Debate,
     /// `critic_revise`: a draft, critiques, one revision.
     CriticRevise,
+    /// `tool_pipeline`: a plan with a program, the program run by the `python` tool, an answer
+    /// from its results.
+    ToolPipeline,
     /// A user's aggregator, declared with [`AggregatorName::custom`].
     Custom(CustomName),
 }
@@ -64,6 +67,7 @@ const BUILT_IN_NAMES: &[&str] = &[
     "sequential_refine",
     "debate",
     "critic_revise",
+    "tool_pipeline",
 ];
 
 /// Every custom name declared in this process, interned.
@@ -74,7 +78,7 @@ fn declared() -> &'static Mutex<BTreeSet<&'static str>> {
 
 impl AggregatorName {
     /// Every built-in aggregator, in registry order.
-    pub const ALL: [AggregatorName; 8] = [
+    pub const ALL: [AggregatorName; 9] = [
         Self::Single,
         Self::Concatenate,
         Self::MajorityVote,
@@ -83,6 +87,7 @@ impl AggregatorName {
         Self::SequentialRefine,
         Self::Debate,
         Self::CriticRevise,
+        Self::ToolPipeline,
     ];
 
     /// Declare (or look up) the custom aggregator name `name`: a slug (`[a-z0-9_-]+`) that is not
@@ -114,7 +119,7 @@ impl AggregatorName {
         Ok(Self::Custom(CustomName(interned)))
     }
 
-    /// Whether this is one of the eight built-ins ([`Self::ALL`]).
+    /// Whether this is one of the nine built-ins ([`Self::ALL`]).
     pub fn is_built_in(self) -> bool {
         !matches!(self, Self::Custom(_))
     }
@@ -130,6 +135,7 @@ impl AggregatorName {
             Self::SequentialRefine => "sequential_refine",
             Self::Debate => "debate",
             Self::CriticRevise => "critic_revise",
+            Self::ToolPipeline => "tool_pipeline",
             Self::Custom(name) => name.as_str(),
         }
     }
@@ -150,6 +156,9 @@ impl AggregatorName {
                 "agents answer, then revise over several rounds after seeing each other's answers; majority vote at the end"
             }
             Self::CriticRevise => "the first agent drafts, the others critique, the first agent revises once",
+            Self::ToolPipeline => {
+                "the first agent plans and writes a Python program, the sandbox runs it, the last agent answers from its output"
+            }
             Self::Custom(_) => "a custom aggregator",
         }
     }
@@ -168,6 +177,7 @@ impl AggregatorName {
     pub fn calls(self, agents: usize, debate_rounds: u32) -> usize {
         match self {
             Self::Single => 1,
+            Self::ToolPipeline => 2,
             Self::Concatenate | Self::MajorityVote | Self::SequentialRefine | Self::Custom(_) => agents,
             Self::LlmSynthesis | Self::SelectBest => agents + 1,
             Self::Debate => agents * (debate_rounds as usize + 1),

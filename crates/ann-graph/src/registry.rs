@@ -2,7 +2,7 @@
 //!
 //! An [`Aggregator`] is an aggregation function: it runs a layer's team through a
 //! [`LayerContext`] and returns the layer output. The [`AggregatorRegistry`] maps names to
-//! implementations; its default holds the eight built-ins. A user adds an aggregator by
+//! implementations; its default holds the nine built-ins. A user adds an aggregator by
 //! implementing the trait under a declared custom name ([`AggregatorName::custom`]), registering it
 //! in the [`crate::ForwardConfig`]'s registry (for [`crate::forward`]) and in the
 //! [`crate::ValidationRules`]' (for the format gate); a network file may then name it in
@@ -33,7 +33,7 @@
 //! let longest = "longest".parse::<AggregatorName>().unwrap();
 //! assert!(registry.contains(longest) && registry.contains(AggregatorName::Debate));
 //! let config = ForwardConfig { aggregators: registry, ..Default::default() };
-//! assert_eq!(config.aggregators.names().count(), 9);
+//! assert_eq!(config.aggregators.names().count(), 10);
 //! ```
 
 use std::collections::BTreeMap;
@@ -41,7 +41,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::aggregators::{
-    Concatenate, CriticRevise, Debate, LlmSynthesis, MajorityVote, SelectBest, SequentialRefine, Single,
+    Concatenate, CriticRevise, Debate, LlmSynthesis, MajorityVote, SelectBest, SequentialRefine, Single, ToolPipeline,
 };
 use crate::{Aggregator, AggregatorName};
 
@@ -60,13 +60,14 @@ pub fn aggregator(name: AggregatorName) -> &'static dyn Aggregator {
         AggregatorName::SequentialRefine => &SequentialRefine,
         AggregatorName::Debate => &Debate,
         AggregatorName::CriticRevise => &CriticRevise,
+        AggregatorName::ToolPipeline => &ToolPipeline,
         AggregatorName::Custom(name) => {
             panic!("`{}` is a custom aggregator: look it up in an AggregatorRegistry", name.as_str())
         }
     }
 }
 
-/// The aggregators a forward pass (and the format gate) knows, by name. The default holds the eight
+/// The aggregators a forward pass (and the format gate) knows, by name. The default holds the nine
 /// built-ins; [`Self::register`] adds (or replaces) one. Cloning shares the implementations.
 /// Two registries are equal when they know the same names.
 #[derive(Clone)]
@@ -75,9 +76,9 @@ pub struct AggregatorRegistry {
 }
 
 impl Default for AggregatorRegistry {
-    /// The eight built-ins.
+    /// The nine built-ins.
     fn default() -> Self {
-        let built_ins: [Arc<dyn Aggregator>; 8] = [
+        let built_ins: [Arc<dyn Aggregator>; 9] = [
             Arc::new(Single),
             Arc::new(Concatenate),
             Arc::new(MajorityVote),
@@ -86,6 +87,7 @@ impl Default for AggregatorRegistry {
             Arc::new(SequentialRefine),
             Arc::new(Debate),
             Arc::new(CriticRevise),
+            Arc::new(ToolPipeline),
         ];
         Self { entries: built_ins.into_iter().map(|a| (a.name(), a)).collect() }
     }

@@ -70,8 +70,16 @@ pub(crate) async fn run_layer(
 ) -> Result<crate::ForwardResult, crate::GraphError> {
     let net = one_layer(agents, &[aggregator]);
     let shared: ann_llm::SharedModel = model.clone();
-    let config = crate::ForwardConfig { routing: crate::RoutingMode::Fixed, ..Default::default() };
+    // `tool_pipeline` runs its plan's program with the real python tool.
+    let tools = if aggregator == crate::AggregatorName::ToolPipeline { Some(python_registry().await) } else { None };
+    let config = crate::ForwardConfig { routing: crate::RoutingMode::Fixed, tools, ..Default::default() };
     crate::forward(&shared, &net, "What is 2+2?", extractor, &config).await
+}
+
+/// The built-in tools with the python tool in the real sandbox.
+pub(crate) async fn python_registry() -> std::sync::Arc<ann_tools::ToolRegistry> {
+    let python = ann_tools::PythonTool::new(ann_tools::PythonToolConfig::default()).await.expect("the python sandbox");
+    std::sync::Arc::new(ann_tools::builtin_registry(Some(python)))
 }
 
 /// Reply `text` to agent `agent` of the one-layer network (first answers and revisions alike).

@@ -9,8 +9,8 @@
 //! Every model call is a traced call (`CallRecord::tool_calls`, `tool_results`); its answer is
 //! the agent's output as a plain agent's would be.
 
-use ann_llm::{ResponseFormat, ToolChoice};
-use ann_tools::{ToolContext, ToolRegistry};
+use ann_llm::{ResponseFormat, ToolCall, ToolChoice};
+use ann_tools::{ToolContext, ToolOutcome, ToolRegistry};
 
 use crate::GraphError;
 use crate::call::{CallSpec, LayerContext, ToolOffer};
@@ -72,7 +72,7 @@ impl LayerContext<'_> {
             messages.push(response.message());
             let mut results = Vec::with_capacity(response.tool_calls.len());
             for call in &response.tool_calls {
-                let outcome = registry.call(call, &ToolContext::default()).await;
+                let outcome = registry.call(call, &self.tool_context()).await;
                 messages.push(outcome.message());
                 results.push(ToolResult {
                     id: call.id.clone(),
@@ -84,5 +84,31 @@ impl LayerContext<'_> {
             self.record_tool_results(seq, results);
             step += 1;
         }
+    }
+}
+
+impl LayerContext<'_> {
+    /// What a tool call of this pass may use (the example's files: none yet).
+    pub(crate) fn tool_context(&self) -> ToolContext {
+        ToolContext::default()
+    }
+
+    /// Run `code` with the registry's tool `tool` on behalf of agent `index` (the `tool_pipeline`
+    /// aggregator's tool step): the call (id `pipeline_<layer>`) and its result are recorded on the
+    /// agent's latest traced call. `None` when no such tool is registered.
+    pub(crate) async fn run_plan_program(&self, index: usize, tool: &str, code: &str) -> Option<ToolOutcome> {
+        let registry = self.tools()?;
+        registry.get(tool)?;
+        let arguments = serde_json::json!({ "code": code }).to_string();
+        let call = ToolCall::new(format!("pipeline_{}", self.layer().id), tool, arguments);
+        let outcome = registry.call(&call, &self.tool_context()).await;
+        let result = ToolResult {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            content: outcome.content.clone(),
+            is_error: outcome.is_error,
+        };
+        self.attach_tool_call(index, call, result);
+        Some(outcome)
     }
 }

@@ -18,7 +18,7 @@ pub struct ValidationRules {
     /// Text the last layer's `output_spec` must contain (the benchmark's answer-format rule, e.g.
     /// `\boxed{}`); `None` checks nothing. The graph does not know benchmarks: the caller passes it.
     pub answer_format: Option<String>,
-    /// The aggregators a layer may name (default: the eight built-ins); their `min_agents` apply.
+    /// The aggregators a layer may name (default: the nine built-ins); their `min_agents` apply.
     pub aggregators: AggregatorRegistry,
     /// The model profiles an agent may name (default: none, so an agent naming one is refused).
     pub profiles: BTreeSet<String>,
@@ -142,6 +142,13 @@ impl Network {
                 if n > 0 && n < min {
                     out.push(Violation::TooFewAgents { layer: lid.clone(), aggregator, agents: n, min });
                 }
+            }
+            if let Some(known) = &rules.tools
+                && layer.aggregators.contains(&AggregatorName::ToolPipeline)
+                && !known.iter().any(|t| t == crate::PIPELINE_TOOL)
+            {
+                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                out.push(Violation::PipelineTool { layer: lid.clone(), known });
             }
             if !layer.aggregators.is_empty() && !layer.aggregators.contains(&layer.default_aggregator) {
                 out.push(Violation::DefaultNotCandidate { layer: lid.clone(), aggregator: layer.default_aggregator });

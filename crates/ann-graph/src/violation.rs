@@ -44,6 +44,11 @@ pub enum Violation {
     /// A tool the rules' tool names do not hold (`known` lists them).
     #[error("[tools] agent `{agent}` in layer `{layer}`: tool `{tool}` is not registered (known: {known})")]
     UnknownTool { layer: String, agent: String, tool: String, known: String },
+    /// A layer offers `tool_pipeline` but the rules' tool names lack the `python` tool it runs.
+    #[error(
+        "[tools] layer `{layer}`: `tool_pipeline` runs its plan's program with the `python` tool, which is not registered (known: {known})"
+    )]
+    PipelineTool { layer: String, known: String },
     #[error("[tool_steps] agent `{agent}` in layer `{layer}`: max_tool_steps {steps} is outside 1..={max}")]
     ToolSteps { layer: String, agent: String, steps: u32, max: u32 },
     #[error("[answer_format] last layer `{layer}`: output_spec must contain the answer format `{answer_format}`")]
@@ -69,7 +74,7 @@ impl Violation {
             Self::Temperature { .. } => "temperature",
             Self::UnknownProfile { .. } => "model_profile",
             Self::AnswerFormat { .. } => "answer_format",
-            Self::UnknownTool { .. } => "tools",
+            Self::UnknownTool { .. } | Self::PipelineTool { .. } => "tools",
             Self::ToolSteps { .. } => "tool_steps",
         }
     }
@@ -94,6 +99,7 @@ impl Violation {
             | Self::UnknownProfile { layer, .. }
             | Self::AnswerFormat { layer, .. }
             | Self::UnknownTool { layer, .. }
+            | Self::PipelineTool { layer, .. }
             | Self::ToolSteps { layer, .. } => Some(layer),
         }
     }

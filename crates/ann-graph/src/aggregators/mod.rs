@@ -1,21 +1,26 @@
-//! The eight built-in aggregation functions, one file per family: how a layer's team turns its
+//! The nine built-in aggregation functions, one file per family: how a layer's team turns its
 //! input into the layer output.
 //!
 //! - [`basic`]: `single`, `concatenate`, `majority_vote` (independent answers, no further call);
 //! - [`synthesis`]: `llm_synthesis`, `select_best` (one more call merges or judges the answers);
 //! - [`refine`]: `sequential_refine`, `critic_revise` (a draft improved in order or after critique);
-//! - [`debate`]: `debate` (rounds of revision after seeing each other, then a vote).
+//! - [`debate`]: `debate` (rounds of revision after seeing each other, then a vote);
+//! - [`pipeline`]: `tool_pipeline` (a plan with a program, the program run by the `python` tool, an
+//!   answer from its output).
 //!
 //! Each runs its layer's agents through a [`crate::LayerContext`] and is registered by default in
 //! [`crate::AggregatorRegistry`].
 
 mod basic;
 mod debate;
+mod pipeline;
 mod refine;
 mod synthesis;
 
 pub(crate) use basic::{Concatenate, MajorityVote, Single};
 pub(crate) use debate::Debate;
+pub use pipeline::PIPELINE_TOOL;
+pub(crate) use pipeline::ToolPipeline;
 pub(crate) use refine::{CriticRevise, SequentialRefine};
 pub(crate) use synthesis::{LlmSynthesis, SelectBest};
 

@@ -125,6 +125,64 @@ pub fn refine_peers(previous: &Answer<'_>) -> String {
     )
 }
 
+/// The `{peer_outputs}` of `tool_pipeline`'s planner: what to write so the program can be run.
+pub fn pipeline_plan_peers() -> &'static str {
+    "Plan how to solve this with a Python program: write the plan in a few lines, then one complete \
+     Python 3 program in a ```python block that prints what the answer needs. The program will be run \
+     in a sandbox (no network; the example's files, if any, are in its working directory) and its \
+     output shown to the agent who gives the final answer."
+}
+
+/// What `tool_pipeline`'s answering agent is told about the run of the plan's program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineRun<'a> {
+    /// The `python` tool's result (an error result, e.g. a traceback, is shown as it is).
+    Ran { result: &'a str, is_error: bool },
+    /// The plan held no program.
+    NoProgram,
+    /// No `python` tool was registered.
+    NoTool,
+}
+
+/// The `{peer_outputs}` of `tool_pipeline`'s answering agent: the plan and what its program gave.
+pub fn pipeline_answer_peers(plan: &Answer<'_>, run: PipelineRun<'_>) -> String {
+    const USE: &str = "Use what the program printed (and the mistakes it reveals) to give the full final answer.";
+    const ALONE: &str = "Give the full final answer from the plan and your own reasoning.";
+    let (ran, then) = match run {
+        PipelineRun::Ran { result, is_error: false } => {
+            (format!("Running the program gave:\n{}", result.trim_end()), USE)
+        }
+        PipelineRun::Ran { result, is_error: true } => {
+            (format!("Running the program failed:\n{}", result.trim_end()), USE)
+        }
+        PipelineRun::NoProgram => ("No program was run: the plan holds no ```python block.".to_string(), ALONE),
+        PipelineRun::NoTool => ("No program was run: no python tool is available.".to_string(), ALONE),
+    };
+    format!(
+        "Plan and program from agent `{}` ({}):\n{}\n\n{ran}\n\n{then}",
+        plan.agent,
+        plan.role.trim_end(),
+        plan.text.trim_end()
+    )
+}
+
+/// The body of the first fenced code block of `text` tagged `python`, `python3`, `py` or untagged.
+pub fn python_program(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(start) = rest.find("```") {
+        let after = &rest[start + 3..];
+        let line_end = after.find('\n')?;
+        let tag = after[..line_end].trim();
+        let body = &after[line_end + 1..];
+        let end = body.find("```")?;
+        if ["", "python", "python3", "py"].contains(&tag) {
+            return Some(&body[..end]);
+        }
+        rest = &body[end + 3..];
+    }
+    None
+}
+
 /// `concatenate`: the answers joined, each labelled by agent and role.
 pub fn concatenate(answers: &[Answer<'_>]) -> String {
     answers_block(answers, false)

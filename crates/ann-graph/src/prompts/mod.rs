@@ -57,6 +57,22 @@ mod tests {
     }
 
     #[test]
+    fn tool_pipeline_snapshot() {
+        let plan = Answer { agent: "a1", role: "A planner.", text: "Sum them.\n```python\nprint(2 + 2)\n```" };
+        let runs = [
+            PipelineRun::Ran { result: "exit status 0\nstdout:\n4", is_error: false },
+            PipelineRun::Ran { result: "exit status 1\nstderr:\nNameError", is_error: true },
+            PipelineRun::NoProgram,
+            PipelineRun::NoTool,
+        ];
+        let answers: Vec<String> = runs.into_iter().map(|run| pipeline_answer_peers(&plan, run)).collect();
+        insta::assert_snapshot!(format!("{}\n=====\n{}", pipeline_plan_peers(), answers.join("\n=====\n")));
+        assert_eq!(python_program(plan.text), Some("print(2 + 2)\n"));
+        assert_eq!(python_program("```json\n{}\n```\n```py\nx = 1\n```"), Some("x = 1\n"));
+        assert_eq!(python_program("no code, or ```python unclosed"), None);
+    }
+
+    #[test]
     fn synthesis_snapshot() {
         let net = sample_network();
         insta::assert_snapshot!(check_messages(&synthesis("TASK", &net.layers[1], "INPUT", "A merger.", &answers())));
