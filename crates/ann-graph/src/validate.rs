@@ -171,7 +171,7 @@ fn check_tools(layer: &str, agent: &crate::Agent, rules: &ValidationRules, out: 
                 layer: layer.to_string(),
                 agent: agent.id.clone(),
                 tool: tool.clone(),
-                known: known.join(", "),
+                known: if known.is_empty() { "none".into() } else { known.join(", ") },
             });
         }
     }

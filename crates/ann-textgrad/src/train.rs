@@ -94,8 +94,12 @@ impl Trainer {
         worker: SharedModel,
         optimizer: SharedModel,
         evaluator: Arc<dyn Evaluator>,
-        config: TrainConfig,
+        mut config: TrainConfig,
     ) -> Self {
+        // Patches may grant only the tools the forward pass has (rules naming no tools: those).
+        if config.rules.tools.is_none() {
+            config.rules.tools = Some(config.forward.tools.as_ref().map(|t| t.names()).unwrap_or_default());
+        }
         let cost = Arc::new(Mutex::new(Cost::default()));
         let worker = CountingModel::wrap(worker, config.prices.clone(), cost.clone());
         let optimizer = CountingModel::wrap(optimizer, config.prices.clone(), cost.clone());

@@ -60,20 +60,18 @@ pub fn compile(net: &Network, ops: &[PatchOp]) -> Result<json_patch::Patch, Reje
     serde_json::from_value(Value::Array(out)).map_err(|e| Rejection::Unparsable { detail: format!("RFC 6902: {e}") })
 }
 
-/// The ids of the network, kept up to date while compiling.
+/// The ids of the network (and each agent's tools), kept up to date while compiling.
 struct Shape {
-    layers: Vec<(String, Vec<String>)>,
+    layers: Vec<(String, Vec<(String, Vec<String>)>)>,
+}
+
+fn agents_of(agents: &[ann_graph::Agent]) -> Vec<(String, Vec<String>)> {
+    agents.iter().map(|a| (a.id.clone(), a.tools.clone())).collect()
 }
 
 impl Shape {
     fn of(net: &Network) -> Self {
-        Self {
-            layers: net
-                .layers
-                .iter()
-                .map(|l| (l.id.clone(), l.agents.iter().map(|a| a.id.clone()).collect()))
-                .collect(),
-        }
+        Self { layers: net.layers.iter().map(|l| (l.id.clone(), agents_of(&l.agents))).collect() }
     }
 
     fn layer(&self, id: &str) -> Result<usize, Rejection> {
@@ -85,7 +83,7 @@ impl Shape {
         let ai = self.layers[li]
             .1
             .iter()
-            .position(|a| a == agent)
+            .position(|(a, _)| a == agent)
             .ok_or_else(|| Rejection::unknown_id(format!("agent `{agent}` in layer `{layer}`")))?;
         Ok((li, ai))
     }
@@ -120,7 +118,7 @@ fn compile_op(work: &mut Shape, op: &PatchOp, out: &mut Vec<Value>) -> Result<()
             let li = work.layer(layer)?;
             out.push(test_layer(li, layer));
             out.push(json!({"op": "add", "path": format!("/layers/{li}/agents/-"), "value": agent}));
-            work.layers[li].1.push(agent.id.clone());
+            work.layers[li].1.push((agent.id.clone(), agent.tools.clone()));
         }
         PatchOp::RemoveAgent { layer, agent } => {
             let (li, ai) = work.agent(layer, agent)?;
@@ -135,10 +133,43 @@ fn compile_op(work: &mut Shape, op: &PatchOp, out: &mut Vec<Value>) -> Result<()
         }
         PatchOp::SetRoutingHint { layer, value } => set_field(work, layer, "routing_hint", json!(value), out)?,
         PatchOp::SetLayerSubtask { layer, value } => set_field(work, layer, "subtask", json!(value), out)?,
+        PatchOp::GrantTool { layer, agent, tool } | PatchOp::RevokeTool { layer, agent, tool } => {
+            let (li, ai) = work.agent(layer, agent)?;
+            let tools = &mut work.layers[li].1[ai].1;
+            let held = tools.iter().position(|t| t == tool);
+            match (op, held) {
+                (PatchOp::GrantTool { .. }, None) => tools.push(tool.clone()),
+                (PatchOp::GrantTool { .. }, Some(_)) => {
+                    return Err(Rejection::invariant(
+                        "tools",
+                        format!("agent `{agent}` in layer `{layer}` already has the tool `{tool}`"),
+                    ));
+                }
+                (_, Some(i)) => {
+                    tools.remove(i);
+                }
+                (_, None) => {
+                    let has = if tools.is_empty() { "none".to_string() } else { tools.join(", ") };
+                    return Err(Rejection::unknown_id(format!(
+                        "tool `{tool}` of agent `{agent}` in layer `{layer}` (its tools: {has})"
+                    )));
+                }
+            }
+            out.push(test_layer(li, layer));
+            out.push(test_agent(li, ai, agent));
+            // `add` sets the member whether or not the file had it (an agent without tools omits it).
+            out.push(json!({"op": "add", "path": format!("/layers/{li}/agents/{ai}/tools"), "value": tools}));
+        }
+        PatchOp::SetToolSteps { layer, agent, value } => {
+            let (li, ai) = work.agent(layer, agent)?;
+            out.push(test_layer(li, layer));
+            out.push(test_agent(li, ai, agent));
+            out.push(json!({"op": "add", "path": format!("/layers/{li}/agents/{ai}/max_tool_steps"), "value": value}));
+        }
         PatchOp::AddLayer { after, layer } => {
             let at = work.after(after.as_deref())?;
             out.push(json!({"op": "add", "path": format!("/layers/{at}"), "value": layer}));
-            work.layers.insert(at, (layer.id.clone(), layer.agents.iter().map(|a| a.id.clone()).collect()));
+            work.layers.insert(at, (layer.id.clone(), agents_of(&layer.agents)));
         }
         PatchOp::RemoveLayer { layer } => {
             let li = work.layer(layer)?;

@@ -14,6 +14,8 @@ mod apply;
 mod parse;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tool_tests;
 
 use std::fmt;
 
@@ -63,6 +65,24 @@ pub enum PatchOp {
         layer: String,
         value: String,
     },
+    /// Let an agent call `tool` (a name in the run's tool registry).
+    GrantTool {
+        layer: String,
+        agent: String,
+        tool: String,
+    },
+    /// Take `tool` away from an agent.
+    RevokeTool {
+        layer: String,
+        agent: String,
+        tool: String,
+    },
+    /// Set an agent's `max_tool_steps` (its tool-calling turns before it must answer).
+    SetToolSteps {
+        layer: String,
+        agent: String,
+        value: u32,
+    },
     /// Structural: insert a layer after `after` (at the front when absent).
     AddLayer {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,7 +102,7 @@ pub enum PatchOp {
 }
 
 /// The name of every operation, as in the `op` field.
-pub const OP_NAMES: [&str; 11] = [
+pub const OP_NAMES: [&str; 14] = [
     "set_prompt",
     "set_role",
     "add_agent",
@@ -91,6 +111,9 @@ pub const OP_NAMES: [&str; 11] = [
     "set_default_aggregator",
     "set_routing_hint",
     "set_layer_subtask",
+    "grant_tool",
+    "revoke_tool",
+    "set_tool_steps",
     "add_layer",
     "remove_layer",
     "move_layer",
@@ -111,6 +134,9 @@ impl PatchOp {
             Self::SetDefaultAggregator { .. } => "set_default_aggregator",
             Self::SetRoutingHint { .. } => "set_routing_hint",
             Self::SetLayerSubtask { .. } => "set_layer_subtask",
+            Self::GrantTool { .. } => "grant_tool",
+            Self::RevokeTool { .. } => "revoke_tool",
+            Self::SetToolSteps { .. } => "set_tool_steps",
             Self::AddLayer { .. } => "add_layer",
             Self::RemoveLayer { .. } => "remove_layer",
             Self::MoveLayer { .. } => "move_layer",
@@ -133,6 +159,9 @@ impl PatchOp {
             | Self::SetDefaultAggregator { layer, .. }
             | Self::SetRoutingHint { layer, .. }
             | Self::SetLayerSubtask { layer, .. }
+            | Self::GrantTool { layer, .. }
+            | Self::RevokeTool { layer, .. }
+            | Self::SetToolSteps { layer, .. }
             | Self::RemoveLayer { layer }
             | Self::MoveLayer { layer, .. } => layer,
             Self::AddLayer { layer, .. } => &layer.id,
@@ -146,6 +175,10 @@ impl PatchOp {
             | Self::SetRole { layer, agent, .. }
             | Self::RemoveAgent { layer, agent } => format!("{} {layer}/{agent}", self.name()),
             Self::AddAgent { layer, agent } => format!("add_agent {layer}/{}", agent.id),
+            Self::GrantTool { layer, agent, tool } | Self::RevokeTool { layer, agent, tool } => {
+                format!("{} {layer}/{agent} {tool}", self.name())
+            }
+            Self::SetToolSteps { layer, agent, value } => format!("set_tool_steps {layer}/{agent}={value}"),
             Self::SetAggregators { layer, value } => {
                 let names: Vec<_> = value.iter().map(|a| a.as_str()).collect();
                 format!("set_aggregators {layer}=[{}]", names.join(","))

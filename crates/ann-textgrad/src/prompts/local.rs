@@ -6,7 +6,7 @@ use ann_graph::prompts::truncate_chars;
 use ann_graph::{Layer, ValidationRules};
 use ann_llm::Message;
 
-use super::{ExampleView, PromptLimits, invariants, layer_ops, pretty, system, verdict};
+use super::{ExampleView, PromptLimits, invariants, layer_ops_for, pretty, system, verdict};
 
 /// What a layer's prompt says about its place and the global gradient.
 pub struct LayerBrief<'a> {
@@ -94,7 +94,7 @@ pub fn local_gradient_fused(
     let _ = write!(
         u,
         "Edits you may make (JSON patch ops on this layer only):\n{}\n\nInvariants:\n{}\nAnswer with three tagged sections:\n<gradient>what this layer does wrong and concrete directions to fix it (no full rewrite)</gradient>\n<requirement_for_previous>what this layer needs from its input, for the layer before it</requirement_for_previous>\n<patch>a JSON array of ops; [] when no edit is justified</patch>",
-        layer_ops(&brief.layer.id),
+        layer_ops_for(&brief.layer.id, rules),
         invariants(rules, max_ops)
     );
     vec![system(LOCAL_SYSTEM), Message::user(u)]
@@ -117,7 +117,7 @@ pub fn local_update(layer: &Layer, gradient: &str, rules: &ValidationRules, max_
         layer.id,
         pretty(layer),
         gradient.trim(),
-        layer_ops(&layer.id),
+        layer_ops_for(&layer.id, rules),
         invariants(rules, max_ops)
     );
     vec![system(LOCAL_SYSTEM), Message::user(u)]

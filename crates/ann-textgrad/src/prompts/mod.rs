@@ -133,12 +133,39 @@ pub fn layer_ops(layer: &str) -> String {
     )
 }
 
+/// [`layer_ops`], then [`tool_ops`] when the run has tools.
+pub fn layer_ops_for(layer: &str, rules: &ValidationRules) -> String {
+    format!("{}{}", layer_ops(layer), tool_ops(layer, rules))
+}
+
+/// The tool ops a local gradient may use on `layer` (each line after a newline), naming the run's
+/// tools (`rules.tools`); empty when the run has none.
+pub fn tool_ops(layer: &str, rules: &ValidationRules) -> String {
+    let Some(tools) = rules.tools.as_ref().filter(|t| !t.is_empty()) else { return String::new() };
+    format!(
+        r#"
+{{"op":"grant_tool","layer":"{layer}","agent":"<agent id>","tool":"<one of: {}>"}}
+{{"op":"revoke_tool","layer":"{layer}","agent":"<agent id>","tool":"<a tool the agent has>"}}
+{{"op":"set_tool_steps","layer":"{layer}","agent":"<agent id>","value":<tool-calling turns before it must answer, 1 to {}>}}"#,
+        tools.join(", "),
+        ann_graph::MAX_TOOL_STEPS
+    )
+}
+
 /// The invariants every patched network must keep.
 pub fn invariants(rules: &ValidationRules, max_ops: usize) -> String {
     let mut s = format!(
         "- at most {max_ops} ops; ids are lowercase slugs; new ids must be unique\n- 1 to {} layers, 1 to {} agents per layer\n- every agent prompt keeps the placeholder {{input}} (it may use {{task}} and {{peer_outputs}}) and has at most {} characters\n- default_aggregator is one of the layer's aggregators; majority_vote, debate, llm_synthesis and select_best need at least 2 agents\n",
         rules.max_layers, rules.max_agents, rules.max_prompt_chars
     );
+    if let Some(tools) = rules.tools.as_ref().filter(|t| !t.is_empty()) {
+        let _ = writeln!(
+            s,
+            "- agents may only use the tools {} (give one where computing beats reasoning: exact arithmetic, running code, reading data files); max_tool_steps is 1 to {}; tool_pipeline needs the python tool",
+            tools.join(", "),
+            ann_graph::MAX_TOOL_STEPS
+        );
+    }
     if let Some(format) = &rules.answer_format {
         let _ = writeln!(s, "- the last layer's output_spec keeps the answer format `{format}`");
     }

@@ -117,6 +117,24 @@ fn local_gradient_snapshots() {
 }
 
 #[test]
+fn tool_ops_appear_when_the_run_has_tools() {
+    let net = sample_network();
+    let with_tools = ValidationRules {
+        tools: Some(vec!["calculator".into(), "python".into()]),
+        ..ValidationRules::with_answer_format("\\boxed{}")
+    };
+    insta::assert_snapshot!(
+        "tool_ops_update",
+        check_messages(&local_update(&net.layers[1], "compute exactly", &with_tools, 6))
+    );
+    // Without tools (none registered, or rules that name none) the prompt offers no tool op.
+    for rules in [ValidationRules { tools: Some(Vec::new()), ..with_tools.clone() }, ValidationRules::default()] {
+        let text = check_messages(&local_update(&net.layers[1], "g", &rules, 6));
+        assert!(!text.contains("grant_tool") && !text.contains("max_tool_steps"), "{text}");
+    }
+}
+
+#[test]
 fn structural_and_fix_snapshots() {
     let net = sample_network();
     let rules = ValidationRules::with_answer_format("\\boxed{}");
