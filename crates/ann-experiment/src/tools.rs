@@ -45,3 +45,18 @@ pub async fn registry_for<'a>(
     };
     Ok(Some(Arc::new(builtin_registry(python))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_pipeline_layer_lists_python() {
+        let mut network = ann_graph::example_network();
+        assert!(listed_tools([&network]).is_empty());
+        network.layers[1].aggregators.push(AggregatorName::ToolPipeline);
+        assert_eq!(listed_tools([&network]).into_iter().collect::<Vec<_>>(), ["python"]);
+        network.layers[0].agents[0].tools = vec!["calculator".into()];
+        assert_eq!(listed_tools([&network]).into_iter().collect::<Vec<_>>(), ["calculator", "python"]);
+    }
+}

@@ -60,12 +60,15 @@ pub fn compile(net: &Network, ops: &[PatchOp]) -> Result<json_patch::Patch, Reje
     serde_json::from_value(Value::Array(out)).map_err(|e| Rejection::Unparsable { detail: format!("RFC 6902: {e}") })
 }
 
+/// An agent's id and tools.
+type AgentShape = (String, Vec<String>);
+
 /// The ids of the network (and each agent's tools), kept up to date while compiling.
 struct Shape {
-    layers: Vec<(String, Vec<(String, Vec<String>)>)>,
+    layers: Vec<(String, Vec<AgentShape>)>,
 }
 
-fn agents_of(agents: &[ann_graph::Agent]) -> Vec<(String, Vec<String>)> {
+fn agents_of(agents: &[ann_graph::Agent]) -> Vec<AgentShape> {
     agents.iter().map(|a| (a.id.clone(), a.tools.clone())).collect()
 }
 
