@@ -8,6 +8,7 @@ mod atomic;
 mod budget;
 mod call;
 mod error;
+mod ledger;
 mod metering;
 mod model;
 mod types;
@@ -16,6 +17,7 @@ pub use atomic::write_atomic;
 pub use budget::{Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel, INTERRUPTED};
 pub use call::CallSettings;
 pub use error::LlmError;
+pub use ledger::{FnSink, LedgerFile, LedgerSink, SYNC_PAUSE};
 pub use metering::{Meter, MeterReport, MeteredModel, Price, PriceTable, Totals};
 pub use model::{Attempts, ChatModel, SharedModel};
 pub use types::{

@@ -9,10 +9,12 @@ use crate::{ChatRequest, ChatResponse, LlmError, Usage};
 /// Told about every billable request a backend sends for one call (each HTTP attempt, retries
 /// included): [`Attempts::sending`] before it is sent, [`Attempts::answered`] once it is over. The
 /// budget implements it, so that it counts requests a provider bills, not logical calls.
+#[async_trait]
 pub trait Attempts: Send + Sync {
     /// An attempt is about to be sent. An error (a budget stop) means: do not send it, and end the
-    /// call with this error.
-    fn sending(&self) -> Result<(), LlmError>;
+    /// call with this error. It may wait (the budget waits until the attempt's reservation is on
+    /// record) but never blocks a thread.
+    async fn sending(&self) -> Result<(), LlmError>;
     /// The attempt announced last is over; `usage` is what its answer reported (also a 200 whose
     /// body was otherwise unusable), `None` when it reported nothing (an error status, a timeout).
     fn answered(&self, usage: Option<Usage>);
@@ -29,7 +31,7 @@ pub trait ChatModel: Send + Sync {
     /// that retries (`OpenAiModel`) announces each attempt, and a decorator placed between a
     /// [`crate::BudgetedModel`] and its backend must forward this method.
     async fn complete_counted(&self, request: &ChatRequest, attempts: &dyn Attempts) -> Result<ChatResponse, LlmError> {
-        attempts.sending()?;
+        attempts.sending().await?;
         let result = self.complete(request).await;
         attempts.answered(result.as_ref().ok().filter(|r| !r.cache_hit).map(|r| r.usage));
         result
