@@ -532,4 +532,9 @@ impl ChatModel for OpenAiModel {
     fn identity(&self) -> String {
         format!("openai-compatible:{}@{}", self.config.model, self.config.base_urls[0])
     }
+
+    /// `max_concurrency`: requests beyond it wait for a free slot.
+    fn concurrency_limit(&self) -> Option<usize> {
+        Some(self.config.max_concurrency)
+    }
 }

@@ -415,4 +415,8 @@ impl<M: ChatModel> ChatModel for BudgetedModel<M> {
     fn identity(&self) -> String {
         self.inner.identity()
     }
+
+    fn concurrency_limit(&self) -> Option<usize> {
+        self.inner.concurrency_limit()
+    }
 }

@@ -40,6 +40,14 @@ pub trait ChatModel: Send + Sync {
     /// A stable identity of the backend (kind, endpoint or file, model), part of the cache key so
     /// that two backends never share answers. Decorators return their inner model's identity.
     fn identity(&self) -> String;
+
+    /// The most calls this model serves at once, when it has such a cap (an HTTP backend's
+    /// `max_concurrency`); calls beyond it wait. Decorators return their inner model's. A caller
+    /// that runs more calls at once than this (the forward pass's `max_parallel_calls`) warns,
+    /// so a cap is never silent.
+    fn concurrency_limit(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The shared handle every layer above takes.
@@ -55,5 +63,8 @@ impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
     }
     fn identity(&self) -> String {
         (**self).identity()
+    }
+    fn concurrency_limit(&self) -> Option<usize> {
+        (**self).concurrency_limit()
     }
 }
