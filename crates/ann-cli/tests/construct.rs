@@ -26,7 +26,7 @@ fn is_construction(body: &Value) -> bool {
 }
 
 async fn fake_server() -> FakeServer {
-    FakeServer::start(FakeServerConfig::default().with_reply(|body| {
+    FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(|body| {
         if is_construction(body) {
             TRIVIA_NETWORK.to_string()
         } else {

@@ -33,8 +33,8 @@ async fn train_with_an_optimizer_and_two_model_profiles_on_their_endpoints() {
     let cache = std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from).unwrap_or(workspace().join(".cache"));
     assert!(cache.join("data/mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
     // The standard endpoint serves the worker (here), the optimiser and profile `mini`; `b` its own.
-    let standard = FakeServer::start(FakeServerConfig::default().with_reply(reply)).await.unwrap();
-    let b = FakeServer::start(FakeServerConfig::default().with_reply(reply)).await.unwrap();
+    let standard = FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(reply)).await.unwrap();
+    let b = FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(reply)).await.unwrap();
     let home = tempfile::tempdir().unwrap();
     let config = workspace().join("experiments/teams.toml");
     let network = workspace().join("experiments/teams-network.json");

@@ -282,7 +282,10 @@ impl Default for TrainSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardSection {
+    /// At most this many model calls in flight at once; also the HTTP backend's `max_concurrency`
+    /// (one setting for both, so neither caps the other unseen).
     pub max_parallel_calls: usize,
+    /// At most this many examples of a batch in progress at once.
     pub max_parallel_inputs: usize,
     pub routing: RoutingMode,
     pub debate_rounds: u32,

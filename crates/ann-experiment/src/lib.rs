@@ -47,7 +47,7 @@ pub use models::{ModelCost, RunModels};
 pub use report::{BaselineScores, Report, RunCosts, SplitScores};
 pub use run::{
     Clock, EvalOutcome, Progress, RunOptions, RunOutcome, check_network, evaluate_baseline, evaluate_network,
-    folder_stamp, prepare, resume, split_examples, start,
+    folder_stamp, prepare, read_ledger, resume, split_examples, start,
 };
 pub use stack::{BackendSource, ModelStack, StackParts, build_stack, open_backend, open_model};
 

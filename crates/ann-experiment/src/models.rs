@@ -46,6 +46,7 @@ impl RunModels {
     ) -> anyhow::Result<Self> {
         let mut opened: BTreeMap<String, SharedModel> = BTreeMap::new();
         let worker_vars = endpoint_vars(&config.model);
+        let source = &source.governed_by(config.forward.max_parallel_calls);
         let mut open = |name: Option<&str>, resolved: &ResolvedModel| -> anyhow::Result<SharedModel> {
             let own_source =
                 matches!(source, BackendSource::Named { named, .. } if name.is_some_and(|n| named.contains_key(n)));

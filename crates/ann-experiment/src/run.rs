@@ -9,9 +9,10 @@
 //! `manifest.json` and `metrics.json`; after a stop, paid answers the response cache could not
 //! store in `unsaved-responses.jsonl` ([`crate::unsaved`]).
 //!
-//! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
-//! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
-//! its budget from it, so the limits hold for the start and all resumes together.
+//! The budget is the run's, not a process's: its ledger is appended to `budget.jsonl` by the
+//! budget's writer thread before every backend call is sent (its worst case reserved; the call
+//! waits for it) and after it settles, `budget.json` holds it when the run stops, and a resumed
+//! run starts its budget from it, so the limits hold for the start and all resumes together.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use std::time::SystemTime;
 use ann_eval::stats::bootstrap_ci;
 use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Example, Split};
 use ann_graph::{Network, RoutingRecord, ValidationRules};
-use ann_llm::{Budget, BudgetLedger, BudgetSpent, PriceTable};
+use ann_llm::{Budget, BudgetSpent, LedgerFile, PriceTable};
 use ann_textgrad::{
     Cost, ExampleRun, RunFiles, StopReason, TrainConfig, TrainData, TrainError, TrainOutcome, Trainer, forward_cost,
 };
@@ -39,8 +40,17 @@ use crate::unsaved;
 pub const CONFIG_FILE: &str = "config.toml";
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_MD: &str = "report.md";
-/// What the run has spent (and holds reserved for calls in flight), as a [`BudgetLedger`].
-pub const BUDGET_FILE: &str = "budget.json";
+/// What the run has spent (and holds reserved for calls in flight) when it last stopped, as a
+/// [`ann_llm::BudgetLedger`]; while it runs, the ledger is appended to [`BUDGET_LOG`]
+/// ([`LedgerFile`]).
+pub const BUDGET_FILE: &str = LedgerFile::SNAPSHOT;
+/// The run's append-only ledger: one [`ann_llm::BudgetLedger`] per line, the last one current.
+pub const BUDGET_LOG: &str = LedgerFile::LOG;
+
+/// The run's ledger as recorded in `run_dir` (its log's last line, else `budget.json`).
+pub fn read_ledger(run_dir: &Path) -> anyhow::Result<Option<ann_llm::BudgetLedger>> {
+    LedgerFile::read(run_dir).with_context(|| format!("reading the ledger of {}", run_dir.display()))
+}
 
 /// The caller's clock (libraries read no ambient time).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -332,6 +342,10 @@ async fn execute(
         options.say(&note);
     }
     let result = train_and_report(config, &mut prepared, run_dir, options, started).await;
+    // Whatever happened, the ledger's last state is synced and written to budget.json.
+    if let Err(why) = prepared.stack.budget.flush_ledger().await {
+        tracing::warn!("the run's budget ledger could not be flushed: {why}");
+    }
     let Some(cache) = &prepared.stack.cache else { return result };
     let (result, note) = unsaved::keep(cache, run_dir, result);
     if let Some(note) = note {
@@ -470,23 +484,23 @@ async fn train_and_report(
     Ok(RunOutcome { run_dir: run_dir.to_path_buf(), report })
 }
 
-/// Count what earlier processes of the run spent (`budget.json` in `run_dir`, if any) in `budget`,
-/// and record its ledger there from now on: before every call is sent and after it settles.
+/// Count what earlier processes of the run spent (its ledger in `run_dir`, if any) in `budget`,
+/// and record its ledger there from now on ([`LedgerFile`]: `budget.jsonl` holds each
+/// reservation before its call is sent and each settlement after, `budget.json` the ledger at
+/// the run's end).
 ///
-/// A run with a checkpoint but no `budget.json` (deleted, or lost with a disk) does not start from
+/// A run with a checkpoint but no ledger (deleted, or lost with a disk) does not start from
 /// zero: its spend is rebuilt from the checkpoint's cost, which counts every call of training
 /// (cache hits too, so it errs high), and the returned note says so.
 fn carry_budget(budget: &Arc<Budget>, run_dir: &Path) -> anyhow::Result<Option<String>> {
     let path = run_dir.join(BUDGET_FILE);
     let mut note = None;
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let earlier: BudgetLedger =
-                serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    match LedgerFile::read(run_dir).with_context(|| format!("reading the run's ledger {}", path.display()))? {
+        Some(earlier) => {
             // Calls that were in flight when an earlier process stopped may have been billed.
             budget.clone().with_spent(earlier.committed().plus(budget.spent()));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             let files = RunFiles::new(run_dir).context("opening the run's files")?;
             if let Some(checkpoint) = files.load_checkpoint().context("reading the run's checkpoint")? {
                 let c = checkpoint.cost;
@@ -506,21 +520,11 @@ fn carry_budget(budget: &Arc<Budget>, run_dir: &Path) -> anyhow::Result<Option<S
                 ));
             }
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let dir = run_dir.to_path_buf();
-    budget
-        .record_with(move |ledger| write_ledger(&dir, ledger).map_err(|e| format!("{e:#}")))
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let log = run_dir.join(LedgerFile::LOG);
+    let file = LedgerFile::open(run_dir).with_context(|| format!("opening {}", log.display()))?;
+    budget.record_to(file).map_err(anyhow::Error::msg).with_context(|| format!("writing {}", log.display()))?;
     Ok(note)
-}
-
-/// Replace `budget.json` in `dir` atomically.
-fn write_ledger(dir: &Path, ledger: &BudgetLedger) -> anyhow::Result<()> {
-    let path = dir.join(BUDGET_FILE);
-    let text = serde_json::to_string_pretty(ledger)? + "\n";
-    ann_llm::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Scores of one network on one split (for `ann eval`).

@@ -30,6 +30,26 @@ pub enum BackendSource {
     },
 }
 
+impl BackendSource {
+    /// The same sources with every endpoint serving `max_parallel_calls` requests at once: one
+    /// setting (`forward.max_parallel_calls`) governs the forward pass and the HTTP backend, so
+    /// the backend's own default never caps the pass silently.
+    pub fn governed_by(&self, max_parallel_calls: usize) -> BackendSource {
+        let n = max_parallel_calls.max(1);
+        match self {
+            BackendSource::Named { worker, named } => BackendSource::Named {
+                worker: Box::new(worker.governed_by(n)),
+                named: named.iter().map(|(k, v)| (k.clone(), v.governed_by(n))).collect(),
+            },
+            BackendSource::Model(model) => BackendSource::Model(model.clone()),
+            BackendSource::Open { local_model, openai } => BackendSource::Open {
+                local_model: local_model.clone(),
+                openai: openai.as_ref().map(|o| OpenAiConfig { max_concurrency: n, ..o.clone() }),
+            },
+        }
+    }
+}
+
 /// The stacked model of a run and its meter and budget.
 #[derive(Clone)]
 pub struct ModelStack {
@@ -54,7 +74,7 @@ pub fn open_backend(
     source: &BackendSource,
     base: &std::path::Path,
 ) -> anyhow::Result<SharedModel> {
-    open_model(&config.model, None, None, source, base)
+    open_model(&config.model, None, None, &source.governed_by(config.forward.max_parallel_calls), base)
 }
 
 /// Open the backend `section` asks for: the model `name` of the run (None: the worker) from its
@@ -233,6 +253,26 @@ mod tests {
             let backend = open_backend(&config, &source, base.path()).unwrap();
             assert!(backend.complete(&request).await.is_err());
             assert_eq!(server.request_count(), sent, "max_attempts = {max_attempts}");
+        }
+    }
+
+    /// `forward.max_parallel_calls` is the one concurrency setting: the endpoint's stack serves
+    /// as many calls at once as the forward pass runs (the backend's default would cap it at 16).
+    #[tokio::test]
+    async fn the_forward_passs_parallel_calls_set_the_backends_concurrency() {
+        let base = tempfile::tempdir().unwrap();
+        let source = BackendSource::Open {
+            local_model: PathBuf::new(),
+            openai: Some(OpenAiConfig::new("http://127.0.0.1:9/v1", "m")),
+        };
+        for parallel in [4, 64] {
+            let mut config = ExperimentConfig::default();
+            config.model.backend = Backend::Openai;
+            config.cache.mode = CacheMode::Off;
+            config.forward.max_parallel_calls = parallel;
+            let parts = StackParts::open(&config, base.path(), PriceTable::empty()).unwrap();
+            let models = crate::RunModels::open(&config, &source, base.path(), &parts).unwrap();
+            assert_eq!(models.worker.model.concurrency_limit(), Some(parallel));
         }
     }
 }

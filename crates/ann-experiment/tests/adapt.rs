@@ -61,7 +61,7 @@ fn adapted_reply() -> String {
 }
 
 async fn server(construction: impl Fn() -> String + Send + Sync + 'static) -> FakeServer {
-    FakeServer::start(FakeServerConfig::default().with_reply(move |body| {
+    FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(move |body| {
         if is_construction(body) {
             construction()
         } else {

@@ -58,7 +58,7 @@ fn is_construction(body: &Value) -> bool {
 }
 
 async fn server(script: Script) -> FakeServer {
-    FakeServer::start(FakeServerConfig::default().with_reply(move |body| {
+    FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(move |body| {
         if !is_construction(body) {
             return "Reasoning.\nAnswer: A".into();
         }

@@ -62,9 +62,12 @@ fn read_report(run_dir: &Path) -> Report {
     serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap()
 }
 
-/// What the run in `run_dir` has spent under its budget.
+/// What the run in `run_dir` has spent under its budget: `budget.json`, written when the run
+/// stopped, which is also the last line of its log `budget.jsonl`.
 fn budget_file(run_dir: &Path) -> BudgetLedger {
-    serde_json::from_str(&std::fs::read_to_string(run_dir.join("budget.json")).unwrap()).unwrap()
+    let snapshot = serde_json::from_str(&std::fs::read_to_string(run_dir.join("budget.json")).unwrap()).unwrap();
+    assert_eq!(ann_experiment::read_ledger(run_dir).unwrap(), Some(snapshot), "budget.jsonl ends with budget.json");
+    snapshot
 }
 
 /// What a run stopped by its budget did in each part: backend calls made by the start, by a resume
@@ -249,6 +252,7 @@ async fn a_run_writes_its_directory_and_report() {
     for file in [
         "config.toml",
         "budget.json",
+        "budget.jsonl",
         "checkpoint.json",
         "journal.jsonl",
         "network-initial.json",
@@ -355,7 +359,7 @@ async fn a_run_stopped_by_its_budget_stays_within_it_across_resumes_until_it_is_
     assert_same_run(&run, &reference, reference_calls);
 }
 
-/// Deleting `budget.json` does not give a run its budget back: the spend is rebuilt from the
+/// Deleting the ledger (`budget.json` and `budget.jsonl`) does not give a run its budget back: the spend is rebuilt from the
 /// checkpoint, so only what the checkpoint does not record (calls after it) can be spent again.
 #[tokio::test]
 async fn a_deleted_budget_file_does_not_reset_the_runs_spend() {
@@ -367,6 +371,9 @@ async fn a_deleted_budget_file_does_not_reset_the_runs_spend() {
     let run_dir = dir.path().join("runs/small-20270115T080000Z");
     assert!(run_dir.join("checkpoint.json").is_file());
     std::fs::remove_file(run_dir.join("budget.json")).unwrap();
+    // The log alone still holds the ledger; without it too, the spend is rebuilt.
+    assert!(ann_experiment::read_ledger(&run_dir).unwrap().is_some());
+    std::fs::remove_file(run_dir.join("budget.jsonl")).unwrap();
 
     let checkpoint: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("checkpoint.json")).unwrap()).unwrap();

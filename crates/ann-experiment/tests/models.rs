@@ -67,13 +67,15 @@ fn phase(r: &RecordedRequest) -> &'static str {
 /// The worker's server: an answer the evaluator cannot read, so every example fails (and the
 /// backward phase runs).
 async fn worker_server() -> FakeServer {
-    FakeServer::start(FakeServerConfig::default().with_reply(|_| "I am not sure.".into())).await.unwrap()
+    FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(|_| "I am not sure.".into()))
+        .await
+        .unwrap()
 }
 
 /// The optimiser's server: a language loss, a global gradient blaming `solve`, a local gradient
 /// with an empty patch; anything else is a forward request, which this server must never see.
 async fn optimizer_server() -> FakeServer {
-    FakeServer::start(FakeServerConfig::default().with_reply(|body: &Value| {
+    FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(|body: &Value| {
         let system = body["messages"][0]["content"].as_str().unwrap_or("");
         if system.contains("loss function") {
             "<critique>No answer line.</critique>\n<requirement>End with `Answer: X`.</requirement>".into()
@@ -214,8 +216,12 @@ mode = "off"
 #[tokio::test]
 async fn one_layer_whose_agents_use_two_backends() {
     let dir = tempfile::tempdir().unwrap();
-    let small = FakeServer::start(FakeServerConfig::default().with_reply(|_| "Answer: A".into())).await.unwrap();
-    let big = FakeServer::start(FakeServerConfig::default().with_reply(|_| "Answer: B".into())).await.unwrap();
+    let small = FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(|_| "Answer: A".into()))
+        .await
+        .unwrap();
+    let big = FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(|_| "Answer: B".into()))
+        .await
+        .unwrap();
     let config = team_config(dir.path(), TEAM);
     let options = options(dir.path(), &small, &[("big", &big, "big-m")]);
     let prepared = ann_experiment::prepare(&config, &options).await.unwrap();
@@ -245,7 +251,7 @@ async fn one_layer_whose_agents_use_two_backends() {
 #[tokio::test]
 async fn a_network_naming_an_unknown_profile_is_refused_before_any_call() {
     let dir = tempfile::tempdir().unwrap();
-    let server = FakeServer::start(FakeServerConfig::default()).await.unwrap();
+    let server = FakeServer::start(FakeServerConfig::default().keeping_requests()).await.unwrap();
     let config = team_config(dir.path(), &TEAM.replace("\"profile\": \"big\"", "\"profile\": \"huge\""));
     let options = options(dir.path(), &server, &[("big", &server, "big-m")]);
     let err = format!("{:#}", ann_experiment::prepare(&config, &options).await.err().unwrap());

@@ -147,7 +147,7 @@ bootstrap_resamples = 200
 #[tokio::test]
 async fn one_network_per_slice_with_a_router_against_the_single_network() {
     let dir = tempfile::tempdir().unwrap();
-    let server = FakeServer::start(FakeServerConfig::default().with_reply(reply)).await.unwrap();
+    let server = FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(reply)).await.unwrap();
     let config = ExperimentConfig::from_toml(CONFIG, "arith.toml").unwrap();
     let run = ann_experiment::start(&config, &options(dir.path(), &server)).await.unwrap().run_dir;
     let out = dir.path().join("special");

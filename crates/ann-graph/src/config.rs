@@ -60,7 +60,8 @@ pub struct ForwardConfig {
     pub routing_stats: BTreeMap<String, Vec<RoutingStat>>,
     /// Revision rounds of `debate` after the independent answers.
     pub debate_rounds: u32,
-    /// At most this many model calls in flight at once (over a whole batch).
+    /// At most this many model calls in flight at once (over a whole batch). A model that serves
+    /// fewer at once ([`ann_llm::ChatModel::concurrency_limit`]) caps the pass: a warning says so.
     pub max_parallel_calls: usize,
     /// At most this many inputs of a batch in progress at once.
     pub max_parallel_inputs: usize,

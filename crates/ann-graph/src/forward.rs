@@ -2,7 +2,6 @@
 //! dynamic routing picks an aggregator from the registry, which runs the team.
 
 use ann_llm::SharedModel;
-use futures::StreamExt;
 
 use crate::call::{CallGate, LayerContext, LayerInput};
 use crate::prompts;
@@ -34,12 +33,15 @@ pub async fn forward(
     config: &ForwardConfig,
 ) -> Result<ForwardResult, GraphError> {
     check(net, config)?;
+    warn_if_capped(model, config);
     let gate = CallGate::new(config.max_parallel_calls, config.on_infrastructure_failure);
     run(model, net, input, extractor, config, &gate).await
 }
 
 /// Run many inputs concurrently (at most `max_parallel_inputs` at once, all sharing the
-/// `max_parallel_calls` bound). Per-input failures are returned in place, in input order.
+/// `max_parallel_calls` bound). Per-input failures are returned in place, in input order. Every
+/// result (and its trace) is kept until the end: for large batches, [`ForwardStream`] hands over
+/// each result as it comes.
 ///
 /// An exhausted budget stops the batch: from then on no call starts (in any input), the calls
 /// already sent are awaited (so their responses reach a response cache below, and a resumed run
@@ -53,28 +55,35 @@ pub async fn forward_batch(
     extractor: Option<&Extractor>,
     config: &ForwardConfig,
 ) -> Result<Vec<Result<ForwardResult, GraphError>>, GraphError> {
-    check(net, config)?;
-    let gate = CallGate::new(config.max_parallel_calls, config.on_infrastructure_failure);
-    let gate = &gate;
-    // Futures collected first: a stream `map` closure here would make the future not `Send`
-    // (a higher-ranked lifetime limitation of the compiler).
-    let pending: Vec<_> = inputs.iter().map(|input| run(model, net, input, extractor, config, gate)).collect();
-    let mut runs = futures::stream::iter(pending).buffered(config.max_parallel_inputs.max(1));
+    let mut stream = ForwardStream::new(model, net, inputs, extractor, config, BatchOrder::Input)?;
     let mut out = Vec::with_capacity(inputs.len());
-    let mut stop = None;
     // Drained to the end even after a budget stop: dropping the stream would drop calls in flight.
-    // Inputs begun after the stop end at their first call, which is not sent.
-    while let Some(result) = runs.next().await {
-        match result {
-            Err(e) if stops_the_batch(&e, config) => {
-                stop.get_or_insert(e);
-            }
-            other => out.push(other),
-        }
+    while let Some((_, result)) = stream.next().await {
+        out.push(result);
     }
-    match stop {
+    match stream.into_stopped() {
         Some(e) => Err(e),
         None => Ok(out),
+    }
+}
+
+/// Warn (once per process) when the model serves fewer calls at once than the pass may run:
+/// the smaller number then caps the pass, which must not happen silently.
+fn warn_if_capped(model: &SharedModel, config: &ForwardConfig) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if let Some(cap) = model.concurrency_limit()
+        && cap < config.max_parallel_calls
+    {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                backend_max_concurrency = cap,
+                max_parallel_calls = config.max_parallel_calls,
+                "the backend serves at most {cap} calls at once, fewer than forward.max_parallel_calls = {}: \
+                 the backend's limit caps the forward pass (raise the backend's max_concurrency, or lower \
+                 max_parallel_calls to match)",
+                config.max_parallel_calls
+            );
+        });
     }
 }
 
@@ -187,6 +196,9 @@ async fn run_layer(
         Err(error) => Err((Some(routing), error)),
     }
 }
+
+mod stream;
+pub use stream::{BatchOrder, ForwardStream};
 
 #[cfg(test)]
 mod tests;

@@ -158,6 +158,10 @@ impl<M: ChatModel> ChatModel for CachedModel<M> {
     fn identity(&self) -> String {
         self.inner.identity()
     }
+
+    fn concurrency_limit(&self) -> Option<usize> {
+        self.inner.concurrency_limit()
+    }
 }
 
 /// A short description of a request for error messages: model, backend, non-default sampling and

@@ -9,9 +9,11 @@ const CANARY: &str = "sk-canary-7f3a9c1e5d2b4806";
 
 #[tokio::test]
 async fn the_api_key_reaches_the_server_but_never_the_cache_file_or_cassette() {
-    let server = FakeServer::start(FakeServerConfig::default().with_script([Fault::Unauthorized, Fault::Status(400)]))
-        .await
-        .unwrap();
+    let server = FakeServer::start(
+        FakeServerConfig::default().keeping_requests().with_script([Fault::Unauthorized, Fault::Status(400)]),
+    )
+    .await
+    .unwrap();
     let mut config = OpenAiConfig::new(server.url(), "gpt-test");
     config.retry = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
     let backend = OpenAiModel::new(config, Some(ApiKey::new(CANARY))).unwrap();

@@ -360,7 +360,7 @@ impl OpenAiModel {
             tried[index] = true;
             span.record("server.address", self.replicas[index].base_url.as_str());
             span.record("retries", attempt - 1);
-            attempts.sending()?;
+            attempts.sending().await?;
             let (outcome, usage) = self.attempt(index, &body, model).await;
             attempts.answered(usage);
             drop(permit);
@@ -455,8 +455,9 @@ fn error_type(error: &LlmError) -> &'static str {
 /// Counts nothing: for a call made without a budget.
 struct Uncounted;
 
+#[async_trait]
 impl Attempts for Uncounted {
-    fn sending(&self) -> Result<(), LlmError> {
+    async fn sending(&self) -> Result<(), LlmError> {
         Ok(())
     }
     fn answered(&self, _usage: Option<Usage>) {}
@@ -531,5 +532,10 @@ impl ChatModel for OpenAiModel {
     /// `openai-compatible:<model>@<first base url>`; never the key.
     fn identity(&self) -> String {
         format!("openai-compatible:{}@{}", self.config.model, self.config.base_urls[0])
+    }
+
+    /// `max_concurrency`: requests beyond it wait for a free slot.
+    fn concurrency_limit(&self) -> Option<usize> {
+        Some(self.config.max_concurrency)
     }
 }

@@ -41,7 +41,9 @@ async fn max_calls_bounds_http_requests_retries_included_under_16_way_concurrenc
     let faults =
         vec![Fault::Status(500), Fault::Status(503), Fault::MalformedJson, Fault::CutOffBody, Fault::NoChoices];
     let server = FakeServer::start(
-        FakeServerConfig { rate_faults: faults, ..FakeServerConfig::default() }.with_fault_rate(0.4, 3),
+        FakeServerConfig { rate_faults: faults, ..FakeServerConfig::default() }
+            .with_fault_rate(0.4, 3)
+            .keeping_requests(),
     )
     .await
     .unwrap();

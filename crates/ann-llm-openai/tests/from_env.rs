@@ -63,7 +63,7 @@ fn from_env_child() {
         "key-sent" => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let server = FakeServer::start(FakeServerConfig::default()).await.unwrap();
+                let server = FakeServer::start(FakeServerConfig::default().keeping_requests()).await.unwrap();
                 let config =
                     OpenAiConfig { api_key_env: "ANN_OPENAI_API_KEY".into(), ..OpenAiConfig::new(server.url(), "m") };
                 let model = OpenAiModel::from_env(config).unwrap();

@@ -36,7 +36,7 @@ fn client(config: OpenAiConfig) -> (OpenAiModel, Arc<ManualClock>) {
 }
 
 async fn server(config: FakeServerConfig) -> FakeServer {
-    FakeServer::start(config).await.expect("bind 127.0.0.1")
+    FakeServer::start(config.keeping_requests()).await.expect("bind 127.0.0.1")
 }
 
 fn ask(text: &str) -> ChatRequest {

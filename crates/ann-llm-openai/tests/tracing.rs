@@ -58,7 +58,9 @@ fn config(url: String, max_attempts: u32) -> OpenAiConfig {
 #[tokio::test]
 async fn every_call_emits_a_span_with_genai_attributes() {
     capture_logs();
-    let srv = FakeServer::start(FakeServerConfig::default().with_script([Fault::Status(503)])).await.unwrap();
+    let srv = FakeServer::start(FakeServerConfig::default().keeping_requests().with_script([Fault::Status(503)]))
+        .await
+        .unwrap();
     let model = OpenAiModel::new(config(srv.url(), 4), None).unwrap().with_clock(Arc::new(ManualClock::default()));
     let request = ChatRequest::new("m", vec![Message::user("three word prompt")])
         .with_temperature(0.7)
@@ -90,7 +92,7 @@ async fn a_canary_api_key_never_appears_in_errors_debug_output_or_logs() {
     const CANARY: &str = "sk-canary-4f1d2b8e9c";
     capture_logs();
     let script = [Fault::Unauthorized, Fault::Status(500), Fault::Status(500)];
-    let srv = FakeServer::start(FakeServerConfig::default().with_script(script)).await.unwrap();
+    let srv = FakeServer::start(FakeServerConfig::default().keeping_requests().with_script(script)).await.unwrap();
     let model = OpenAiModel::new(config(srv.url(), 2), Some(ApiKey::new(CANARY)))
         .unwrap()
         .with_clock(Arc::new(ManualClock::default()));

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::{LedgerSink, Recorded, Shared};
 use crate::{Attempts, ChatModel, ChatRequest, ChatResponse, LlmError, PriceTable, Usage};
 
 /// Limits of a run; `None` means unlimited.
@@ -85,24 +86,26 @@ impl BudgetLedger {
     }
 }
 
-/// Receives the ledger after every change (see [`Budget::record_with`]); an error says why the
-/// ledger could not be recorded.
-type Recorder = Box<dyn Fn(&BudgetLedger) -> Result<(), String> + Send + Sync>;
-
 #[derive(Default)]
-struct Books {
-    ledger: BudgetLedger,
-    recorder: Option<Recorder>,
+pub(crate) struct Books {
+    pub(crate) ledger: BudgetLedger,
     /// Set by the user (Ctrl-C): no new call starts.
     interrupt: Option<Arc<AtomicBool>>,
+    /// Bumped at every change of the ledger, so the ledger's writer knows what it has recorded.
+    pub(crate) version: u64,
+    /// Whether a writer records the ledger ([`Budget::record_with`]).
+    pub(crate) recording: bool,
+    /// The writer is waiting for a change (so a change must wake it).
+    pub(crate) writer_idle: bool,
+    /// Calls of [`Budget::flush_ledger`] so far (the writer flushes until it has done as many).
+    pub(crate) flush_requests: u64,
+    /// The budget is gone: the writer records the last state, flushes and stops.
+    pub(crate) stop: bool,
 }
 
 impl std::fmt::Debug for Books {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Books")
-            .field("ledger", &self.ledger)
-            .field("recorder", &self.recorder.as_ref().map(|_| "installed"))
-            .finish()
+        f.debug_struct("Books").field("ledger", &self.ledger).field("recording", &self.recording).finish()
     }
 }
 
@@ -110,48 +113,150 @@ impl std::fmt::Debug for Books {
 /// `max_tokens`), so concurrent calls can never together exceed a limit.
 ///
 /// A budget belongs to a run, not to a process: [`Budget::with_spent`] starts it from what earlier
-/// processes of the run spent, and [`Budget::record_with`] hands every change of the ledger to the
-/// caller (who keeps it next to the run's checkpoint).
+/// processes of the run spent, and [`Budget::record_to`] hands the ledger to a
+/// [`LedgerSink`] (e.g. a [`crate::LedgerFile`] next to the run's checkpoint) on a writer thread
+/// of its own: a call waits (asynchronously, holding no lock) until its reservation is recorded
+/// before it is sent; changes made meanwhile are recorded together (group commit).
 #[derive(Debug)]
 pub struct Budget {
     limits: BudgetLimits,
     prices: PriceTable,
-    books: Mutex<Books>,
+    pub(crate) shared: Arc<Shared>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        // The writer records the last state and flushes it before the budget is gone.
+        self.stop_writer();
+    }
 }
 
 impl Budget {
     pub fn new(limits: BudgetLimits, prices: PriceTable) -> Arc<Self> {
-        Arc::new(Self { limits, prices, books: Mutex::new(Books::default()) })
+        Arc::new(Self { limits, prices, shared: Arc::new(Shared::default()), writer: Mutex::new(None) })
+    }
+
+    fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.shared.books.lock().expect("budget lock")
     }
 
     /// Close the budget when `flag` is set (a user's Ctrl-C): from then on every new call is
     /// refused as a budget stop, so the run stops as it does at a limit (calls in flight finish
     /// and reach the cache, the last checkpoint stays resumable, nothing is scored).
     pub fn interrupt_when(self: Arc<Self>, flag: Arc<AtomicBool>) -> Arc<Self> {
-        self.books.lock().expect("budget lock").interrupt = Some(flag);
+        self.books().interrupt = Some(flag);
         self
     }
 
     /// Resume with what an earlier (checkpointed) part of the run already spent.
     pub fn with_spent(self: Arc<Self>, spent: BudgetSpent) -> Arc<Self> {
-        self.books.lock().expect("budget lock").ledger.spent = spent;
+        self.change(|ledger| ledger.spent = spent);
         self
     }
 
-    /// Record the ledger with `recorder` now and after every change from now on: before each call
-    /// is sent (its worst case reserved) and after it settles, in order (the recorder runs under
-    /// the budget's lock; keep it short). A failure to record before a call refuses the call with
-    /// [`LlmError::BudgetExhausted`] (an unrecorded spend could be counted by no resumed run); a
-    /// failure after a call is logged (the recorded ledger then still holds the call's worst case).
-    /// Returns the first recording's error.
+    /// Record the ledger with `sink` now (on the caller's thread) and after every change from now
+    /// on, on a writer thread of the budget's: before each call is sent its worst case is
+    /// reserved, and the call waits until a recording that holds the reservation has returned;
+    /// after a call settles its spend is recorded without anyone waiting. The writer always
+    /// records the latest ledger, so changes made while it was busy are recorded at once, and it
+    /// runs without the budget's lock. A failure to record before a call refuses the call with
+    /// [`LlmError::BudgetExhausted`] and withdraws its reservation (an unrecorded spend could be
+    /// counted by no resumed run); a failure after a call is logged (the recorded ledger then
+    /// still holds the call's worst case). [`Budget::flush_ledger`] waits until everything is
+    /// recorded and flushed; dropping the budget does the same. Returns the first recording's error
+    /// (the sink is then not installed).
+    pub fn record_to(&self, sink: impl LedgerSink) -> Result<(), String> {
+        self.stop_writer();
+        let mut sink: Box<dyn LedgerSink> = Box::new(sink);
+        let (ledger, version) = {
+            let books = self.books();
+            (books.ledger, books.version)
+        };
+        sink.record(&ledger)?;
+        let mut books = self.books();
+        books.recording = true;
+        books.stop = false;
+        drop(books);
+        self.shared.recorded.send_modify(|r| *r = Recorded { ok: version, ..Recorded::default() });
+        let shared = self.shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("budget-ledger".into())
+            .spawn(move || crate::ledger::write_loop(&shared, sink, version))
+            .map_err(|e| format!("cannot start the ledger's writer: {e}"))?;
+        *self.writer.lock().expect("ledger writer lock") = Some(thread);
+        Ok(())
+    }
+
+    /// [`Budget::record_to`] a closure that records each ledger (and has nothing to flush).
     pub fn record_with(
         &self,
-        recorder: impl Fn(&BudgetLedger) -> Result<(), String> + Send + Sync + 'static,
+        recorder: impl FnMut(&BudgetLedger) -> Result<(), String> + Send + 'static,
     ) -> Result<(), String> {
-        let mut books = self.books.lock().expect("budget lock");
-        recorder(&books.ledger)?;
-        books.recorder = Some(Box::new(recorder));
-        Ok(())
+        self.record_to(crate::FnSink(recorder))
+    }
+
+    /// Wait until every change of the ledger so far is recorded and the sink has flushed it
+    /// ([`LedgerSink::flush`]); an error says why it could not be. Without a sink: at once.
+    pub async fn flush_ledger(&self) -> Result<(), String> {
+        let request = {
+            let mut books = self.books();
+            if !books.recording {
+                return Ok(());
+            }
+            books.flush_requests += 1;
+            let request = books.flush_requests;
+            self.wake_writer(books);
+            request
+        };
+        let mut rx = self.shared.recorded.subscribe();
+        let state = rx
+            .wait_for(|r| r.flushes >= request || r.flush_failed >= request)
+            .await
+            .map_err(|_| "the ledger's writer stopped".to_string())?;
+        if state.flushes >= request { Ok(()) } else { Err(state.error.clone()) }
+    }
+
+    /// Stop the writer (if any) after it recorded and flushed the last state.
+    fn stop_writer(&self) {
+        let Some(thread) = self.writer.lock().expect("ledger writer lock").take() else { return };
+        let mut books = self.books();
+        books.stop = true;
+        self.wake_writer(books);
+        if thread.join().is_err() {
+            tracing::warn!("the budget's ledger writer panicked");
+        }
+        let mut books = self.books();
+        books.recording = false;
+        books.stop = false;
+    }
+
+    fn wake_writer(&self, books: std::sync::MutexGuard<'_, Books>) {
+        let idle = books.writer_idle;
+        drop(books);
+        if idle {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Change the ledger; returns the new version when a writer records it.
+    fn change(&self, f: impl FnOnce(&mut BudgetLedger)) -> Option<u64> {
+        let mut books = self.books();
+        f(&mut books.ledger);
+        books.version += 1;
+        let version = books.recording.then_some(books.version);
+        self.wake_writer(books);
+        version
+    }
+
+    /// Wait until the ledger's version `version` (or a later one) is recorded.
+    async fn recorded(&self, version: u64) -> Result<(), String> {
+        let mut rx = self.shared.recorded.subscribe();
+        let state = rx
+            .wait_for(|r| r.ok >= version || r.failed >= version)
+            .await
+            .map_err(|_| "the ledger's writer stopped".to_string())?;
+        if state.ok >= version { Ok(()) } else { Err(state.error.clone()) }
     }
 
     pub fn limits(&self) -> &BudgetLimits {
@@ -160,12 +265,12 @@ impl Budget {
 
     /// What finished calls have spent.
     pub fn spent(&self) -> BudgetSpent {
-        self.books.lock().expect("budget lock").ledger.spent
+        self.books().ledger.spent
     }
 
     /// What finished calls have spent and calls in flight hold reserved.
     pub fn ledger(&self) -> BudgetLedger {
-        self.books.lock().expect("budget lock").ledger
+        self.books().ledger
     }
 
     fn worst_case(&self, request: &ChatRequest) -> BudgetSpent {
@@ -175,10 +280,12 @@ impl Budget {
         BudgetSpent { tokens: usage.total(), dollars: self.prices.cost(&request.model, &usage), calls: 1 }
     }
 
-    /// Reserve the worst case of `request` (and record it), or say which limit it would break.
-    fn reserve(&self, request: &ChatRequest) -> Result<BudgetSpent, LlmError> {
+    /// Reserve the worst case of `request`, or say which limit it would break. Returns the
+    /// reservation and, when a writer records the ledger, the version the call must see recorded
+    /// before it is sent.
+    fn reserve(&self, request: &ChatRequest) -> Result<(BudgetSpent, Option<u64>), LlmError> {
         let worst = self.worst_case(request);
-        let mut books = self.books.lock().expect("budget lock");
+        let books = self.books();
         let ledger = books.ledger;
         let after = ledger.committed().plus(worst);
         let l = &self.limits;
@@ -215,30 +322,26 @@ impl Budget {
         if let Some(why) = broken {
             return Err(LlmError::BudgetExhausted(why));
         }
-        let reserved = BudgetLedger { spent: ledger.spent, in_flight: ledger.in_flight.plus(worst) };
-        if let Some(record) = &books.recorder {
-            record(&reserved).map_err(|why| {
-                LlmError::BudgetExhausted(format!("the spend could not be recorded before the call: {why}"))
-            })?;
-        }
-        books.ledger = reserved;
-        Ok(worst)
+        drop(books);
+        let version = self.change(|ledger| ledger.in_flight = ledger.in_flight.plus(worst));
+        Ok((worst, version))
+    }
+
+    /// Give back a reservation whose call was never sent.
+    fn withdraw(&self, reserved: BudgetSpent) {
+        self.change(|ledger| ledger.in_flight = ledger.in_flight.minus(reserved));
     }
 
     fn settle(&self, model: &str, reserved: BudgetSpent, usage: Option<&Usage>) {
-        let mut books = self.books.lock().expect("budget lock");
         // A failed attempt counts as a call; tokens it did not report are taken as zero.
         let usage = usage.copied().unwrap_or_default();
         let actual = BudgetSpent { tokens: usage.total(), dollars: self.prices.cost(model, &usage), calls: 1 };
-        let ledger = &mut books.ledger;
-        ledger.in_flight = ledger.in_flight.minus(reserved);
-        ledger.spent = ledger.spent.plus(actual);
-        let ledger = books.ledger;
-        if let Some(record) = &books.recorder
-            && let Err(why) = record(&ledger)
-        {
-            tracing::warn!("the budget's ledger could not be recorded after a call: {why}");
-        }
+        // Recorded by the writer without anyone waiting: until then the ledger on record holds the
+        // call's worst case, which is what a resumed run would count.
+        self.change(|ledger| {
+            ledger.in_flight = ledger.in_flight.minus(reserved);
+            ledger.spent = ledger.spent.plus(actual);
+        });
     }
 }
 
@@ -277,12 +380,21 @@ impl CallAttempts<'_> {
     }
 }
 
+#[async_trait]
 impl Attempts for CallAttempts<'_> {
-    fn sending(&self) -> Result<(), LlmError> {
+    async fn sending(&self) -> Result<(), LlmError> {
         // An attempt the backend did not report on is settled as one that reported nothing.
         self.close(None);
-        let reserved = self.budget.reserve(self.request)?;
+        let (reserved, version) = self.budget.reserve(self.request)?;
         *self.open.lock().expect("attempt lock") = Some(reserved);
+        if let Some(version) = version
+            && let Err(why) = self.budget.recorded(version).await
+        {
+            if let Some(reserved) = self.open.lock().expect("attempt lock").take() {
+                self.budget.withdraw(reserved);
+            }
+            return Err(LlmError::BudgetExhausted(format!("the spend could not be recorded before the call: {why}")));
+        }
         Ok(())
     }
 
@@ -302,5 +414,9 @@ impl<M: ChatModel> ChatModel for BudgetedModel<M> {
 
     fn identity(&self) -> String {
         self.inner.identity()
+    }
+
+    fn concurrency_limit(&self) -> Option<usize> {
+        self.inner.concurrency_limit()
     }
 }

@@ -203,6 +203,10 @@ impl<M: ChatModel> ChatModel for MeteredModel<M> {
     fn identity(&self) -> String {
         self.inner.identity()
     }
+
+    fn concurrency_limit(&self) -> Option<usize> {
+        self.inner.concurrency_limit()
+    }
 }
 
 #[cfg(test)]

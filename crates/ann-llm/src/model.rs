@@ -9,10 +9,12 @@ use crate::{ChatRequest, ChatResponse, LlmError, Usage};
 /// Told about every billable request a backend sends for one call (each HTTP attempt, retries
 /// included): [`Attempts::sending`] before it is sent, [`Attempts::answered`] once it is over. The
 /// budget implements it, so that it counts requests a provider bills, not logical calls.
+#[async_trait]
 pub trait Attempts: Send + Sync {
     /// An attempt is about to be sent. An error (a budget stop) means: do not send it, and end the
-    /// call with this error.
-    fn sending(&self) -> Result<(), LlmError>;
+    /// call with this error. It may wait (the budget waits until the attempt's reservation is on
+    /// record) but never blocks a thread.
+    async fn sending(&self) -> Result<(), LlmError>;
     /// The attempt announced last is over; `usage` is what its answer reported (also a 200 whose
     /// body was otherwise unusable), `None` when it reported nothing (an error status, a timeout).
     fn answered(&self, usage: Option<Usage>);
@@ -29,7 +31,7 @@ pub trait ChatModel: Send + Sync {
     /// that retries (`OpenAiModel`) announces each attempt, and a decorator placed between a
     /// [`crate::BudgetedModel`] and its backend must forward this method.
     async fn complete_counted(&self, request: &ChatRequest, attempts: &dyn Attempts) -> Result<ChatResponse, LlmError> {
-        attempts.sending()?;
+        attempts.sending().await?;
         let result = self.complete(request).await;
         attempts.answered(result.as_ref().ok().filter(|r| !r.cache_hit).map(|r| r.usage));
         result
@@ -38,6 +40,14 @@ pub trait ChatModel: Send + Sync {
     /// A stable identity of the backend (kind, endpoint or file, model), part of the cache key so
     /// that two backends never share answers. Decorators return their inner model's identity.
     fn identity(&self) -> String;
+
+    /// The most calls this model serves at once, when it has such a cap (an HTTP backend's
+    /// `max_concurrency`); calls beyond it wait. Decorators return their inner model's. A caller
+    /// that runs more calls at once than this (the forward pass's `max_parallel_calls`) warns,
+    /// so a cap is never silent.
+    fn concurrency_limit(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The shared handle every layer above takes.
@@ -53,5 +63,8 @@ impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
     }
     fn identity(&self) -> String {
         (**self).identity()
+    }
+    fn concurrency_limit(&self) -> Option<usize> {
+        (**self).concurrency_limit()
     }
 }

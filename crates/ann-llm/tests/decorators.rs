@@ -144,6 +144,8 @@ async fn the_ledger_is_recorded_before_each_call_is_sent_and_after_it_settles() 
     let model = BudgetedModel::new(inner.clone(), budget.clone());
     let req = ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(10);
     model.complete(&req).await.unwrap();
+    // The settlement is recorded without the call waiting for it: a flush waits for it.
+    budget.flush_ledger().await.unwrap();
     let seen = seen.lock().unwrap().clone();
     // Installed, reserved (before the backend saw the call), settled.
     assert_eq!(seen.len(), 3, "{seen:?}");
@@ -173,6 +175,92 @@ async fn a_call_whose_spend_cannot_be_recorded_is_not_sent() {
     // A recorder that fails at once is not installed.
     let other = Budget::new(BudgetLimits::default(), PriceTable::empty());
     assert_eq!(other.record_with(|_| Err("read-only".into())), Err("read-only".to_string()));
+}
+
+/// The ledger's writer runs without the budget's lock: while it is stuck recording one call's
+/// reservation, other calls reserve theirs (none is sent before it is on record), and the next
+/// recording holds all of them at once (group commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_reserve_while_the_ledger_is_written_and_one_recording_holds_them_all() {
+    let inner = fixed(1, 1);
+    let budget = Budget::new(BudgetLimits::default(), PriceTable::empty());
+    let gate = Arc::new(Mutex::new(()));
+    let seen: Arc<Mutex<Vec<BudgetLedger>>> = Arc::default();
+    let (g, log) = (gate.clone(), seen.clone());
+    budget
+        .record_with(move |ledger| {
+            log.lock().unwrap().push(*ledger);
+            drop(g.lock().unwrap());
+            Ok(())
+        })
+        .unwrap();
+    let closed = gate.lock().unwrap();
+    let model = Arc::new(BudgetedModel::new(inner.clone(), budget.clone()));
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let model = model.clone();
+            tokio::spawn(async move { model.complete(&ChatRequest::new("m", vec![Message::user("x")])).await })
+        })
+        .collect();
+    // Every call reserves (the budget's lock is free while the writer is stuck), none is sent.
+    while budget.ledger().in_flight.calls < 8 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 0, "no call is sent before its reservation is on record");
+    drop(closed);
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    budget.flush_ledger().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().any(|l| l.in_flight.calls == 8), "one recording holds every reservation: {seen:?}");
+    // Installed, the first reservation, all eight, then at most one per settlement.
+    assert!(seen.len() <= 3 + 8, "{} recordings for 16 changes", seen.len());
+    assert_eq!(seen.last().unwrap().spent.calls, 8);
+    assert_eq!(seen.last().unwrap().in_flight, BudgetSpent::default());
+}
+
+/// A run's ledger file: a reservation is in the log before the call is sent; the budget's drop
+/// flushes the settled ledger into `budget.json`; a second process appends to the same log.
+#[tokio::test]
+async fn the_ledger_file_holds_each_reservation_before_the_call_and_the_settled_spend_after() {
+    let dir = std::env::temp_dir().join(format!("ann-llm-ledger-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    /// Reads the log when the call arrives.
+    struct Peek(std::path::PathBuf, Mutex<Option<BudgetLedger>>);
+    #[async_trait]
+    impl ChatModel for Peek {
+        async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+            *self.1.lock().unwrap() = ann_llm::LedgerFile::read(&self.0).unwrap();
+            Ok(ChatResponse {
+                usage: Usage { prompt_tokens: 2, completion_tokens: 3, cached_tokens: 0 },
+                ..ChatResponse::text(&request.model, "ok")
+            })
+        }
+        fn identity(&self) -> String {
+            "peek".into()
+        }
+    }
+    let peek = Arc::new(Peek(dir.clone(), Mutex::new(None)));
+    for process in 1..=2u64 {
+        let earlier = ann_llm::LedgerFile::read(&dir).unwrap().map(|l| l.committed()).unwrap_or_default();
+        let budget = Budget::new(BudgetLimits::default(), PriceTable::empty()).with_spent(earlier);
+        budget.record_to(ann_llm::LedgerFile::open(&dir).unwrap()).unwrap();
+        let model = BudgetedModel::new(peek.clone(), budget.clone());
+        model.complete(&ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(7)).await.unwrap();
+        let at_call = peek.1.lock().unwrap().unwrap();
+        assert_eq!((at_call.spent.calls, at_call.in_flight.calls), (process - 1, 1));
+        drop(model);
+        drop(budget);
+        let snapshot: BudgetLedger =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("budget.json")).unwrap()).unwrap();
+        let settled = BudgetSpent { tokens: 5 * process, dollars: 0.0, calls: process };
+        assert_eq!(snapshot, BudgetLedger { spent: settled, in_flight: BudgetSpent::default() });
+        assert_eq!(ann_llm::LedgerFile::read(&dir).unwrap(), Some(snapshot));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Ctrl-C closes the budget: calls before it go through, every call after it is a budget stop.

@@ -189,6 +189,9 @@ pub struct FakeServerConfig {
     pub tool_script: Vec<crate::tool_calls::ToolReply>,
     /// Rewrites every normal 200 reply (`None`: sent as built).
     pub reshape: Option<ReshapeFn>,
+    /// Keep every request (body and headers) for [`FakeServer::requests`]; without it the server
+    /// only counts them, so its memory does not grow with a load run.
+    pub keep_requests: bool,
 }
 
 impl fmt::Debug for FakeServerConfig {
@@ -205,6 +208,7 @@ impl fmt::Debug for FakeServerConfig {
             .field("model", &self.model)
             .field("tool_script", &self.tool_script)
             .field("reshape", &self.reshape.as_ref().map(|_| "<fn>"))
+            .field("keep_requests", &self.keep_requests)
             .finish()
     }
 }
@@ -240,6 +244,12 @@ impl FakeServerConfig {
         self.omit_usage = true;
         self
     }
+
+    /// Keep every request for [`FakeServer::requests`] (a test that reads bodies or headers).
+    pub fn keeping_requests(mut self) -> Self {
+        self.keep_requests = true;
+        self
+    }
 }
 
 /// One request the server received.
@@ -265,7 +275,8 @@ struct Shared {
     count: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    seen_prompts: Mutex<BTreeSet<String>>,
+    /// The sha256 of every prompt (message list) answered, to report repeated prompts as cached.
+    seen_prompts: Mutex<BTreeSet<[u8; 32]>>,
     shutdown: watch::Receiver<bool>,
     tool_calls: crate::tool_calls::ToolCalls,
 }
@@ -375,9 +386,25 @@ impl FakeServer {
         self.shared.count.load(Ordering::SeqCst)
     }
 
-    /// Every request received so far, in arrival order.
+    /// Every request received so far, in arrival order. Only a server started with
+    /// [`FakeServerConfig::keeping_requests`] keeps them (it panics otherwise: ask for them).
     pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.check_kept();
         self.shared.requests.lock().expect("requests lock").clone()
+    }
+
+    /// The requests kept since the last call, removed from the server (so a long run's memory
+    /// stays bounded). Needs [`FakeServerConfig::keeping_requests`], like [`FakeServer::requests`].
+    pub fn take_requests(&self) -> Vec<RecordedRequest> {
+        self.check_kept();
+        std::mem::take(&mut *self.shared.requests.lock().expect("requests lock"))
+    }
+
+    fn check_kept(&self) {
+        assert!(
+            self.shared.config.keep_requests,
+            "this fake server only counts requests: start it with FakeServerConfig::keeping_requests() to read them"
+        );
     }
 
     /// Requests being answered right now.
@@ -447,20 +474,24 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
     let _in_flight = InFlight::enter(&shared);
     let index = shared.count.fetch_add(1, Ordering::SeqCst);
     let fault = shared.next_fault();
-    let raw_body = String::from_utf8_lossy(&body).into_owned();
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    let headers: BTreeMap<String, String> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
-    let authorization = headers.get("authorization").cloned().unwrap_or_default();
-    shared.requests.lock().expect("requests lock").push(RecordedRequest {
-        index,
-        raw_body,
-        body: parsed.clone().unwrap_or(Value::Null),
-        headers,
-        fault,
-    });
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    if shared.config.keep_requests {
+        let headers: BTreeMap<String, String> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        shared.requests.lock().expect("requests lock").push(RecordedRequest {
+            index,
+            raw_body: String::from_utf8_lossy(&body).into_owned(),
+            body: parsed.clone().unwrap_or(Value::Null),
+            headers,
+            fault,
+        });
+    }
 
     if !shared.config.latency.is_zero() {
         tokio::select! {
@@ -560,8 +591,11 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
     };
     let prompt_tokens: u64 = messages.iter().filter_map(|m| m["content"].as_str()).map(word_count).sum();
     let completion_tokens = word_count(&text);
-    let first_time =
-        shared.seen_prompts.lock().expect("prompts lock").insert(Value::Array(messages.clone()).to_string());
+    let first_time = shared
+        .seen_prompts
+        .lock()
+        .expect("prompts lock")
+        .insert(Sha256::digest(Value::Array(messages.clone()).to_string()).into());
     let cached_tokens = if first_time { 0 } else { prompt_tokens };
     let model = shared.config.model.clone().unwrap_or_else(|| body["model"].as_str().unwrap_or("fake").to_string());
     let mut reply = json!({

@@ -52,7 +52,7 @@ fn chat(text: &str) -> Value {
 
 #[tokio::test]
 async fn answers_like_openai_with_usage_and_records_requests() {
-    let server = FakeServer::start(FakeServerConfig::default()).await.unwrap();
+    let server = FakeServer::start(FakeServerConfig::default().keeping_requests()).await.unwrap();
     let reply = post(server.addr(), &chat("two plus two")).await;
     assert_eq!(reply.status, 200);
     let body = reply.json();
@@ -73,6 +73,31 @@ async fn answers_like_openai_with_usage_and_records_requests() {
     assert_eq!(seen[0].body, chat("two plus two"));
     assert_eq!(seen[0].headers["authorization"], "Bearer sk-raw");
     assert_eq!(seen[1].index, 1);
+}
+
+/// By default the server counts requests and keeps none (a load run's memory stays flat); kept
+/// requests can be taken away as they come (what `ann-fake-server --log` does).
+#[tokio::test]
+async fn requests_are_counted_and_kept_only_when_asked() {
+    let counting = FakeServer::start(FakeServerConfig::default()).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(post(counting.addr(), &chat("x")).await.status, 200);
+    }
+    assert_eq!(counting.request_count(), 3);
+    let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| counting.requests()));
+    let payload = asked.unwrap_err();
+    let message = payload.downcast_ref::<&str>().map(|s| s.to_string()).or(payload.downcast_ref::<String>().cloned());
+    let message = message.unwrap();
+    assert!(message.contains("keeping_requests"), "{message}");
+
+    let keeping = FakeServer::start(FakeServerConfig::default().keeping_requests()).await.unwrap();
+    post(keeping.addr(), &chat("a")).await;
+    post(keeping.addr(), &chat("b")).await;
+    assert_eq!(keeping.take_requests().iter().map(|r| r.index).collect::<Vec<_>>(), [0, 1]);
+    post(keeping.addr(), &chat("c")).await;
+    let rest = keeping.take_requests();
+    assert_eq!((rest.len(), rest[0].index, keeping.request_count()), (1, 2, 3));
+    assert!(keeping.requests().is_empty(), "taken requests are gone");
 }
 
 #[tokio::test]
@@ -98,7 +123,7 @@ async fn scripted_faults_come_in_order_then_normal_replies() {
         Fault::CutOffBody,
         Fault::Unauthorized,
     ];
-    let server = FakeServer::start(FakeServerConfig::default().with_script(script)).await.unwrap();
+    let server = FakeServer::start(FakeServerConfig::default().keeping_requests().with_script(script)).await.unwrap();
     let addr = server.addr();
 
     let r = post(addr, &chat("a")).await;
@@ -143,7 +168,8 @@ async fn a_hanging_request_is_released_at_shutdown() {
 #[tokio::test]
 async fn fault_rate_draws_are_seeded() {
     let run = |seed| async move {
-        let server = FakeServer::start(FakeServerConfig::default().with_fault_rate(0.5, seed)).await.unwrap();
+        let server =
+            FakeServer::start(FakeServerConfig::default().keeping_requests().with_fault_rate(0.5, seed)).await.unwrap();
         for _ in 0..40 {
             post(server.addr(), &chat("x")).await;
         }

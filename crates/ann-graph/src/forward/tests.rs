@@ -386,3 +386,43 @@ async fn an_infrastructure_failure_under_exclude_ends_only_its_input() {
     assert_eq!((trace.input.as_str(), trace.layers[0].calls.len()), ("bad", 3));
     assert_eq!(results[0].as_ref().unwrap().output, "\\boxed{4}");
 }
+
+/// Answers after 50 ms when the prompt holds "slow", at once otherwise.
+struct SlowOnSome;
+
+#[async_trait::async_trait]
+impl ann_llm::ChatModel for SlowOnSome {
+    async fn complete(&self, request: &ann_llm::ChatRequest) -> Result<ann_llm::ChatResponse, ann_llm::LlmError> {
+        if request.messages.iter().any(|m| m.content.contains("slow")) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(ann_llm::ChatResponse::text(&request.model, "ok"))
+    }
+    fn identity(&self) -> String {
+        "slow-on-some".into()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_hands_over_results_as_they_finish_or_in_input_order() {
+    let net = one_layer(1, &[AggregatorName::Single]);
+    let inputs: Vec<String> = ["slow 0", "fast 1", "fast 2", "fast 3"].map(String::from).to_vec();
+    let model: SharedModel = Arc::new(SlowOnSome);
+    let config = ForwardConfig { routing: crate::RoutingMode::Fixed, max_parallel_inputs: 2, ..Default::default() };
+    let order = |order| {
+        let (model, net, inputs, config) = (&model, &net, &inputs, &config);
+        async move {
+            let mut stream = ForwardStream::new(model, net, inputs, None, config, order).unwrap();
+            let mut seen = Vec::new();
+            while let Some((index, result)) = stream.next().await {
+                assert_eq!(result.unwrap().trace.input, inputs[index]);
+                seen.push(index);
+            }
+            assert!(stream.stopped().is_none());
+            seen
+        }
+    };
+    // Two at once: the fast inputs pass the slow one, which finishes last.
+    assert_eq!(order(BatchOrder::Finished).await, [1, 2, 3, 0]);
+    assert_eq!(order(BatchOrder::Input).await, [0, 1, 2, 3]);
+}

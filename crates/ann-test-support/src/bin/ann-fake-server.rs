@@ -90,17 +90,18 @@ fn log_line(request: &RecordedRequest, cli: &Cli) -> String {
     .to_string()
 }
 
-/// Append the log lines of the requests after the first `written`; returns the new count.
-fn write_log(server: &FakeServer, cli: &Cli, out: &mut std::fs::File, written: usize) -> Result<usize> {
-    if server.request_count() as usize == written {
-        return Ok(written);
+/// Append the log lines of the requests kept since the last call (and forget them, so the
+/// server's memory does not grow with the run).
+fn write_log(server: &FakeServer, cli: &Cli, out: &mut std::fs::File) -> Result<()> {
+    let requests = server.take_requests();
+    if requests.is_empty() {
+        return Ok(());
     }
-    let requests = server.requests();
-    for request in &requests[written.min(requests.len())..] {
+    for request in &requests {
         writeln!(out, "{}", log_line(request, cli))?;
     }
     out.flush()?;
-    Ok(requests.len())
+    Ok(())
 }
 
 fn read_script(path: &PathBuf) -> Result<Vec<Fault>> {
@@ -137,6 +138,8 @@ async fn main() -> Result<()> {
         model: cli.model.clone(),
         tool_script: cli.tool_script.clone(),
         reshape: (cli.mode == Mode::Hostile).then(|| hostile::hostile(cli.hostile_rate, cli.seed)),
+        // Without --log the server only counts requests: its memory stays flat under load.
+        keep_requests: cli.log.is_some(),
     };
     let server = FakeServer::start(config).await.context("binding 127.0.0.1")?;
     // Listen for SIGINT before saying where the server listens: a client that reads that line and
@@ -157,16 +160,13 @@ async fn main() -> Result<()> {
                 .append(true)
                 .open(path)
                 .with_context(|| format!("opening {}", path.display()))?;
-            let mut written = 0;
             loop {
                 tokio::select! {
                     _ = interrupt.recv() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(5)) => {
-                        written = write_log(&server, &cli, &mut file, written)?;
-                    }
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => write_log(&server, &cli, &mut file)?,
                 }
             }
-            write_log(&server, &cli, &mut file, written)?;
+            write_log(&server, &cli, &mut file)?;
         }
     }
     eprintln!("served {} requests", server.request_count());
