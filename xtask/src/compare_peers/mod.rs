@@ -68,7 +68,13 @@ pub fn run(args: &Args) -> Result<()> {
     println!("{out}");
     println!(
         "(`cargo xtask compare-peers{}`, {} build, {} CPUs, load average at the end {}; {:.0} s)",
-        if args.quick { " --quick" } else if args.scale { " --scale" } else { "" },
+        if args.quick {
+            " --quick"
+        } else if args.scale {
+            " --scale"
+        } else {
+            ""
+        },
         if release { "release" } else { "dev" },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" "),
@@ -96,7 +102,11 @@ fn compare(args: &Args, runner: &Runner, server_bin: &Path) -> Result<String> {
             for &in_flight in in_flights {
                 for &framework in &frameworks {
                     let setting = Setting { latency_ms: *latency_ms, in_flight, framework };
-                    eprintln!("[compare-peers] rep {}/{reps}: {} at {latency_ms} ms, {in_flight} in flight", rep + 1, framework.label());
+                    eprintln!(
+                        "[compare-peers] rep {}/{reps}: {} at {latency_ms} ms, {in_flight} in flight",
+                        rep + 1,
+                        framework.label()
+                    );
                     forward.push(runner.sample(server, setting, questions, None)?);
                 }
             }
@@ -141,7 +151,9 @@ fn scale(runner: &Runner, server_bin: &Path) -> Result<String> {
     }
     let rows = table::rows(&samples);
     let mut out = String::from("Scale: 256 questions in flight, 50 ms latency, 5 requests per question.\n\n");
-    out.push_str("| framework | questions | requests | wall s | ideal s | wall / ideal | peak RSS MiB | client CPU ms/req |\n");
+    out.push_str(
+        "| framework | questions | requests | wall s | ideal s | wall / ideal | peak RSS MiB | client CPU ms/req |\n",
+    );
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for framework in [Framework::Ann, Framework::AnnNoCache, Framework::Bare] {
         for r in rows.iter().filter(|r| r.setting.framework == framework) {
@@ -218,8 +230,9 @@ impl Runner {
             command.args(["--train-step", &batch.to_string()]);
         }
         let before = server.count()?;
-        let measured = procs::measure(command, self.deadline)
-            .with_context(|| format!("{} at {} ms, {} in flight", setting.framework.label(), setting.latency_ms, setting.in_flight))?;
+        let measured = procs::measure(command, self.deadline).with_context(|| {
+            format!("{} at {} ms, {} in flight", setting.framework.label(), setting.latency_ms, setting.in_flight)
+        })?;
         let served = server.count()? - before;
         let r = &measured.reported;
         if served != r.requests + r.warmup_requests || (train.is_none() && r.requests != 5 * questions as u64) {

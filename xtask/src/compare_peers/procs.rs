@@ -135,7 +135,8 @@ pub fn measure(mut command: Command, deadline: Duration) -> Result<Measured> {
     }
     let status = child.wait().context("waiting for the workload")?;
     let stderr = errors.join().unwrap_or_default();
-    let tail = |text: &str| text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let tail =
+        |text: &str| text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
     outcome.with_context(|| tail(&stderr))?;
     if !status.success() {
         bail!("the workload failed ({status}):\n{}", tail(&stderr));

@@ -30,7 +30,9 @@ impl Env {
             eprintln!("[compare-peers] making {} with {}", venv.display(), PINS.join(", "));
             run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv), "python3 -m venv")?;
             run(
-                Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(PINS),
+                Command::new(&python)
+                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                    .args(PINS),
                 "pip install",
             )?;
             std::fs::write(&marker, &wanted).with_context(|| format!("writing {}", marker.display()))?;

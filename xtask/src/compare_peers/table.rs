@@ -151,11 +151,11 @@ pub fn render(rows: &[Row]) -> String {
     for r in rows {
         let s = r.setting;
         let peer = |f: Framework| {
-            rows.iter()
-                .find(|o| o.setting == Setting { framework: f, ..s })
-                .map(|o| (o.cpu_per_request_ms, o.wall_s))
+            rows.iter().find(|o| o.setting == Setting { framework: f, ..s }).map(|o| (o.cpu_per_request_ms, o.wall_s))
         };
-        let cpu = |f: Framework| if f == s.framework { "-".into() } else { ratio(r.cpu_per_request_ms, peer(f).map(|p| p.0)) };
+        let cpu = |f: Framework| {
+            if f == s.framework { "-".into() } else { ratio(r.cpu_per_request_ms, peer(f).map(|p| p.0)) }
+        };
         let _ = writeln!(
             out,
             "| {} ms | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {:.0} | {:.2} |",
@@ -170,7 +170,11 @@ pub fn render(rows: &[Row]) -> String {
             cpu(Framework::Bare),
             cpu(Framework::Dspy),
             cpu(Framework::TextGrad),
-            if s.framework == Framework::Bare { "-".into() } else { ratio(r.wall_s, peer(Framework::Bare).map(|p| p.1)) },
+            if s.framework == Framework::Bare {
+                "-".into()
+            } else {
+                ratio(r.wall_s, peer(Framework::Bare).map(|p| p.1))
+            },
             r.max_rss_mib,
             r.startup_s,
         );
@@ -181,7 +185,9 @@ pub fn render(rows: &[Row]) -> String {
 /// The training-step table: one step (forward of the batch, loss, backward, optimiser step).
 pub fn render_train(rows: &[Row]) -> String {
     let mut out = String::new();
-    out.push_str("| latency | framework | batch | requests | wall s | client CPU s | CPU ms/req | peak RSS MiB | startup s |\n");
+    out.push_str(
+        "| latency | framework | batch | requests | wall s | client CPU s | CPU ms/req | peak RSS MiB | startup s |\n",
+    );
     out.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let _ = writeln!(
@@ -218,7 +224,10 @@ mod tests {
     fn a_result_line_parses_and_a_garbled_one_is_refused_with_the_line() {
         let line = r#"{"requests":1000,"warmup_requests":5,"wall_s":1.5,"cpu_s":0.07,"max_rss_kb":20480}"#;
         let reported = Reported::parse(line).unwrap();
-        assert_eq!(reported, Reported { requests: 1000, warmup_requests: 5, wall_s: 1.5, cpu_s: 0.07, max_rss_kb: 20480 });
+        assert_eq!(
+            reported,
+            Reported { requests: 1000, warmup_requests: 5, wall_s: 1.5, cpu_s: 0.07, max_rss_kb: 20480 }
+        );
         let err = Reported::parse(r#"{"requests":1000,"wall":1}"#).unwrap_err();
         assert!(format!("{err:#}").contains(r#""wall":1"#), "{err:#}");
     }

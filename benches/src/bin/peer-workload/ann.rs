@@ -161,18 +161,19 @@ impl Setup {
     /// the model calls made (forward calls plus the optimiser's).
     pub async fn train_step(&self, batch: usize) -> Result<u64> {
         let examples: Vec<&Example> = self.train.iter().take(batch).collect();
-        let optimizer = Optimizer::new(
-            self.prepared.models.optimizer().model.clone(),
-            self.prepared.train_config.clone(),
-        );
+        let optimizer =
+            Optimizer::new(self.prepared.models.optimizer().model.clone(), self.prepared.train_config.clone());
         let before = self.prepared.stack.meter.report().total.calls;
-        let runs = self.prepared.evaluate(&self.network, &self.train[..examples.len()], None, &RoutingRecord::default()).await?;
+        let runs = self
+            .prepared
+            .evaluate(&self.network, &self.train[..examples.len()], None, &RoutingRecord::default())
+            .await?;
         let selected = select_examples(&runs, &optimizer.config().selection);
         let losses = optimizer.loss(&self.network, &examples, &runs, &selected).await?;
         let proposal = optimizer.backward(&self.network, &examples, &runs, &selected, losses, None).await?;
         let merged = optimizer.step(&self.network, &proposal);
-        if merged.patch.is_none() {
-            bail!("the training step produced no patch: {:?}", merged.components);
+        if let Err(e) = &merged.patch {
+            bail!("the training step produced no patch: {e:?}");
         }
         Ok(self.prepared.stack.meter.report().total.calls - before)
     }

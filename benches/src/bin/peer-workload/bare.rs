@@ -31,7 +31,8 @@ impl Client {
     async fn question(&self, i: usize) -> Result<u64> {
         let q = crate::question(i);
         let solve = |k: usize| {
-            self.chat(&format!("You are solver {k} of a team."), format!("Solve the question.\n\n{q}"))
+            let (system, user) = (format!("You are solver {k} of a team."), format!("Solve the question.\n\n{q}"));
+            async move { self.chat(&system, user).await }
         };
         let (a, b, c) = tokio::try_join!(solve(1), solve(2), solve(3))?;
         let merged = self

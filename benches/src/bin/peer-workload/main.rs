@@ -68,14 +68,11 @@ pub fn question(i: usize) -> String {
 
 /// This process's user + system CPU seconds and peak RSS in KiB (getrusage).
 fn rusage() -> (f64, i64) {
-    // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (secs(usage.ru_utime) + secs(usage.ru_stime), usage.ru_maxrss)
+    use nix::sys::resource::{UsageWho, getrusage};
+    use nix::sys::time::TimeValLike;
+    let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else { return (f64::NAN, 0) };
+    let secs = |t: nix::sys::time::TimeVal| t.num_microseconds() as f64 / 1e6;
+    (secs(usage.user_time()) + secs(usage.system_time()), usage.max_rss())
 }
 
 /// What the workload did, as the caller reads it.
@@ -107,8 +104,8 @@ fn main() -> Result<()> {
             }
             (Stack::Bare, Some(_)) => bail!("--train-step runs on --stack ann"),
             (stack, train_step) => {
-                let setup = ann::Setup::open(&cli.url, &cli.dir, stack == Stack::Ann, cli.questions, cli.in_flight)
-                    .await?;
+                let setup =
+                    ann::Setup::open(&cli.url, &cli.dir, stack == Stack::Ann, cli.questions, cli.in_flight).await?;
                 setup.warm_up().await?;
                 say_ready();
                 let (started, cpu) = (Instant::now(), rusage().0);
