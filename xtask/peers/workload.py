@@ -96,7 +96,12 @@ def dspy_forward(args, counter):
     class Team(dspy.Module):
         def __init__(self):
             super().__init__()
-            self.solvers = [dspy.Predict(Solve) for _ in range(3)]
+            # Each solver its own instructions (as the other frameworks' solvers have their own
+            # roles), so no two requests of a question are the same.
+            self.solvers = [
+                dspy.Predict(Solve.with_instructions(f"You are solver {k} of a team. Solve the multiple-choice question."))
+                for k in (1, 2, 3)
+            ]
             self.merge = dspy.Predict(Merge)
             self.format = dspy.Predict(Format)
             self.pool = ThreadPoolExecutor(max_workers=3 * args.in_flight)
