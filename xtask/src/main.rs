@@ -1,7 +1,9 @@
 //! `cargo xtask`: fetch the pinned model and data, run the whole test suite, reproduce experiments,
-//! run the reliability campaign (`chaos`) and the property-test fuzzers (`fuzz`).
+//! run the reliability campaign (`chaos`), the property-test fuzzers (`fuzz`) and the comparison
+//! with other frameworks (`compare-peers`).
 
 mod chaos;
+mod compare_peers;
 mod fetch_data;
 mod fetch_model;
 mod fuzz;
@@ -55,6 +57,10 @@ enum Cmd {
     /// print what held (faults, SIGKILL/resume cycles, budget, shared cache, full disk, hostile
     /// replies); exit non-zero when something did not.
     Chaos(chaos::Args),
+    /// Compare agentic-nn with a bare client, DSPy and TextGrad on one machine against one fake
+    /// server on 127.0.0.1 (forward workload, one training step), or at scale (`--scale`); print
+    /// the tables.
+    ComparePeers(compare_peers::Args),
     /// Run the property tests (proptest, stable toolchain) of the parsers and loaders for a given
     /// time each, with new seeds and growing case counts; failures are saved as regressions.
     Fuzz(fuzz::Args),
@@ -70,6 +76,7 @@ fn main() -> Result<()> {
         Cmd::FetchData(args) => fetch_data::run(&args),
         Cmd::Chaos(args) => chaos::run(&args),
         Cmd::Fuzz(args) => fuzz::run(&args),
+        Cmd::ComparePeers(args) => compare_peers::run(&args),
     }
 }
 

@@ -5,6 +5,8 @@
 //! `--mode learn` answers so that training learns (`ann_test_support::learning`), `--mode hostile`
 //! adds hostile replies (`ann_test_support::hostile`); `--log FILE` appends one JSON line per
 //! request (index, call kind, fault, hostility, sha256 of the body), as `cargo xtask chaos` reads.
+//! On SIGUSR1 it prints `served N requests` (the count so far) on stdout, as `cargo xtask
+//! compare-peers` reads between the runs of one server.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -146,14 +148,18 @@ async fn main() -> Result<()> {
     // stops the server at once must find the handler in place (else SIGINT would kill it unlogged).
     let mut interrupt =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut usr1 = count::on_usr1()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", server.url())?;
     out.flush()?;
     drop(out);
     match &cli.log {
-        None => {
-            interrupt.recv().await;
-        }
+        None => loop {
+            tokio::select! {
+                _ = interrupt.recv() => break,
+                _ = usr1.recv() => count::say(&server)?,
+            }
+        },
         Some(path) => {
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
@@ -163,6 +169,7 @@ async fn main() -> Result<()> {
             loop {
                 tokio::select! {
                     _ = interrupt.recv() => break,
+                    _ = usr1.recv() => count::say(&server)?,
                     _ = tokio::time::sleep(Duration::from_millis(5)) => write_log(&server, &cli, &mut file)?,
                 }
             }
@@ -172,4 +179,26 @@ async fn main() -> Result<()> {
     eprintln!("served {} requests", server.request_count());
     server.shutdown().await;
     Ok(())
+}
+
+/// The request count on demand (SIGUSR1), for callers that share one server between runs.
+mod count {
+    use std::io::Write;
+
+    use anyhow::{Context, Result};
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+
+    use super::FakeServer;
+
+    pub fn on_usr1() -> Result<Signal> {
+        signal(SignalKind::user_defined1()).context("listening for SIGUSR1")
+    }
+
+    /// Print `served N requests` on stdout.
+    pub fn say(server: &FakeServer) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "served {} requests", server.request_count())?;
+        out.flush()?;
+        Ok(())
+    }
 }
