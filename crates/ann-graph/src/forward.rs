@@ -1,6 +1,8 @@
 //! The forward phase: per input, layer by layer, `I_{l+1} = O_l` with the task visible; per layer,
 //! dynamic routing picks an aggregator from the registry, which runs the team.
 
+use std::path::PathBuf;
+
 use ann_llm::SharedModel;
 use futures::StreamExt;
 
@@ -15,6 +17,21 @@ pub struct ForwardResult {
     /// `O_L`, the last layer's output (the caller extracts its answer).
     pub output: String,
     pub trace: Trace,
+}
+
+/// One input of [`forward_inputs`]: its text, and the files its agents' tools may read (the
+/// `python` tool puts them, read-only, in its program's working directory: DABench's CSV table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardInput<'a> {
+    pub text: &'a str,
+    pub files: &'a [PathBuf],
+}
+
+impl<'a> ForwardInput<'a> {
+    /// An input without files.
+    pub fn text(text: &'a str) -> Self {
+        Self { text, files: &[] }
+    }
 }
 
 /// Run one input through the network: the task `I` is the network's task description with `input`
@@ -35,7 +52,7 @@ pub async fn forward(
 ) -> Result<ForwardResult, GraphError> {
     check(net, config)?;
     let gate = CallGate::new(config.max_parallel_calls, config.on_infrastructure_failure);
-    run(model, net, input, extractor, config, &gate).await
+    run(model, net, ForwardInput::text(input), extractor, config, &gate).await
 }
 
 /// Run many inputs concurrently (at most `max_parallel_inputs` at once, all sharing the
@@ -53,12 +70,24 @@ pub async fn forward_batch(
     extractor: Option<&Extractor>,
     config: &ForwardConfig,
 ) -> Result<Vec<Result<ForwardResult, GraphError>>, GraphError> {
+    let inputs: Vec<ForwardInput<'_>> = inputs.iter().map(|text| ForwardInput::text(text)).collect();
+    forward_inputs(model, net, &inputs, extractor, config).await
+}
+
+/// [`forward_batch`] over inputs that may carry files for their agents' tools.
+pub async fn forward_inputs(
+    model: &SharedModel,
+    net: &Network,
+    inputs: &[ForwardInput<'_>],
+    extractor: Option<&Extractor>,
+    config: &ForwardConfig,
+) -> Result<Vec<Result<ForwardResult, GraphError>>, GraphError> {
     check(net, config)?;
     let gate = CallGate::new(config.max_parallel_calls, config.on_infrastructure_failure);
     let gate = &gate;
     // Futures collected first: a stream `map` closure here would make the future not `Send`
     // (a higher-ranked lifetime limitation of the compiler).
-    let pending: Vec<_> = inputs.iter().map(|input| run(model, net, input, extractor, config, gate)).collect();
+    let pending: Vec<_> = inputs.iter().map(|input| run(model, net, *input, extractor, config, gate)).collect();
     let mut runs = futures::stream::iter(pending).buffered(config.max_parallel_inputs.max(1));
     let mut out = Vec::with_capacity(inputs.len());
     let mut stop = None;
@@ -103,11 +132,12 @@ fn check(net: &Network, config: &ForwardConfig) -> Result<(), GraphError> {
 async fn run(
     model: &SharedModel,
     net: &Network,
-    input: &str,
+    given: ForwardInput<'_>,
     extractor: Option<&Extractor>,
     config: &ForwardConfig,
     gate: &CallGate,
 ) -> Result<ForwardResult, GraphError> {
+    let input = given.text;
     let task = prompts::render_task(&net.task_description, input);
     let mut layers = Vec::with_capacity(net.layers.len());
     let mut current = input.to_string();
@@ -124,6 +154,7 @@ async fn run(
             input: &current,
             extractor,
             tools: config.tools.as_deref(),
+            files: given.files,
         });
         let outcome = run_layer(&mut ctx, config).await;
         let (calls, notes) = ctx.finish();

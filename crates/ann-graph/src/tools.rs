@@ -3,14 +3,15 @@
 //! The agent's first request offers the tools it lists (those the forward configuration's
 //! registry holds; others are noted and not offered). While the model answers with tool calls and
 //! steps remain, each call runs through the registry (an unknown tool, malformed arguments or a
-//! failing tool is an error result the model reads, never a failed pass), the assistant turn and
+//! failing tool is an error result the model reads, never a failed pass; the input's files are the
+//! calls' [`ann_tools::ToolContext`]), the assistant turn and
 //! the results join the conversation, and the model is asked again. After `max_tool_steps` turns
 //! with calls, the last request offers the tools with `tool_choice = none`, so the agent answers.
 //! Every model call is a traced call (`CallRecord::tool_calls`, `tool_results`); its answer is
 //! the agent's output as a plain agent's would be.
 
 use ann_llm::{ResponseFormat, ToolChoice};
-use ann_tools::{ToolContext, ToolRegistry};
+use ann_tools::ToolRegistry;
 
 use crate::GraphError;
 use crate::call::{CallSpec, LayerContext, ToolOffer};
@@ -72,7 +73,7 @@ impl LayerContext<'_> {
             messages.push(response.message());
             let mut results = Vec::with_capacity(response.tool_calls.len());
             for call in &response.tool_calls {
-                let outcome = registry.call(call, &ToolContext::default()).await;
+                let outcome = registry.call(call, &self.tool_context()).await;
                 messages.push(outcome.message());
                 results.push(ToolResult {
                     id: call.id.clone(),
