@@ -76,8 +76,10 @@ async fn each_input_s_tool_calls_see_its_own_files() {
     let seen: Vec<String> =
         results.iter().map(|r| r.as_ref().unwrap().trace.layers[0].calls[0].tool_results[0].content.clone()).collect();
     assert_eq!(seen, ["files: [sales.csv]", "files: [people.csv, cities.csv]"]);
-    // What the model read back is the same text (the fake server repeats a tool result).
-    assert_eq!(results[1].as_ref().unwrap().output, "after tools: files: [people.csv, cities.csv]");
+    // The model read that result back in its next turn.
+    let answer = &results[1].as_ref().unwrap().trace.layers[0].calls[1];
+    let last = answer.messages.last().unwrap();
+    assert_eq!((last.role, last.content.as_str()), (ann_llm::Role::Tool, "files: [people.csv, cities.csv]"));
 
     let plain = forward_batch(&model, &network(), &["third".to_string()], None, &config).await.unwrap();
     assert_eq!(plain[0].as_ref().unwrap().trace.layers[0].calls[0].tool_results[0].content, "files: []");
