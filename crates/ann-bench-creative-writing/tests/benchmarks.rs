@@ -200,7 +200,10 @@ async fn dabench_fixture_loads_and_scores() {
     assert_eq!((half.score, half.feedback.as_str()), (0.5, "@customers: expected 3, got 2"));
     let none = scorer.evaluate(&examples[1], "Lyon, 3").await.unwrap();
     assert_eq!((none.score, none.passed), (0.0, false));
-    assert_eq!(none.feedback, "no closed-form answer @name[value] found; the format asks for @top_city[...] @customers[...]");
+    assert_eq!(
+        none.feedback,
+        "no closed-form answer @name[value] found; the format asks for @top_city[...] @customers[...]"
+    );
     let two = scorer.evaluate(&examples[3], "@mean_age[33.670] @youngest[eva]").await.unwrap();
     assert!(two.passed && two.score == 1.0, "{two:?}");
 }
