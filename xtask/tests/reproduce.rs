@@ -94,7 +94,8 @@ fn without_an_endpoint_it_refuses_and_says_how_to_point_it_at_one() {
 
 #[test]
 fn a_dry_run_shows_each_experiment_and_its_budget() {
-    let out = xtask(&["reproduce", "--dry-run", "--limit", "3", "--set", "train.epochs=2"], &[], &[]);
+    let args = ["reproduce", "--dry-run", "--limit", "3", "--set", "train.epochs=2"];
+    let out = xtask(&args, &[], &["ANN_DABENCH_DIR"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan = text(&out.stdout);
     for needle in [
@@ -102,16 +103,39 @@ fn a_dry_run_shows_each_experiment_and_its_budget() {
         "paper-humaneval",
         "paper-math",
         "paper-mmlu-ml",
+        "paper-humaneval-tools",
+        "paper-math-tools",
+        "tools: the benchmark's starting network with tools",
+        "paper-dabench",
+        "paper: ANN 95.0% with gpt-4o-mini",
+        "data: NOT GIVEN, the experiment will be skipped: paper-dabench reads the user's own copy of InfiAgent-DABench",
+        "set ANN_DABENCH_DIR=/path/to/it",
         "3 train / 3 validation / 3 test; up to 2 epochs",
         "at most $40.00, 120000 calls",
         "paper: ANN 82.5% with gpt-4o-mini",
         "--limit 3 --set 'train.epochs=2'",
-        "At most $90.00 in all",
+        "At most $175.00 in all",
     ] {
         assert!(plan.contains(needle), "{needle:?} not in:\n{plan}");
     }
     let err = text(&xtask(&["reproduce", "--dry-run", "--only", "gsm8k"], &[], &[]).stderr);
     assert!(err.contains("no experiment `gsm8k`") && err.contains("mmlu-ml"), "{err}");
+    // Given the folder, the plan says where the data comes from.
+    let out = xtask(&["reproduce", "--dry-run", "--only", "dabench"], &[("ANN_DABENCH_DIR", "/data/dabench")], &[]);
+    assert!(text(&out.stdout).contains("data: the user's copy of InfiAgent-DABench"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn dabench_without_the_users_folder_names_the_variable_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let args = ["reproduce", "--only", "dabench", "--no-fetch", "--runs-dir", runs.to_str().unwrap()];
+    let out =
+        xtask(&args, &[("ANN_OPENAI_BASE_URL", "http://127.0.0.1:9"), ("ANN_OPENAI_MODEL", "m")], &["ANN_DABENCH_DIR"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("ANN_DABENCH_DIR=/path/to/it") && err.contains("da-dev-questions.jsonl"), "{err}");
+    assert!(!runs.exists(), "nothing runs without the data");
 }
 
 /// The fake endpoint's one answer (a fixed letter) for every call.

@@ -5,7 +5,12 @@
 //! `[name, value]` pairs) and a folder of CSV tables named by `file_name`. Answers are closed-form
 //! `@name[value]`; each expected name is compared with the response's last `@name[...]`: equal when the
 //! trimmed, case-insensitive strings match or both parse as numbers within 1e-6 (relative to the
-//! label for large values). Score = fraction of sub-answers right; passed = all right.
+//! label for large values). Score = fraction of sub-answers right (DABench's proportional accuracy
+//! by sub-question); passed = all right (its accuracy by question). An answer with no
+//! `@name[value]` at all scores 0 with feedback naming the expected names.
+//!
+//! Each example lists its table as its file ([`Example::files`]): the starting network's first
+//! agent calls the `python` tool, which finds the table read-only in its working directory.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +30,9 @@ pub const ANSWER_FORMAT: &str = "@name[value]";
 /// The file names looked for in a DABench folder, release names first: questions, labels, tables.
 pub const LAYOUTS: [[&str; 3]; 2] =
     [["da-dev-questions.jsonl", "da-dev-labels.jsonl", "da-dev-tables"], ["questions.jsonl", "labels.jsonl", "tables"]];
+
+/// The starting network: an analyst with the `python` tool, then the closed-form answer.
+pub const NETWORK: &str = include_str!("../network-dabench.json");
 
 /// Lines of the CSV table shown in the example's input (header included).
 pub const PREVIEW_LINES: usize = 6;
@@ -75,6 +83,9 @@ pub fn values_equal(got: &str, want: &str) -> bool {
 /// Score a response against the expected `[name, value]` pairs.
 pub fn score_response(output: &str, expected: &[(String, String)]) -> Evaluation {
     let got = parse_closed_form(output);
+    if got.is_empty() && !expected.is_empty() {
+        return Evaluation::fail(prompts::dabench_no_closed_form(expected));
+    }
     let mut problems = Vec::new();
     for (name, want) in expected {
         match got.get(name) {
@@ -93,7 +104,7 @@ pub fn score_response(output: &str, expected: &[(String, String)]) -> Evaluation
 }
 
 /// Load questions, labels and tables into examples (id `dabench/<id>`; metadata `answers`,
-/// `file_name`, `table_path`, `level`). A question without a label, a duplicate id or a missing table
+/// `file_name`, `table_path`, `level`; the table as the example's file). A question without a label, a duplicate id or a missing table
 /// is an error naming the questions file and line.
 pub fn load(questions: &Path, labels: &Path, tables: &Path) -> Result<Vec<Example>, EvalError> {
     let rows: Vec<DaQuestion> = read_jsonl(questions)?;
@@ -121,7 +132,7 @@ pub fn load(questions: &Path, labels: &Path, tables: &Path) -> Result<Vec<Exampl
         metadata.insert("file_name".into(), serde_json::json!(row.file_name));
         metadata.insert("table_path".into(), serde_json::json!(table.display().to_string()));
         metadata.insert("level".into(), serde_json::json!(row.level));
-        examples.push(Example {
+        let example = Example {
             id: format!("dabench/{}", row.id),
             input: prompts::render_dabench(
                 &row.question,
@@ -134,7 +145,8 @@ pub fn load(questions: &Path, labels: &Path, tables: &Path) -> Result<Vec<Exampl
                 label.common_answers.iter().map(|(n, v)| format!("@{n}[{v}]")).collect::<Vec<_>>().join(" "),
             ),
             metadata,
-        });
+        };
+        examples.push(example.with_files([table]));
     }
     Ok(examples)
 }
@@ -171,8 +183,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Example>, EvalError> {
     })
 }
 
-/// DABench as a benchmark over the user's files. Its answers need the table computed, which an
-/// agent without a code tool cannot do beyond the preview: scores measure format and reasoning only.
+/// DABench as a benchmark over the user's files. Its answers need the table computed: the starting
+/// network's analyst runs Python on it with the `python` tool (the network is its own
+/// [`Benchmark::starting_network_with_tools`]; an experiment's `tools = false` takes the tools away,
+/// and then only the preview is seen).
 #[derive(Debug, Clone)]
 pub struct DaBench {
     splits: Splits,
@@ -205,7 +219,10 @@ impl Benchmark for DaBench {
             .then(|| got.iter().map(|(n, v)| format!("@{n}[{}]", v.to_lowercase())).collect::<Vec<_>>().join(" "))
     }
     fn starting_network(&self) -> &str {
-        include_str!("../network-dabench.json")
+        NETWORK
+    }
+    fn starting_network_with_tools(&self) -> Option<&str> {
+        Some(NETWORK)
     }
     async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError> {
         DaBenchScorer.evaluate(example, output).await
@@ -253,6 +270,12 @@ mod tests {
         let half = score_response("@mean_fare[34.6]", &want);
         assert_eq!((half.score, half.passed), (0.0, false));
         assert_eq!(half.feedback, "@mean_fare: expected 34.65, got 34.6; @max_age: missing");
+        let garbled = score_response("The mean fare is 34.65 and the oldest is 80 {[@", &want);
+        assert_eq!((garbled.score, garbled.passed), (0.0, false));
+        assert_eq!(
+            garbled.feedback,
+            "no closed-form answer @name[value] found; the format asks for @mean_fare[...] @max_age[...]"
+        );
         let one = score_response("@max_age[80]", &want);
         assert_eq!(one.score, 0.5);
     }

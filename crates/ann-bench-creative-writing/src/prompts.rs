@@ -57,16 +57,26 @@ pub fn dabench_task_description() -> &'static str {
      requested value in the closed form @name[value] exactly as the format line asks."
 }
 
-/// One DABench example: question, constraints, answer format and a preview of the table.
+/// One DABench example: question, constraints, answer format, a preview of the table and how to
+/// load the whole table in Python (the `python` tool has it in its working directory).
 pub fn render_dabench(question: &str, constraints: &str, format: &str, file_name: &str, preview: &str) -> String {
     format!(
-        "Question: {}\n\nConstraints: {}\n\nFormat: {}\n\nTable {} (first lines):\n{}",
+        "Question: {}\n\nConstraints: {}\n\nFormat: {}\n\nTable {} (first lines):\n{}\n\n\
+         The whole table is the file {file_name} in the python tool's working directory; this program loads it:\n\
+         ```python\nimport csv\nrows = list(csv.DictReader(open({file_name:?}, newline=\"\")))\n\
+         print(len(rows), \"rows; columns:\", list(rows[0]) if rows else [])\n```",
         question.trim(),
         constraints.trim(),
         format.trim(),
         file_name,
         preview.trim_end()
     )
+}
+
+/// Feedback for an answer holding no `@name[value]` at all (a garbled or unfinished answer).
+pub fn dabench_no_closed_form(expected: &[(String, String)]) -> String {
+    let names: Vec<String> = expected.iter().map(|(name, _)| format!("@{name}[...]")).collect();
+    format!("no closed-form answer @name[value] found; the format asks for {}", names.join(" "))
 }
 
 #[cfg(test)]

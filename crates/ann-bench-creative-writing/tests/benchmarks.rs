@@ -182,8 +182,11 @@ async fn trivia_fixture_loads_and_scores() {
 async fn dabench_fixture_loads_and_scores() {
     let dir = fixture("dabench");
     let examples = dabench::load(&dir.join("questions.jsonl"), &dir.join("labels.jsonl"), &dir.join("tables")).unwrap();
-    assert_eq!(examples.len(), 2);
+    assert_eq!(examples.len(), 5);
     assert_eq!(examples[1].id, "dabench/1");
+    // The whole table is the example's file; the input says how to load it in Python.
+    assert_eq!(examples[1].files(), [dir.join("tables").join("people.csv")]);
+    assert!(examples[1].input.contains("```python\nimport csv\nrows = list(csv.DictReader(open(\"people.csv\""));
     assert!(
         examples[1].input.contains("Table people.csv (first lines):\nname,city,age\nAna,Lyon,34"),
         "{}",
@@ -197,6 +200,12 @@ async fn dabench_fixture_loads_and_scores() {
     assert_eq!((half.score, half.feedback.as_str()), (0.5, "@customers: expected 3, got 2"));
     let none = scorer.evaluate(&examples[1], "Lyon, 3").await.unwrap();
     assert_eq!((none.score, none.passed), (0.0, false));
+    assert_eq!(
+        none.feedback,
+        "no closed-form answer @name[value] found; the format asks for @top_city[...] @customers[...]"
+    );
+    let two = scorer.evaluate(&examples[3], "@mean_age[33.670] @youngest[eva]").await.unwrap();
+    assert!(two.passed && two.score == 1.0, "{two:?}");
 }
 
 #[test]
@@ -230,7 +239,7 @@ fn starting_networks_have_the_contract_shape() {
 #[tokio::test]
 async fn dabench_folder_loads_as_a_benchmark_or_names_the_missing_file() {
     let examples = dabench::load_dir(&fixture("dabench")).unwrap();
-    assert_eq!(examples.len(), 2);
+    assert_eq!(examples.len(), 5);
     let bench = dabench::DaBench::from_examples(&examples, &[1, 0, 1], 3).unwrap();
     assert_eq!((bench.name(), bench.answer_format()), ("dabench", dabench::ANSWER_FORMAT));
     let net: serde_json::Value = serde_json::from_str(bench.starting_network()).unwrap();

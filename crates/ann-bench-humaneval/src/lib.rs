@@ -11,7 +11,8 @@
 //!   (what that can and cannot guarantee is in its documentation).
 //! - [`feedback`]: the run as an evaluation whose feedback names the failing assertion.
 //!
-//! The starting network is `network.json` beside this crate's manifest.
+//! The starting network is `network.json` beside this crate's manifest; `network-tools.json` is
+//! its variant whose `verify` agent runs the docstring examples with the `python` tool.
 
 pub mod feedback;
 pub mod problem;
@@ -32,6 +33,10 @@ pub use sandbox::{BubblewrapMode, RunOutput, Sandbox, SandboxConfig, SandboxErro
 
 /// The starting network (`understand` → `solve` ×3 → `verify`).
 pub const STARTING_NETWORK: &str = include_str!("../network.json");
+
+/// The starting network with tools (`[benchmark] tools = true`): the same, but the `verify` agent
+/// runs the candidate on the prompt's docstring examples (`doctest`) with the `python` tool.
+pub const STARTING_NETWORK_WITH_TOOLS: &str = include_str!("../network-tools.json");
 
 /// The default seed of the train / validation / test split (the project's data-pin date, as the
 /// MMLU and creative-writing benchmarks use).
@@ -186,6 +191,9 @@ impl Benchmark for HumanEval {
 
     fn starting_network(&self) -> &str {
         STARTING_NETWORK
+    }
+    fn starting_network_with_tools(&self) -> Option<&str> {
+        Some(STARTING_NETWORK_WITH_TOOLS)
     }
 
     async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError> {

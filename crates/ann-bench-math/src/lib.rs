@@ -32,6 +32,10 @@ pub use extract::{AnswerSource, Extracted, extract, last_boxed};
 /// The starting network, in the network JSON.
 pub const STARTING_NETWORK: &str = include_str!("../network.json");
 
+/// The starting network with tools (`[benchmark] tools = true`): the same, but two solvers and the
+/// verifier compute exactly with the `calculator` tool.
+pub const STARTING_NETWORK_WITH_TOOLS: &str = include_str!("../network-tools.json");
+
 /// The answer-format rule the last layer must keep.
 pub const ANSWER_FORMAT: &str = "\\boxed{}";
 
@@ -195,6 +199,9 @@ impl Benchmark for MathBenchmark {
 
     fn starting_network(&self) -> &str {
         STARTING_NETWORK
+    }
+    fn starting_network_with_tools(&self) -> Option<&str> {
+        Some(STARTING_NETWORK_WITH_TOOLS)
     }
 
     async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError> {

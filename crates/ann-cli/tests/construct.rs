@@ -175,6 +175,6 @@ async fn eval_reaches_dabench_with_the_users_folder() {
     assert!(out.status.success(), "{}", stderr(&out));
     let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(outcome["benchmark"], "dabench");
-    assert_eq!(outcome["summary"]["n"], 2, "both fixture questions fall in the test split");
+    assert_eq!(outcome["summary"]["n"], 5, "all five fixture questions fall in the test split");
     server.shutdown().await;
 }

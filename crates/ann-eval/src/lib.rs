@@ -41,7 +41,27 @@ impl Example {
         self.reference = Some(reference.into());
         self
     }
+
+    /// The same example with `files` as its files ([`Example::files`]).
+    pub fn with_files(mut self, files: impl IntoIterator<Item = PathBuf>) -> Self {
+        let paths: Vec<String> = files.into_iter().map(|f| f.display().to_string()).collect();
+        self.metadata.insert(FILES_KEY.into(), serde_json::json!(paths));
+        self
+    }
+
+    /// The files an agent's tools may read while working on this example (DABench's CSV table):
+    /// the paths listed under the metadata key [`FILES_KEY`] (none when absent or not a list of
+    /// strings). The `python` tool puts them, read-only, in its program's working directory.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let Some(list) = self.metadata.get(FILES_KEY).and_then(serde_json::Value::as_array) else {
+            return Vec::new();
+        };
+        list.iter().filter_map(serde_json::Value::as_str).map(PathBuf::from).collect()
+    }
 }
+
+/// The metadata key listing an example's files ([`Example::files`]).
+pub const FILES_KEY: &str = "files";
 
 /// The evaluator's verdict on one final output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +190,31 @@ pub trait Benchmark: Send + Sync {
     fn extract_answer(&self, output: &str) -> Option<String>;
     /// The benchmark's hand-written starting network (JSON of the network schema).
     fn starting_network(&self) -> &str;
+    /// A starting network whose agents call tools (`[benchmark] tools = true` of an experiment),
+    /// when the benchmark has one; `None` (the default): none.
+    fn starting_network_with_tools(&self) -> Option<&str> {
+        None
+    }
     /// Score a final output.
     async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_examples_files_round_trip_through_its_metadata() {
+        let plain = Example::new("x/1", "input");
+        assert!(plain.files().is_empty());
+        let with = plain.with_files([PathBuf::from("/data/sales.csv"), PathBuf::from("tables/people.csv")]);
+        assert_eq!(with.metadata[FILES_KEY], serde_json::json!(["/data/sales.csv", "tables/people.csv"]));
+        assert_eq!(with.files(), [PathBuf::from("/data/sales.csv"), PathBuf::from("tables/people.csv")]);
+        let back: Example = serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(back.files(), with.files());
+        // Metadata that is not a list of strings holds no files (nothing else is taken for a path).
+        let mut odd = Example::new("x/2", "input");
+        odd.metadata.insert(FILES_KEY.into(), serde_json::json!("sales.csv"));
+        assert!(odd.files().is_empty());
+    }
 }

@@ -133,7 +133,7 @@ pub async fn load_benchmark(
             bail!("unknown benchmark {other:?}; known: {}, {}", BENCHMARKS.join(", "), USER_DATA_BENCHMARKS.join(", "))
         }
     };
-    Ok(Arc::new(Subset::new(full, [section.train, section.validation, section.test])))
+    Ok(Arc::new(Subset::new(full, [section.train, section.validation, section.test]).with_tools(section.tools)?))
 }
 
 fn fetch_hint(e: EvalError) -> anyhow::Error {
@@ -143,10 +143,13 @@ fn fetch_hint(e: EvalError) -> anyhow::Error {
     }
 }
 
-/// A benchmark with each split cut to its first `n` examples (`None`: all).
+/// A benchmark with each split cut to its first `n` examples (`None`: all), and its starting
+/// network chosen by `[benchmark] tools` ([`Subset::with_tools`]).
 pub struct Subset {
     inner: Arc<dyn Benchmark>,
     splits: [Vec<Example>; 3],
+    /// The starting network when `tools` chose another than the benchmark's own.
+    network: Option<String>,
 }
 
 impl Subset {
@@ -156,7 +159,38 @@ impl Subset {
             all[..n.unwrap_or(all.len()).min(all.len())].to_vec()
         };
         let splits = [cut(Split::Train, sizes[0]), cut(Split::Validation, sizes[1]), cut(Split::Test, sizes[2])];
-        Self { inner, splits }
+        Self { inner, splits, network: None }
+    }
+
+    /// Choose the starting network by `[benchmark] tools`: `None` keeps the benchmark's own,
+    /// `Some(true)` takes its network with tools (an error naming the key when it has none),
+    /// `Some(false)` its own with every agent's tools taken away.
+    pub fn with_tools(mut self, tools: Option<bool>) -> anyhow::Result<Self> {
+        let name = self.inner.name().to_string();
+        self.network = match tools {
+            None => None,
+            Some(true) => Some(
+                self.inner
+                    .starting_network_with_tools()
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "`benchmark.tools = true`: benchmark {name} has no starting network with tools \
+                             (humaneval, math and dabench have one)"
+                        )
+                    })?
+                    .to_string(),
+            ),
+            Some(false) => {
+                let mut net = ann_graph::Network::from_json(self.inner.starting_network())
+                    .with_context(|| format!("the starting network of benchmark {name}"))?;
+                for agent in net.layers.iter_mut().flat_map(|l| l.agents.iter_mut()) {
+                    agent.tools.clear();
+                    agent.max_tool_steps = None;
+                }
+                Some(net.to_json())
+            }
+        };
+        Ok(self)
     }
 }
 
@@ -182,7 +216,10 @@ impl Benchmark for Subset {
         self.inner.extract_answer(output)
     }
     fn starting_network(&self) -> &str {
-        self.inner.starting_network()
+        self.network.as_deref().unwrap_or_else(|| self.inner.starting_network())
+    }
+    fn starting_network_with_tools(&self) -> Option<&str> {
+        self.inner.starting_network_with_tools()
     }
     async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError> {
         self.inner.evaluate(example, output).await

@@ -80,6 +80,12 @@ pub struct BenchmarkSection {
     /// Another starting network (JSON or YAML) instead of the benchmark's own, or `"construct"`:
     /// team construction at the start of the run (settings in `[construct]`).
     pub network: Option<crate::construct::StartNetwork>,
+    /// Whether the starting network's agents call tools. Absent: the benchmark's own network
+    /// (DABench's analyst runs Python; the others only talk). `true`: the benchmark's network with
+    /// tools (HumanEval's verifier runs the docstring examples with `python`, MATH's solvers and
+    /// verifier compute with `calculator`, DABench's own); an error for a benchmark without one.
+    /// `false`: the benchmark's network with every agent's tools taken away.
+    pub tools: Option<bool>,
 }
 
 impl Default for BenchmarkSection {
@@ -93,6 +99,7 @@ impl Default for BenchmarkSection {
             data_dir: PathBuf::from(".cache/data"),
             data_path: None,
             network: None,
+            tools: None,
         }
     }
 }
@@ -365,6 +372,15 @@ impl ExperimentConfig {
     pub fn check(&self) -> anyhow::Result<()> {
         if !ann_graph::is_slug(&self.name) {
             anyhow::bail!("`name` must be a slug of [a-z0-9_-]+, got {:?}", self.name);
+        }
+        if let (Some(tools), Some(crate::construct::StartNetwork::File(path))) =
+            (self.benchmark.tools, &self.benchmark.network)
+        {
+            anyhow::bail!(
+                "`benchmark.tools = {tools}` chooses between the benchmark's own starting networks, and \
+                 `benchmark.network` replaces them with {}: set one of the two",
+                path.display()
+            );
         }
         if self.construct.max_attempts == 0 {
             anyhow::bail!("`construct.max_attempts` must be at least 1");

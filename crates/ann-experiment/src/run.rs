@@ -186,7 +186,8 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
     let benchmark = match &options.benchmark {
         Some(given) => {
             let b = &config.benchmark;
-            Arc::new(Subset::new(given.clone(), [b.train, b.validation, b.test])) as Arc<dyn Benchmark>
+            Arc::new(Subset::new(given.clone(), [b.train, b.validation, b.test]).with_tools(b.tools)?)
+                as Arc<dyn Benchmark>
         }
         None => {
             let section = config.benchmark.resolved(base);

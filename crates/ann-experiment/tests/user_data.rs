@@ -77,10 +77,18 @@ async fn dabench_loads_the_users_folder_and_scores_closed_forms() {
     check_network(&prepared.start, prepared.benchmark.as_ref()).unwrap();
     let test = &prepared.benchmark.examples(Split::Test)[0];
     assert!(test.id.starts_with("dabench/") && test.input.contains("(first lines)"), "{test:?}");
+    // The example's table is its file, for the python tool the starting network's analyst calls.
+    let table = test.files();
+    assert_eq!(table.len(), 1, "{test:?}");
+    assert!(table[0].starts_with(&data) && table[0].is_file(), "{table:?}");
+    assert_eq!(ann_experiment::tools::listed_tools([&prepared.start]), ["python".to_string()].into());
+    assert!(prepared.train_config.forward.tools.as_ref().is_some_and(|t| t.names().contains(&"python".to_string())));
     let all = [prepared.benchmark.examples(Split::Train), prepared.benchmark.examples(Split::Test)].concat();
-    let mean_price = all.iter().find(|e| e.id == "dabench/0").unwrap();
-    let right = prepared.benchmark.evaluate(mean_price, "So @mean_price[4.380].").await.unwrap();
-    assert!(right.passed, "{right:?}");
+    for example in &all {
+        let answer = format!("So {}.", example.reference.as_deref().unwrap());
+        let right = prepared.benchmark.evaluate(example, &answer).await.unwrap();
+        assert!(right.passed && right.score == 1.0, "{right:?}");
+    }
     assert_eq!(prepared.benchmark.extract_answer("x @mean_price[4.38]").as_deref(), Some("@mean_price[4.38]"));
 }
 
@@ -110,7 +118,7 @@ fn the_user_data_configs_parse_and_their_networks_validate() {
         assert_eq!(config.benchmark.name, name);
     }
     let dabench = std::fs::read_to_string(workspace().join("experiments/user-data/dabench.toml")).unwrap();
-    assert!(dabench.contains("Issue 12"), "the DABench config says which issue makes it runnable");
+    assert!(dabench.contains("`python` tool"), "the DABench config says its agents run Python");
     for (file, format) in [
         ("network-trivia.json", ann_bench_creative_writing::trivia::ANSWER_FORMAT),
         ("network-dabench.json", ann_bench_creative_writing::dabench::ANSWER_FORMAT),

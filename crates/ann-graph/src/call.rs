@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use ann_llm::{CallSettings, ChatResponse, LlmError, Message, ResponseFormat, SharedModel, ToolChoice, ToolDefinition};
-use ann_tools::ToolRegistry;
+use ann_tools::{ToolContext, ToolRegistry};
 use futures::future::{Either, join_all};
 use tokio::sync::Semaphore;
 
@@ -113,6 +113,8 @@ pub(crate) struct LayerInput<'a> {
     pub(crate) extractor: Option<&'a Extractor>,
     /// The tools agents may call, if any.
     pub(crate) tools: Option<&'a ToolRegistry>,
+    /// The files of the input's example, for the tools ([`LayerContext::tool_context`]).
+    pub(crate) files: &'a [std::path::PathBuf],
 }
 
 /// The tools one call offers and whether the model must use them.
@@ -167,6 +169,10 @@ impl<'a> LayerContext<'a> {
     /// Revision rounds of `debate` after the independent answers (the forward configuration's).
     pub fn debate_rounds(&self) -> u32 {
         self.given.debate_rounds
+    }
+    /// What a tool call of this input gets besides its arguments: the example's files.
+    pub fn tool_context(&self) -> ToolContext {
+        ToolContext::with_files(self.given.files.iter().cloned())
     }
     /// The aggregator routing chose for this layer (None during the routing call).
     pub fn aggregator(&self) -> Option<AggregatorName> {

@@ -1,6 +1,8 @@
 //! The forward phase: per input, layer by layer, `I_{l+1} = O_l` with the task visible; per layer,
 //! dynamic routing picks an aggregator from the registry, which runs the team.
 
+use std::path::PathBuf;
+
 use ann_llm::SharedModel;
 
 use crate::call::{CallGate, LayerContext, LayerInput};
@@ -14,6 +16,21 @@ pub struct ForwardResult {
     /// `O_L`, the last layer's output (the caller extracts its answer).
     pub output: String,
     pub trace: Trace,
+}
+
+/// One input of [`forward_inputs`]: its text, and the files its agents' tools may read (the
+/// `python` tool puts them, read-only, in its program's working directory: DABench's CSV table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardInput<'a> {
+    pub text: &'a str,
+    pub files: &'a [PathBuf],
+}
+
+impl<'a> ForwardInput<'a> {
+    /// An input without files.
+    pub fn text(text: &'a str) -> Self {
+        Self { text, files: &[] }
+    }
 }
 
 /// Run one input through the network: the task `I` is the network's task description with `input`
@@ -35,7 +52,7 @@ pub async fn forward(
     check(net, config)?;
     warn_if_capped(model, config);
     let gate = CallGate::new(config.max_parallel_calls, config.on_infrastructure_failure);
-    run(model, net, input, extractor, config, &gate).await
+    run(model, net, ForwardInput::text(input), extractor, config, &gate).await
 }
 
 /// Run many inputs concurrently (at most `max_parallel_inputs` at once, all sharing the
@@ -55,8 +72,23 @@ pub async fn forward_batch(
     extractor: Option<&Extractor>,
     config: &ForwardConfig,
 ) -> Result<Vec<Result<ForwardResult, GraphError>>, GraphError> {
-    let mut stream = ForwardStream::new(model, net, inputs, extractor, config, BatchOrder::Input)?;
-    let mut out = Vec::with_capacity(inputs.len());
+    collect(ForwardStream::new(model, net, inputs, extractor, config, BatchOrder::Input)?).await
+}
+
+/// [`forward_batch`] over inputs that may carry files for their agents' tools.
+pub async fn forward_inputs(
+    model: &SharedModel,
+    net: &Network,
+    inputs: &[ForwardInput<'_>],
+    extractor: Option<&Extractor>,
+    config: &ForwardConfig,
+) -> Result<Vec<Result<ForwardResult, GraphError>>, GraphError> {
+    collect(ForwardStream::of_inputs(model, net, inputs.to_vec(), extractor, config, BatchOrder::Input)?).await
+}
+
+/// Every result of `stream`, in its order, or its stopping error.
+async fn collect(mut stream: ForwardStream<'_>) -> Result<Vec<Result<ForwardResult, GraphError>>, GraphError> {
+    let mut out = Vec::new();
     // Drained to the end even after a budget stop: dropping the stream would drop calls in flight.
     while let Some((_, result)) = stream.next().await {
         out.push(result);
@@ -112,11 +144,12 @@ fn check(net: &Network, config: &ForwardConfig) -> Result<(), GraphError> {
 async fn run(
     model: &SharedModel,
     net: &Network,
-    input: &str,
+    given: ForwardInput<'_>,
     extractor: Option<&Extractor>,
     config: &ForwardConfig,
     gate: &CallGate,
 ) -> Result<ForwardResult, GraphError> {
+    let input = given.text;
     let task = prompts::render_task(&net.task_description, input);
     let mut layers = Vec::with_capacity(net.layers.len());
     let mut current = input.to_string();
@@ -133,6 +166,7 @@ async fn run(
             input: &current,
             extractor,
             tools: config.tools.as_deref(),
+            files: given.files,
         });
         let outcome = run_layer(&mut ctx, config).await;
         let (calls, notes) = ctx.finish();

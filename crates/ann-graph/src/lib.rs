@@ -50,7 +50,7 @@ pub use async_trait::async_trait;
 pub use call::{CallSpec, LayerContext, survivors};
 pub use config::{ForwardConfig, InfrastructurePolicy, RoutingMode};
 pub use error::GraphError;
-pub use forward::{BatchOrder, ForwardResult, ForwardStream, forward, forward_batch};
+pub use forward::{BatchOrder, ForwardInput, ForwardResult, ForwardStream, forward, forward_batch, forward_inputs};
 pub use models::{AgentModel, ModelProfile, ModelProfiles};
 pub use name::{AggregatorName, CustomName, is_slug};
 pub use network::{Agent, Layer, Network, SCHEMA_VERSION};

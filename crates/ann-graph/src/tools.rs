@@ -3,14 +3,15 @@
 //! The agent's first request offers the tools it lists (those the forward configuration's
 //! registry holds; others are noted and not offered). While the model answers with tool calls and
 //! steps remain, each call runs through the registry (an unknown tool, malformed arguments or a
-//! failing tool is an error result the model reads, never a failed pass), the assistant turn and
+//! failing tool is an error result the model reads, never a failed pass; the input's files are the
+//! calls' [`ann_tools::ToolContext`]), the assistant turn and
 //! the results join the conversation, and the model is asked again. After `max_tool_steps` turns
 //! with calls, the last request offers the tools with `tool_choice = none`, so the agent answers.
 //! Every model call is a traced call (`CallRecord::tool_calls`, `tool_results`); its answer is
 //! the agent's output as a plain agent's would be.
 
 use ann_llm::{ResponseFormat, ToolCall, ToolChoice};
-use ann_tools::{ToolContext, ToolOutcome, ToolRegistry};
+use ann_tools::{ToolOutcome, ToolRegistry};
 
 use crate::GraphError;
 use crate::call::{CallSpec, LayerContext, ToolOffer};
@@ -88,11 +89,6 @@ impl LayerContext<'_> {
 }
 
 impl LayerContext<'_> {
-    /// What a tool call of this pass may use (the example's files: none yet).
-    pub(crate) fn tool_context(&self) -> ToolContext {
-        ToolContext::default()
-    }
-
     /// Run `code` with the registry's tool `tool` on behalf of agent `index` (the `tool_pipeline`
     /// aggregator's tool step): the call (id `pipeline_<layer>`) and its result are recorded on the
     /// agent's latest traced call. `None` when no such tool is registered.

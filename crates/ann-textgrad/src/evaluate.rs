@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use ann_eval::{Evaluation, Evaluator, Example};
 use ann_graph::InfrastructurePolicy::Exclude;
-use ann_graph::{ForwardConfig, Network, Trace, forward_batch};
+use ann_graph::{ForwardConfig, ForwardInput, Network, Trace, forward_inputs};
 use ann_llm::{PriceTable, SharedModel};
 use futures::StreamExt;
 
@@ -55,8 +55,9 @@ impl ExampleRun {
 }
 
 /// Forward every example through `net` with `worker` and score it with `evaluator` (in input
-/// order). A forward that failed for the network's own reason is a zero score with the error as
-/// feedback, and keeps its partial trace (the calls it made are seen by the backward phase); an
+/// order); an example's [files](Example::files) are its agents' tool context. A forward that
+/// failed for the network's own reason is a zero score with the error as feedback, and keeps its
+/// partial trace (the calls it made are seen by the backward phase); an
 /// exhausted budget is an error, and so is an infrastructure failure under the `stop` policy
 /// (under `exclude`, the example is [excluded](ExampleRun::excluded), never scored 0).
 pub async fn evaluate(
@@ -66,10 +67,13 @@ pub async fn evaluate(
     examples: &[&Example],
     forward: &ForwardConfig,
 ) -> Result<Vec<ExampleRun>, TrainError> {
-    let inputs: Vec<String> = examples.iter().map(|e| e.input.clone()).collect();
+    // Each example's files (DABench's table) go to its agents' tools.
+    let files: Vec<Vec<std::path::PathBuf>> = examples.iter().map(|e| e.files()).collect();
+    let inputs: Vec<ForwardInput<'_>> =
+        examples.iter().zip(&files).map(|(e, files)| ForwardInput { text: &e.input, files }).collect();
     let for_votes = evaluator.clone();
     let extractor = move |s: &str| for_votes.extract_answer(s);
-    let results = forward_batch(worker, net, &inputs, Some(&extractor), forward).await?;
+    let results = forward_inputs(worker, net, &inputs, Some(&extractor), forward).await?;
     let parallel = forward.max_parallel_inputs.max(1);
     let scored = futures::stream::iter(examples.iter().zip(results))
         .map(|(example, result)| async move {

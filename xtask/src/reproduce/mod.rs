@@ -15,6 +15,7 @@
 //! experiment would run and the most its budget allows it to spend.
 
 mod cassette;
+mod dry_run;
 mod plan;
 mod table;
 
@@ -24,7 +25,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cache_dir, fetch_data, fetch_model, workspace_root};
+use crate::{fetch_data, fetch_model, workspace_root};
 use cassette::{Mode, Recorded};
 use plan::{Experiment, REFERENCE_FILE, Reference};
 use table::{Meta, Outcome};
@@ -115,8 +116,17 @@ pub fn run(args: &Args) -> Result<()> {
     let out = runs_dir.join(format!("reproduce-{}", folder_stamp(started)));
 
     if args.dry_run {
-        print_plan(&experiments, &reference, &dir, limit, &overrides, backend_flag, &out);
+        dry_run::print_plan(&experiments, &reference, &dir, limit, &overrides, backend_flag, &out);
         return Ok(());
+    }
+    // An experiment on the user's own data (DABench) runs only when it is given: asked for by
+    // name, its absence stops everything; otherwise the experiment is skipped and the table says why.
+    let missing: Vec<String> = experiments.iter().filter_map(Experiment::missing_user_data).collect();
+    if !args.only.is_empty() && !missing.is_empty() {
+        bail!("{}", missing.join("\n"));
+    }
+    for why in &missing {
+        eprintln!("reproduce: skipping {why}");
     }
     if !local && replay.is_none() {
         check_endpoint(&reference)?;
@@ -144,6 +154,10 @@ pub fn run(args: &Args) -> Result<()> {
 
     let mut outcomes = Vec::with_capacity(experiments.len());
     for e in &experiments {
+        if let Some(why) = e.missing_user_data() {
+            outcomes.push(Outcome { experiment: e.clone(), run_dir: None, failure: None, skipped: Some(why) });
+            continue;
+        }
         eprintln!("\n== {} ({}, {})", e.name, e.benchmark, e.file.display());
         let mut command = Command::new(&ann);
         command.arg("--home").arg(&root).arg("train").arg("--config").arg(&e.file).arg(backend_flag);
@@ -167,7 +181,7 @@ pub fn run(args: &Args) -> Result<()> {
             (None, None) => Some("`ann train` left no run directory".to_string()),
             _ => failure,
         };
-        outcomes.push(Outcome { experiment: e.clone(), run_dir, failure });
+        outcomes.push(Outcome { experiment: e.clone(), run_dir, failure, skipped: None });
     }
 
     if args.mode == Mode::Record {
@@ -310,88 +324,6 @@ fn find_run_dir(out: &Path, name: &str) -> Result<Option<PathBuf>> {
     Ok(found.pop())
 }
 
-fn size(s: Option<i64>) -> String {
-    s.map(|n| n.to_string()).unwrap_or_else(|| "all".into())
-}
-
-fn print_plan(
-    experiments: &[Experiment],
-    reference: &Reference,
-    dir: &Path,
-    limit: Option<usize>,
-    overrides: &[String],
-    backend_flag: &str,
-    out: &Path,
-) {
-    let backend = if backend_flag == "--local" {
-        "the embedded offline model (smoke check)".to_string()
-    } else {
-        let model = env_set(MODEL_ENV).unwrap_or_else(|| format!("<{MODEL_ENV}, unset>"));
-        let url = env_set(BASE_URL_ENV).unwrap_or_else(|| format!("<{BASE_URL_ENV}, unset>"));
-        format!("the OpenAI-compatible endpoint {url}, model {model}")
-    };
-    println!("Dry run: nothing is run. Experiments in {} on {backend}", dir.display());
-    if let Some(n) = limit {
-        println!("Every split capped at {n} examples (the numbers are then not comparable to the paper's).");
-    }
-    if !overrides.is_empty() {
-        println!("Overrides: {}", overrides.join(" "));
-    }
-    let mut total_dollars = 0.0;
-    let mut unbounded = false;
-    for e in experiments {
-        let [train, validation, test] = e.sizes(limit);
-        let (epochs, batch) = e.epochs_and_batch();
-        let budget = e.budget();
-        println!("\n{} ({}): benchmark {}", e.name, e.file.display(), e.benchmark);
-        if let Some(a) = &e.ablation {
-            println!("  ablation: {} ({})", a.label, a.switches.join(", "));
-        }
-        println!(
-            "  splits: {} train / {} validation / {} test; up to {} epochs, batch {}",
-            size(train),
-            size(validation),
-            size(test),
-            epochs.map(|n| n.to_string()).unwrap_or_else(|| "3 (default)".into()),
-            batch.map(|n| n.to_string()).unwrap_or_else(|| "4 (default)".into())
-        );
-        let baselines = e.baselines();
-        println!("  baselines: {}", if baselines.is_empty() { "none".into() } else { baselines.join(", ") });
-        let paper = reference.benchmarks.get(&e.benchmark).and_then(|r| r.ann_for(&reference.paper.model));
-        match paper {
-            Some((model, value)) => println!("  paper: ANN {value:.1}% with {model}"),
-            None => println!("  paper: no number"),
-        }
-        let dollars = budget.max_dollars.map(|d| format!("${d:.2}")).unwrap_or_else(|| "no dollar cap".into());
-        let calls = budget.max_calls.map(|n| format!("{n} calls")).unwrap_or_else(|| "no call cap".into());
-        let tokens = budget.max_tokens.map(|n| format!("{n} tokens")).unwrap_or_else(|| "no token cap".into());
-        println!("  budget (hard caps of the whole run): at most {dollars}, {calls}, {tokens}");
-        match budget.max_dollars {
-            Some(d) => total_dollars += d,
-            None => unbounded = true,
-        }
-        if let Some(model) = e.model() {
-            println!("  config model: {model} (with --openai the endpoint's model is used and priced)");
-        }
-        let mut command =
-            format!("ann --home {} train --config {} {backend_flag}", workspace_root().display(), e.file.display());
-        if let Some(n) = limit {
-            command.push_str(&format!(" --limit {n}"));
-        }
-        for o in e.sets().iter().chain(overrides) {
-            command.push_str(&format!(" --set '{o}'"));
-        }
-        command.push_str(&format!(" --runs-dir {}", out.display()));
-        println!("  would run: {command}");
-    }
-    let cap = if unbounded { " (and one without a dollar cap)".to_string() } else { String::new() };
-    println!(
-        "\nAt most ${total_dollars:.2} in all{cap}; the dollar caps count only models the price table knows, the call \
-         and token caps count every call. Data from {}.",
-        cache_dir().join("data").display()
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,25 +361,49 @@ mod tests {
         assert!(reference.paper.provenance.contains("public summaries"), "{}", reference.paper.provenance);
         assert_eq!(reference.paper.model, "gpt-4o-mini");
         let experiments = plan::load_experiments(&dir, &[]).unwrap();
-        assert_eq!(experiments.len(), 4);
+        let stems: Vec<&str> = experiments.iter().map(|e| e.stem.as_str()).collect();
+        assert_eq!(
+            stems,
+            ["creative-writing", "dabench", "humaneval-tools", "humaneval", "math-tools", "math", "mmlu-ml"]
+        );
         for e in &experiments {
             let r =
                 reference.benchmarks.get(&e.benchmark).unwrap_or_else(|| panic!("no reference for {}", e.benchmark));
-            assert!(!datasets(&e.benchmark).is_empty(), "{}: which data to fetch", e.benchmark);
+            let data = !datasets(&e.benchmark).is_empty() || plan::user_data(&e.benchmark).is_some();
+            assert!(data, "{}: which data to fetch, or which variable names the user's", e.benchmark);
             match e.benchmark.as_str() {
                 "humaneval" => assert_eq!(r.ann_for("gpt-4o-mini"), Some(("gpt-4o-mini", 93.9))),
                 "math" => assert_eq!(r.ann_for("gpt-4o-mini"), Some(("gpt-4o-mini", 82.5))),
+                "dabench" => assert_eq!(r.ann_for("gpt-4o-mini"), Some(("gpt-4o-mini", 95.0))),
                 other => assert!(r.ann.is_empty() && r.mapping.contains("no paper number"), "{other}: {}", r.mapping),
             }
+            // The variants with tools differ from their benchmark's experiment by `benchmark.tools` only.
+            if let Some(base) = e.stem.strip_suffix("-tools") {
+                assert_eq!(e.tools(), Some(true), "{}", e.stem);
+                assert_eq!(e.method_suffix(), " + tools");
+                let plain = experiments.iter().find(|p| p.stem == base).unwrap();
+                let mut table = e.table.clone();
+                table["benchmark"].as_table_mut().unwrap().remove("tools");
+                table.insert("name".into(), plain.table["name"].clone());
+                table.insert("baselines".into(), plain.table["baselines"].clone());
+                assert_eq!(table, plain.table, "{} is {} with tools", e.stem, base);
+            }
         }
-        let dabench = &reference.benchmarks["dabench"];
-        assert_eq!(dabench.ann_for("gpt-4o-mini"), Some(("gpt-4o-mini", 95.0)));
-        assert!(dabench.mapping.contains("user-given path"), "{}", dabench.mapping);
+        let dabench = experiments.iter().find(|e| e.benchmark == "dabench").unwrap();
+        assert!(dabench.table["benchmark"].get("data_path").is_none(), "the user's path comes from the environment");
+        if std::env::var_os("ANN_DABENCH_DIR").is_none() {
+            let why = dabench.missing_user_data().expect("no DABench data here");
+            assert!(why.contains("ANN_DABENCH_DIR=") && why.contains("da-dev-questions.jsonl"), "{why}");
+        }
+        let given = Experiment::load(&dabench.file, &["benchmark.data_path=\"/data/dabench\"".into()]).unwrap();
+        assert_eq!(given.missing_user_data(), None);
         // Selection by stem, name or benchmark; unknown names are errors listing the known ones.
         assert_eq!(plan::select(&experiments, &["mmlu-ml".into()]).unwrap().len(), 1);
         assert_eq!(plan::select(&experiments, &["paper-math".into()]).unwrap()[0].benchmark, "math");
         let err = plan::select(&experiments, &["gsm8k".into()]).unwrap_err().to_string();
         assert!(err.contains("gsm8k") && err.contains("creative-writing"), "{err}");
+        // `--only humaneval` (the benchmark) selects the experiment and its variant with tools.
+        assert_eq!(plan::select(&experiments, &["humaneval".into()]).unwrap().len(), 2);
     }
 
     #[test]

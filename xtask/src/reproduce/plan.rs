@@ -159,6 +159,48 @@ impl Experiment {
     pub fn model(&self) -> Option<&str> {
         self.get("model", "name").and_then(toml::Value::as_str)
     }
+
+    /// `benchmark.tools` (absent: the benchmark's own starting network).
+    pub fn tools(&self) -> Option<bool> {
+        self.get("benchmark", "tools").and_then(toml::Value::as_bool)
+    }
+
+    /// What the table adds to the names of this experiment's own methods (the starting and the
+    /// trained network) so a run with tools and one without stand apart.
+    pub fn method_suffix(&self) -> &'static str {
+        match self.tools() {
+            Some(true) => " + tools",
+            Some(false) => " without tools",
+            None => "",
+        }
+    }
+
+    /// Why this experiment cannot run here: it reads the user's own data (DABench), and neither
+    /// its `benchmark.data_path` nor the environment variable `ann` reads names it.
+    pub fn missing_user_data(&self) -> Option<String> {
+        let (var, what) = user_data(&self.benchmark)?;
+        if self.get("benchmark", "data_path").is_some() || std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            return None;
+        }
+        Some(format!(
+            "{} reads the user's own copy of {what}, which no registry holds: set {var}=/path/to/it (or \
+             `benchmark.data_path` with --set)",
+            self.name
+        ))
+    }
+}
+
+/// The environment variable `ann` reads a user-data benchmark's folder or file from, and what it
+/// must hold (as `ann_experiment::user_data_env`, which xtask does not link).
+pub fn user_data(benchmark: &str) -> Option<(&'static str, &'static str)> {
+    match benchmark {
+        "dabench" => Some((
+            "ANN_DABENCH_DIR",
+            "InfiAgent-DABench (the folder with da-dev-questions.jsonl, da-dev-labels.jsonl and da-dev-tables/)",
+        )),
+        "trivia-cw" => Some(("ANN_TRIVIA_CW_PATH", "Trivia Creative Writing (its JSONL file)")),
+        _ => None,
+    }
 }
 
 /// Every experiment file in `dir` (all `*.toml` but [`REFERENCE_FILE`]), sorted by file name.

@@ -21,6 +21,8 @@ pub struct Outcome {
     pub run_dir: Option<PathBuf>,
     /// `None` when it finished; else why not (exit status or error).
     pub failure: Option<String>,
+    /// Why it was not run (the user's data is not given); then it has no run directory.
+    pub skipped: Option<String>,
 }
 
 /// What the table says about the reproduction as a whole.
@@ -58,8 +60,12 @@ pub fn build(outcomes: &[Outcome], reference: &Reference, meta: &Meta) -> Result
             "benchmark": e.benchmark,
             "config": e.file,
             "run_dir": outcome.run_dir,
-            "status": if report.is_some() { "finished" } else { "failed" },
-            "failure": outcome.failure,
+            "status": match (&report, &outcome.skipped) {
+                (Some(_), _) => "finished",
+                (None, Some(_)) => "skipped",
+                (None, None) => "failed",
+            },
+            "failure": outcome.failure.as_ref().or(outcome.skipped.as_ref()),
         }));
         if !benchmarks.contains(&e.benchmark) {
             benchmarks.push(e.benchmark.clone());
@@ -139,15 +145,19 @@ fn rows_of(e: &Experiment, report: &Value, reference: &Reference) -> Vec<Value> 
         rows.push(row(&method, test, &Value::Null, cost, &costs["training"], Value::Null));
         return rows;
     }
+    let suffix = e.method_suffix();
     let baselines = report["baselines"].as_array().cloned().unwrap_or_default();
     for b in &baselines {
-        let name = b["baseline"].as_str().unwrap_or("?");
-        rows.push(row(name, &b["test"], &b["trained_vs_baseline"], &b["cost"], &Value::Null, Value::Null));
+        let name = match b["baseline"].as_str().unwrap_or("?") {
+            "start" => format!("start{suffix}"),
+            other => other.to_string(),
+        };
+        rows.push(row(&name, &b["test"], &b["trained_vs_baseline"], &b["cost"], &Value::Null, Value::Null));
     }
     if !baselines.iter().any(|b| b["baseline"] == "start") {
         let t = &report["test"];
         rows.push(row(
-            "start",
+            &format!("start{suffix}"),
             &t["initial"],
             &t["paired"],
             &report["costs"]["test_initial"],
@@ -161,7 +171,7 @@ fn rows_of(e: &Experiment, report: &Value, reference: &Reference) -> Vec<Value> 
             .map(|(paper_model, value)| json!({ "value": value, "model": paper_model }))
     });
     rows.push(row(
-        TRAINED,
+        &format!("{TRAINED}{suffix}"),
         &report["test"]["trained"],
         &Value::Null,
         &costs["test_trained"],
@@ -343,6 +353,14 @@ pub fn markdown(table: &Value) -> String {
             paper
         );
     }
+    let skipped: Vec<&Value> =
+        table["experiments"].as_array().into_iter().flatten().filter(|e| e["status"] == "skipped").collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(md, "\nNot run (no rows above):");
+        for e in skipped {
+            let _ = writeln!(md, "- `{}`: {}", e["name"].as_str().unwrap_or(""), e["failure"].as_str().unwrap_or(""));
+        }
+    }
     let failed: Vec<&Value> =
         table["experiments"].as_array().into_iter().flatten().filter(|e| e["status"] == "failed").collect();
     if !failed.is_empty() {
@@ -430,9 +448,21 @@ mod tests {
         std::fs::create_dir(&run_dir).unwrap();
         std::fs::write(run_dir.join("report.json"), report.to_string()).unwrap();
         let failed = Experiment { name: "paper-math".into(), benchmark: "math".into(), ..experiment.clone() };
+        let skipped = Experiment { name: "paper-dabench".into(), benchmark: "dabench".into(), ..experiment.clone() };
         let outcomes = [
-            Outcome { experiment, run_dir: Some(run_dir), failure: None },
-            Outcome { experiment: failed, run_dir: None, failure: Some("ann exited with status 1".into()) },
+            Outcome { experiment, run_dir: Some(run_dir), failure: None, skipped: None },
+            Outcome {
+                experiment: failed,
+                run_dir: None,
+                failure: Some("ann exited with status 1".into()),
+                skipped: None,
+            },
+            Outcome {
+                experiment: skipped,
+                run_dir: None,
+                failure: None,
+                skipped: Some("paper-dabench reads the user's own copy: set ANN_DABENCH_DIR".into()),
+            },
         ];
         let meta = Meta {
             started_at: "2027-01-01T00:00:00Z".into(),
@@ -451,12 +481,14 @@ mod tests {
         assert_eq!(trained["paper"], json!({ "value": 93.9, "model": "gpt-4o-mini" }));
         assert_eq!(trained["training_cost"]["calls"], 8);
         assert_eq!(table["experiments"][1]["status"], "failed");
+        assert_eq!(table["experiments"][2]["status"], "skipped");
 
         let md = markdown(&table);
         assert!(md.contains("| humaneval | cot | 25.0 [0.0, 50.0] | 4 | +50.0 [+25.0, +75.0] | 8 calls, 2.0k tokens, $0.0012 | - | - |"), "{md}");
         assert!(md.contains("| humaneval | ANN (trained) | 75.0 [50.0, 100.0] | 4 | - |"), "{md}");
         assert!(md.contains("| 93.9 (gpt-4o-mini) |"), "{md}");
         assert!(md.contains("`paper-math`: ann exited with status 1; no run directory was created"), "{md}");
+        assert!(md.contains("Not run (no rows above):\n- `paper-dabench`: paper-dabench reads the user's own copy: set ANN_DABENCH_DIR"), "{md}");
         assert!(md.contains("recovered from public summaries"), "{md}");
         assert!(md.contains("| test score % [95% CI] |"), "{md}");
         assert!(md.contains("- humaneval (paper: HumanEval, pass@1): ANN gpt-3.5 72.7, gpt-4 87.8, gpt-4o-mini 93.9; best prior baseline 85.8. Same benchmark"), "{md}");

@@ -10,7 +10,7 @@ use ann_llm::SharedModel;
 use futures::StreamExt;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 
-use super::{check, run, stops_the_batch, warn_if_capped};
+use super::{ForwardInput, check, run, stops_the_batch, warn_if_capped};
 use crate::call::CallGate;
 use crate::{Extractor, ForwardConfig, ForwardResult, GraphError, Network};
 
@@ -81,7 +81,7 @@ impl<'a> Queue<'a> {
 pub struct ForwardStream<'a> {
     model: &'a SharedModel,
     net: &'a Network,
-    inputs: std::iter::Enumerate<std::slice::Iter<'a, String>>,
+    inputs: std::iter::Enumerate<std::vec::IntoIter<ForwardInput<'a>>>,
     extractor: Option<&'a Extractor>,
     config: &'a ForwardConfig,
     gate: Arc<CallGate>,
@@ -101,6 +101,19 @@ impl<'a> ForwardStream<'a> {
         config: &'a ForwardConfig,
         order: BatchOrder,
     ) -> Result<Self, GraphError> {
+        let inputs = inputs.iter().map(|text| ForwardInput::text(text)).collect();
+        Self::of_inputs(model, net, inputs, extractor, config, order)
+    }
+
+    /// [`ForwardStream::new`] over inputs that may carry files for their agents' tools.
+    pub fn of_inputs(
+        model: &'a SharedModel,
+        net: &'a Network,
+        inputs: Vec<ForwardInput<'a>>,
+        extractor: Option<&'a Extractor>,
+        config: &'a ForwardConfig,
+        order: BatchOrder,
+    ) -> Result<Self, GraphError> {
         check(net, config)?;
         warn_if_capped(model, config);
         let queue = match order {
@@ -110,7 +123,7 @@ impl<'a> ForwardStream<'a> {
         Ok(Self {
             model,
             net,
-            inputs: inputs.iter().enumerate(),
+            inputs: inputs.into_iter().enumerate(),
             extractor,
             config,
             gate: Arc::new(CallGate::new(config.max_parallel_calls, config.on_infrastructure_failure)),
