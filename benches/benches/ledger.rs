@@ -95,15 +95,16 @@ fn ledger(c: &mut Criterion) {
     let mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut group = c.benchmark_group("ledger");
+    let request = request();
 
     let unrecorded =
         Arc::new(BudgetedModel::new(InstantModel, Budget::new(BudgetLimits::default(), PriceTable::empty())));
-    group.bench_function("budgeted_unrecorded", |b| b.to_async(&rt).iter(|| unrecorded.complete(&request())));
+    group.bench_function("budgeted_unrecorded", |b| b.to_async(&rt).iter(|| unrecorded.complete(&request)));
 
     let budget = Budget::new(BudgetLimits::default(), PriceTable::empty());
     budget.record_to(LedgerFile::open(dir.path()).expect("ledger")).expect("record");
     let recorded: Arc<dyn ChatModel> = Arc::new(BudgetedModel::new(InstantModel, budget.clone()));
-    group.bench_function("budgeted_ledger_file", |b| b.to_async(&rt).iter(|| recorded.complete(&request())));
+    group.bench_function("budgeted_ledger_file", |b| b.to_async(&rt).iter(|| recorded.complete(&request)));
     group.bench_function("budgeted_ledger_file_16_at_once", sixteen_at_once(&mt, recorded.clone()));
 
     let old_dir = dir.path().join("old");
@@ -113,7 +114,7 @@ fn ledger(c: &mut Criterion) {
         path: old_dir.join("budget.json"),
         ledger: Mutex::new(BudgetLedger::default()),
     });
-    group.bench_function("budgeted_rewrite_under_lock", |b| b.to_async(&rt).iter(|| rewritten.complete(&request())));
+    group.bench_function("budgeted_rewrite_under_lock", |b| b.to_async(&rt).iter(|| rewritten.complete(&request)));
     group.bench_function("budgeted_rewrite_under_lock_16_at_once", sixteen_at_once(&mt, rewritten.clone()));
     group.finish();
     drop(recorded);

@@ -181,6 +181,8 @@ async fn a_call_whose_spend_cannot_be_recorded_is_not_sent() {
 /// reservation, other calls reserve theirs (none is sent before it is on record), and the next
 /// recording holds all of them at once (group commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The held lock stops the ledger's writer thread (no task ever waits for it): that is the test.
+#[allow(clippy::await_holding_lock)]
 async fn calls_reserve_while_the_ledger_is_written_and_one_recording_holds_them_all() {
     let inner = fixed(1, 1);
     let budget = Budget::new(BudgetLimits::default(), PriceTable::empty());
