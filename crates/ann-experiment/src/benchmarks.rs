@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::config::BenchmarkSection;
 
 /// The benchmark names [`load_benchmark`] knows.
-pub const BENCHMARKS: [&str; 4] = ["mmlu-ml", "math", "humaneval", "creative-writing"];
+pub const BENCHMARKS: [&str; 5] = ["mmlu-ml", "math", "humaneval", "creative-writing", "answer-format"];
 
 /// Load the benchmark `section.name` from `data_dir` (already resolved). `judge` is the model of
 /// LLM-judged benchmarks (creative writing), asked for `judge_model` (the name that prices and
@@ -57,6 +57,8 @@ pub async fn load_benchmark(
                     .with_context(hint)?,
             )
         }
+        // The project's own tiny task, built in (no data to fetch).
+        "answer-format" => Arc::new(crate::answer_format::AnswerFormat::new()),
         other => bail!("unknown benchmark {other:?}; known: {}", BENCHMARKS.join(", ")),
     };
     Ok(Arc::new(Subset::new(full, [section.train, section.validation, section.test])))

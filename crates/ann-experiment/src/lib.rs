@@ -13,6 +13,7 @@
 //! [`resume`] finishes an interrupted run from its directory. The caller passes the clock and the
 //! backend source ([`RunOptions`]); nothing here reads the environment or downloads anything.
 
+pub mod answer_format;
 pub mod baselines;
 pub mod benchmarks;
 pub mod config;

@@ -33,7 +33,7 @@ use crate::evaluate::ExampleRun;
 use crate::gradient::{GlobalGradient, LanguageLoss, LayerBlame, LocalText, parse_global_gradient, parse_local_text};
 use crate::momentum::{Momentum, Scope};
 use crate::optimizer::Optimizer;
-use crate::patch::{PatchOp, Rejection};
+use crate::patch::{PatchOp, Rejection, layer_patch_format};
 use crate::prompts::{self, ExampleView, LayerBrief};
 
 /// What the backward pass proposes: the gradients and one patch candidate per visited scope.
@@ -213,11 +213,14 @@ impl Optimizer {
             };
             let text = parse_local_text(&reply);
             let candidate = match patch_messages {
-                Some(messages) => self.repair(net, messages, reply, &scope, 1).await?,
+                Some(messages) => self.repair(net, messages, reply, &scope, 1, &ResponseFormat::Text).await?,
                 None => {
                     let messages = prompts::local_update(layer, &text.gradient, &c.rules, c.limits.max_ops);
-                    match self.call(&self.request(messages.clone(), "local_update")).await? {
-                        Ok(update) => self.repair(net, messages, update, &scope, 1).await?,
+                    let format = layer_patch_format(layer, &c.rules, c.limits.max_ops);
+                    let mut request = self.request(messages.clone(), "local_update");
+                    request.response_format = format.clone();
+                    match self.call(&request).await? {
+                        Ok(update) => self.repair(net, messages, update, &scope, 1, &format).await?,
                         Err(why) => Candidate::failed(scope.clone(), order, why),
                     }
                 }
@@ -242,7 +245,10 @@ impl Optimizer {
         let messages = prompts::structural(net, global, block.as_deref(), &c.rules, c.limits.max_ops);
         let scope = ComponentScope::Structure;
         Ok(match self.call(&self.request(messages.clone(), "structure")).await? {
-            Ok(reply) => Candidate { order: usize::MAX, ..self.repair(net, messages, reply, &scope, 1).await? },
+            Ok(reply) => Candidate {
+                order: usize::MAX,
+                ..self.repair(net, messages, reply, &scope, 1, &ResponseFormat::Text).await?
+            },
             Err(why) => Candidate::failed(scope, usize::MAX, why),
         })
     }

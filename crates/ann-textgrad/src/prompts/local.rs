@@ -110,10 +110,11 @@ pub fn local_gradient(brief: &LayerBrief<'_>, examples: &[ExampleView<'_>], limi
     vec![system(LOCAL_SYSTEM), Message::user(u)]
 }
 
-/// Local gradient, two-stage form, second call (TextGrad's update): the `<patch>` for a gradient.
+/// Local gradient, two-stage form, second call (TextGrad's update): the patch for a gradient, as
+/// `{"patch": [ops]}` (asked in the schema of [`crate::patch::layer_patch_format`]).
 pub fn local_update(layer: &Layer, gradient: &str, rules: &ValidationRules, max_ops: usize) -> Vec<Message> {
     let u = format!(
-        "Layer `{}`:\n{}\n\nGradient (critique and directions for this layer):\n{}\n\nEdits you may make (JSON patch ops on this layer only):\n{}\n\nInvariants:\n{}\nApply the gradient with the smallest general edit. Answer with <patch>a JSON array of ops; [] when no edit is justified</patch>",
+        "Layer `{}`:\n{}\n\nGradient (critique and directions for this layer):\n{}\n\nEdits you may make (JSON patch ops on this layer only):\n{}\n\nInvariants:\n{}\nApply the gradient with the smallest general edit. Answer with a JSON object {{\"patch\": [ops]}}; {{\"patch\": []}} when no edit is justified.",
         layer.id,
         pretty(layer),
         gradient.trim(),
