@@ -201,7 +201,9 @@ impl Optimizer {
                 }
                 LocalForm::TwoStage => {
                     let messages = prompts::local_gradient(&brief, views, &c.prompt_limits);
-                    (self.call(&self.request(messages, "local_gradient")).await?, None)
+                    let mut request = self.request(messages, "local_gradient");
+                    request.response_format = local_text_format();
+                    (self.call(&request).await?, None)
                 }
             };
             let reply = match first {
@@ -262,14 +264,14 @@ pub fn global_gradient_format(net: &Network) -> ResponseFormat {
         schema: json!({
             "type": "object",
             "properties": {
-                "diagnosis": {"type": "string"},
+                "diagnosis": {"type": "string", "maxLength": 600},
                 "layers": {"type": "array", "items": {
                     "type": "object",
                     "properties": {
                         "layer": {"type": "string", "enum": ids},
                         "blame": {"type": "number"},
-                        "issue": {"type": "string"},
-                        "direction": {"type": "string"}
+                        "issue": {"type": "string", "maxLength": 300},
+                        "direction": {"type": "string", "maxLength": 300}
                     },
                     "required": ["layer", "blame", "issue", "direction"],
                     "additionalProperties": false
@@ -278,13 +280,31 @@ pub fn global_gradient_format(net: &Network) -> ResponseFormat {
                     "type": "object",
                     "properties": {
                         "kind": {"type": "string", "enum": ["add_layer", "remove_layer", "reorder", "none"]},
-                        "why": {"type": "string"}
+                        "why": {"type": "string", "maxLength": 300}
                     },
                     "required": ["kind", "why"],
                     "additionalProperties": false
                 }}
             },
             "required": ["diagnosis", "layers", "structural"],
+            "additionalProperties": false
+        }),
+        strict: false,
+    }
+}
+
+/// The JSON schema of the two-stage local gradient's answer: two short texts (the bounds keep a
+/// small model from running on until its token limit cuts the object).
+pub fn local_text_format() -> ResponseFormat {
+    ResponseFormat::JsonSchema {
+        name: "local_gradient".into(),
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "gradient": {"type": "string", "minLength": 1, "maxLength": 400},
+                "requirement_for_previous": {"type": "string", "maxLength": 300}
+            },
+            "required": ["gradient", "requirement_for_previous"],
             "additionalProperties": false
         }),
         strict: false,

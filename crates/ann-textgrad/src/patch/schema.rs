@@ -3,7 +3,8 @@
 //!
 //! The schema writes the format gate's invariants that a grammar can hold: the op names a local
 //! gradient may use, the layer's id, its agents' ids, the registry's aggregator names, at most
-//! `max_ops` ops, and every new prompt keeping `{input}` within the prompt length limit. The gate
+//! `max_ops` ops, distinct aggregators, no removal of a layer's only agent, and every new prompt
+//! keeping `{input}` within the prompt length limit. The gate
 //! still checks everything ([`super::apply_patch`]): the schema only keeps a small model from
 //! wasting its answer on syntax.
 
@@ -49,12 +50,19 @@ pub fn layer_patch_format(layer: &Layer, rules: &ValidationRules, max_ops: usize
         op("set_prompt", vec![("agent", agent_id.clone()), ("value", prompt.clone())]),
         op("set_role", vec![("agent", agent_id.clone()), ("value", text.clone())]),
         op("add_agent", vec![("agent", new_agent)]),
-        op("remove_agent", vec![("agent", agent_id)]),
-        op("set_aggregators", vec![("value", json!({"type": "array", "items": aggregator, "minItems": 1}))]),
+        op(
+            "set_aggregators",
+            vec![("value", json!({"type": "array", "items": aggregator, "minItems": 1, "uniqueItems": true}))],
+        ),
         op("set_default_aggregator", vec![("value", aggregator)]),
         op("set_routing_hint", vec![("value", text.clone())]),
         op("set_layer_subtask", vec![("value", text)]),
     ];
+    let mut ops = ops;
+    if layer.agents.len() > 1 {
+        // A layer keeps at least one agent: its last one cannot be removed.
+        ops.push(op("remove_agent", vec![("agent", agent_id)]));
+    }
     ResponseFormat::JsonSchema {
         name: "layer_patch".into(),
         schema: json!({
@@ -88,7 +96,12 @@ mod tests {
         assert_eq!(schema["properties"]["patch"]["maxItems"], 3);
         let ops = schema["properties"]["patch"]["items"]["anyOf"].as_array().unwrap();
         let names: Vec<&str> = ops.iter().map(|o| o["properties"]["op"]["enum"][0].as_str().unwrap()).collect();
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), if layer.agents.len() > 1 { 8 } else { 7 }, "{names:?}");
+        let mut single = layer.clone();
+        single.agents.truncate(1);
+        let format = layer_patch_format(&single, &ValidationRules::default(), 3);
+        let ops = schema_of(&format)["properties"]["patch"]["items"]["anyOf"].as_array().unwrap().clone();
+        assert!(ops.iter().all(|o| o["properties"]["op"]["enum"][0] != "remove_agent"), "the only agent stays");
         assert!(ops.iter().all(|o| o["properties"]["layer"]["enum"] == json!([layer.id])));
         let agents: Vec<&str> = layer.agents.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(ops[0]["properties"]["agent"]["enum"], json!(agents));

@@ -100,12 +100,13 @@ pub fn local_gradient_fused(
     vec![system(LOCAL_SYSTEM), Message::user(u)]
 }
 
-/// Local gradient, two-stage form, first call (TextGrad's backward): `<gradient>` and `<requirement_for_previous>`.
+/// Local gradient, two-stage form, first call (TextGrad's backward): a JSON object with `gradient`
+/// and `requirement_for_previous` (asked in the schema of [`crate::local_text_format`]).
 pub fn local_gradient(brief: &LayerBrief<'_>, examples: &[ExampleView<'_>], limits: &PromptLimits) -> Vec<Message> {
     let mut u = String::new();
     layer_section(&mut u, brief, examples, limits);
     u.push_str(
-        "Answer with two tagged sections:\n<gradient>what this layer does wrong and concrete directions to fix it (no full rewrite)</gradient>\n<requirement_for_previous>what this layer needs from its input, for the layer before it</requirement_for_previous>",
+        "Answer with a JSON object of two short fields, in your own words: `gradient` says what this layer does wrong, as the feedback shows it, and concretely how to fix it (no full rewrite); `requirement_for_previous` says what this layer needs from its input, for the layer before it.",
     );
     vec![system(LOCAL_SYSTEM), Message::user(u)]
 }
