@@ -3,10 +3,10 @@
 //!
 //! The schema writes the format gate's invariants that a grammar can hold: the op names a local
 //! gradient may use, the layer's id, its agents' ids, the registry's aggregator names, at most
-//! `max_ops` ops, distinct aggregators, no removal of a layer's only agent, and every new prompt
-//! keeping `{input}` within the prompt length limit. The gate
-//! still checks everything ([`super::apply_patch`]): the schema only keeps a small model from
-//! wasting its answer on syntax.
+//! `max_ops` ops, no removal of a layer's only agent, and every new prompt keeping `{input}` within
+//! the prompt length limit (keywords the embedded backend does not implement, e.g. `uniqueItems`,
+//! are left out). The gate still checks everything ([`super::apply_patch`]): the schema only keeps
+//! a small model from wasting its answer on syntax.
 
 use ann_graph::{AggregatorName, Layer, ValidationRules};
 use ann_llm::ResponseFormat;
@@ -50,10 +50,7 @@ pub fn layer_patch_format(layer: &Layer, rules: &ValidationRules, max_ops: usize
         op("set_prompt", vec![("agent", agent_id.clone()), ("value", prompt.clone())]),
         op("set_role", vec![("agent", agent_id.clone()), ("value", text.clone())]),
         op("add_agent", vec![("agent", new_agent)]),
-        op(
-            "set_aggregators",
-            vec![("value", json!({"type": "array", "items": aggregator, "minItems": 1, "uniqueItems": true}))],
-        ),
+        op("set_aggregators", vec![("value", json!({"type": "array", "items": aggregator, "minItems": 1}))]),
         op("set_default_aggregator", vec![("value", aggregator)]),
         op("set_routing_hint", vec![("value", text.clone())]),
         op("set_layer_subtask", vec![("value", text)]),
