@@ -45,6 +45,7 @@ fn network() -> Network {
                 role: format!("Agent number {i}, a careful mathematician."),
                 prompt: "{task}\n\nWork on this step: {input}\nEnd with \\boxed{}.".into(),
                 temperature: if i == 1 { 0.0 } else { 0.7 },
+                model: Default::default(),
             })
             .collect(),
         aggregators: vec![AggregatorName::MajorityVote, AggregatorName::LlmSynthesis],

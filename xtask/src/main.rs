@@ -1,7 +1,10 @@
-//! `cargo xtask`: fetch the pinned model and data, run the whole test suite, reproduce experiments.
+//! `cargo xtask`: fetch the pinned model and data, run the whole test suite, reproduce experiments,
+//! run the reliability campaign (`chaos`) and the property-test fuzzers (`fuzz`).
 
+mod chaos;
 mod fetch_data;
 mod fetch_model;
+mod fuzz;
 mod pip;
 mod reproduce;
 mod scrub;
@@ -48,6 +51,13 @@ enum Cmd {
     FetchModel(fetch_model::Args),
     /// Fetch the benchmark datasets into the cache as the project's JSONL.
     FetchData(fetch_data::Args),
+    /// Run the reliability campaign against the fake OpenAI-compatible server on 127.0.0.1 and
+    /// print what held (faults, SIGKILL/resume cycles, budget, shared cache, full disk, hostile
+    /// replies); exit non-zero when something did not.
+    Chaos(chaos::Args),
+    /// Run the property tests (proptest, stable toolchain) of the parsers and loaders for a given
+    /// time each, with new seeds and growing case counts; failures are saved as regressions.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> Result<()> {
@@ -58,6 +68,8 @@ fn main() -> Result<()> {
         Cmd::Reproduce(args) => reproduce::run(&args),
         Cmd::FetchModel(args) => fetch_model::run(&args),
         Cmd::FetchData(args) => fetch_data::run(&args),
+        Cmd::Chaos(args) => chaos::run(&args),
+        Cmd::Fuzz(args) => fuzz::run(&args),
     }
 }
 

@@ -114,56 +114,88 @@ fn a_dry_run_shows_each_experiment_and_its_budget() {
     assert!(err.contains("no experiment `gsm8k`") && err.contains("mmlu-ml"), "{err}");
 }
 
+/// The fake endpoint's one answer (a fixed letter) for every call.
+fn fake_server_config() -> FakeServerConfig {
+    FakeServerConfig::default().with_reply(|_| "Reasoning.\nAnswer: B".into())
+}
+
+/// A reproduction's folder (the one `reproduce-*` in `runs`) and its `table.json`.
+fn reproduction_in(runs: &Path) -> (PathBuf, serde_json::Value) {
+    let dir = only_entry(runs, "reproduce-");
+    let table = serde_json::from_str(&std::fs::read_to_string(dir.join("table.json")).unwrap()).unwrap();
+    (dir, table)
+}
+
+/// A temporary home for a reproduction: the synthetic MMLU-ML file in its cache folder.
+struct Home {
+    tmp: tempfile::TempDir,
+    ann: PathBuf,
+}
+
+impl Home {
+    async fn new() -> Self {
+        let ann = tokio::task::spawn_blocking(ann_binary).await.unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("cache/data")).unwrap();
+        std::fs::write(tmp.path().join("cache/data/mmlu-ml.jsonl"), synthetic_mmlu()).unwrap();
+        Self { tmp, ann }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// `cargo xtask reproduce ARGS --limit 2 --no-fetch` into `runs` (under this home), with the
+    /// endpoint variables of `endpoint` (none: unset).
+    async fn reproduce(&self, args: &[&str], runs: &str, endpoint: Option<(&str, &str)>) -> Output {
+        let mut all: Vec<String> = ["reproduce"].iter().chain(args).map(|s| s.to_string()).collect();
+        let runs = self.path(runs);
+        for a in
+            ["--limit", "2", "--no-fetch", "--ann", self.ann.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()]
+        {
+            all.push(a.to_string());
+        }
+        let mut env = vec![("ANN_CACHE_DIR".to_string(), self.path("cache").to_str().unwrap().to_string())];
+        if let Some((url, secret)) = endpoint {
+            env.push(("ANN_OPENAI_BASE_URL".into(), url.into()));
+            env.push(("ANN_OPENAI_MODEL".into(), "gpt-4o-mini".into()));
+            env.push(("ANN_OPENAI_API_KEY".into(), secret.into()));
+        }
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            xtask(&args, &env, &["ANN_LOCAL_MODEL"])
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn check(out: &Output) {
+    assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+}
+
 /// The whole path on the fake endpoint: `ann train` runs the MMLU-ML paper experiment and one of its
-/// ablations (capped at two examples per split), and the table has a row per method and for the
-/// ablation, with intervals, n and cost.
+/// ablations (capped at two examples per split), recording every call; the table has a row per
+/// method and for the ablation, with intervals, n and cost. Replayed from its cassette with the
+/// endpoint gone, the reproduction gives the same rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reproduce_runs_an_experiment_on_a_fake_endpoint_and_writes_the_table() {
-    let ann = tokio::task::spawn_blocking(ann_binary).await.unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    std::fs::create_dir_all(cache.join("data")).unwrap();
-    std::fs::write(cache.join("data/mmlu-ml.jsonl"), synthetic_mmlu()).unwrap();
-    let runs = tmp.path().join("runs");
-    let server =
-        FakeServer::start(FakeServerConfig::default().with_reply(|_| "Reasoning.\nAnswer: B".into())).await.unwrap();
+    let home = Home::new().await;
+    let server = FakeServer::start(fake_server_config()).await.unwrap();
     let url = server.url();
-    let (runs_arg, ann_arg, cache_env) =
-        (runs.to_str().unwrap().to_string(), ann.to_str().unwrap().to_string(), cache.to_str().unwrap().to_string());
     let secret = "sk-reproduce-test-secret";
-    let out = tokio::task::spawn_blocking(move || {
-        xtask(
-            &[
-                "reproduce",
-                "--only",
-                "paper-mmlu-ml",
-                "--only",
-                "mmlu-ml-no-momentum",
-                "--ablations",
-                "--limit",
-                "2",
-                "--no-fetch",
-                "--ann",
-                &ann_arg,
-                "--runs-dir",
-                &runs_arg,
-            ],
-            &[
-                ("ANN_OPENAI_BASE_URL", url.as_str()),
-                ("ANN_OPENAI_MODEL", "gpt-4o-mini"),
-                ("ANN_OPENAI_API_KEY", secret),
-                ("ANN_CACHE_DIR", cache_env.as_str()),
-            ],
-            &["ANN_LOCAL_MODEL"],
-        )
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
-    assert!(server.request_count() > 0);
+    let cassette = home.path("calls.jsonl.gz");
+    let selection = ["--only", "paper-mmlu-ml", "--only", "mmlu-ml-no-momentum", "--ablations"];
+    let record: Vec<&str> =
+        selection.iter().copied().chain(["--mode", "record", "--cassette", cassette.to_str().unwrap()]).collect();
+    let out = home.reproduce(&record, "runs", Some((&url, secret))).await;
+    check(&out);
+    let requests = server.request_count();
+    assert!(requests > 0);
     server.shutdown().await;
 
-    let reproduction = only_entry(&runs, "reproduce-");
+    let (reproduction, table) = reproduction_in(&home.path("runs"));
     let run_dir = only_entry(&reproduction, "paper-mmlu-ml-2");
     let ablated = only_entry(&reproduction, "paper-mmlu-ml-no-momentum-2");
     let kept = std::fs::read_to_string(ablated.join("config.toml")).unwrap();
@@ -174,9 +206,9 @@ async fn reproduce_runs_an_experiment_on_a_fake_endpoint_and_writes_the_table() 
     let kept = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
     assert!(kept.contains("test = 2") && kept.contains("backend = \"openai\""), "{kept}");
     assert!(!kept.contains(secret));
+    let recorded = std::fs::read(&cassette).unwrap();
+    assert!(!String::from_utf8_lossy(&recorded).contains(secret));
 
-    let table: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(reproduction.join("table.json")).unwrap()).unwrap();
     assert_eq!((table["backend"].as_str(), table["limit"].as_u64()), (Some("openai"), Some(2)));
     let rows = table["rows"].as_array().unwrap();
     let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
@@ -198,4 +230,44 @@ async fn reproduce_runs_an_experiment_on_a_fake_endpoint_and_writes_the_table() 
     assert!(md.contains("| mmlu-ml | ANN (no momentum) |"), "{md}");
     assert!(md.contains("recovered from public summaries") && md.contains("no paper number"), "{md}");
     assert!(text(&out.stdout).contains("| mmlu-ml | debate |"), "the table is printed too");
+    let html = std::fs::read_to_string(reproduction.join("table.html")).unwrap();
+    assert!(html.contains("<td>ANN (no momentum)</td>"), "{html}");
+
+    // Replayed: no endpoint variable, the recorded endpoint closed, the same rows.
+    let replay: Vec<&str> =
+        selection.iter().copied().chain(["--mode", "replay", "--cassette", cassette.to_str().unwrap()]).collect();
+    let out = home.reproduce(&replay, "replayed", None).await;
+    check(&out);
+    let (_, again) = reproduction_in(&home.path("replayed"));
+    assert_eq!(again["rows"], table["rows"]);
+    assert_eq!(again["mode"], "replay");
+    assert!(text(&out.stdout).contains("no call was made"), "{}", text(&out.stdout));
+}
+
+/// The committed cassette (`xtask/tests/data/`, recorded on the fake server) replays to the
+/// committed table rows with no endpoint at all. A change of the prompts or of the requests'
+/// shape changes the calls: re-record both files with
+/// `ANN_RECORD_FIXTURE=1 cargo test -p xtask --test reproduce committed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committed_cassette_replays_to_the_committed_table() {
+    let data = root().join("xtask/tests/data");
+    let (cassette, rows) = (data.join("paper-mmlu-ml.jsonl.gz"), data.join("paper-mmlu-ml.rows.json"));
+    let home = Home::new().await;
+    let selection = ["--only", "paper-mmlu-ml"];
+    if std::env::var_os("ANN_RECORD_FIXTURE").is_some() {
+        let server = FakeServer::start(fake_server_config()).await.unwrap();
+        let record: Vec<&str> =
+            selection.iter().copied().chain(["--mode", "record", "--cassette", cassette.to_str().unwrap()]).collect();
+        check(&home.reproduce(&record, "recorded", Some((&server.url(), "sk-fixture"))).await);
+        server.shutdown().await;
+        let (_, table) = reproduction_in(&home.path("recorded"));
+        std::fs::write(&rows, serde_json::to_string_pretty(&table["rows"]).unwrap() + "\n").unwrap();
+    }
+    let replay: Vec<&str> =
+        selection.iter().copied().chain(["--mode", "replay", "--cassette", cassette.to_str().unwrap()]).collect();
+    let out = home.reproduce(&replay, "replayed", None).await;
+    check(&out);
+    let (_, table) = reproduction_in(&home.path("replayed"));
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rows).unwrap()).unwrap();
+    assert_eq!(table["rows"], expected, "the replayed table differs from the committed one");
 }

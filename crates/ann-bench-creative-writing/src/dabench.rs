@@ -12,12 +12,19 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use ann_eval::data::read_jsonl;
-use ann_eval::{EvalError, Evaluation, Evaluator, Example};
+use ann_eval::{Benchmark, EvalError, Evaluation, Evaluator, Example, Split, Splits};
 use async_trait::async_trait;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::prompts;
+
+/// Answer-format rule of the last layer.
+pub const ANSWER_FORMAT: &str = "@name[value]";
+
+/// The file names looked for in a DABench folder, release names first: questions, labels, tables.
+pub const LAYOUTS: [[&str; 3]; 2] =
+    [["da-dev-questions.jsonl", "da-dev-labels.jsonl", "da-dev-tables"], ["questions.jsonl", "labels.jsonl", "tables"]];
 
 /// Lines of the CSV table shown in the example's input (header included).
 pub const PREVIEW_LINES: usize = 6;
@@ -147,6 +154,61 @@ impl Evaluator for DaBenchScorer {
         let expected: Vec<(String, String)> =
             serde_json::from_value(answers).map_err(|e| EvalError::Config(format!("example {}: {e}", example.id)))?;
         Ok(score_response(output, &expected))
+    }
+}
+
+/// Load a DABench folder: the release's `da-dev-questions.jsonl`, `da-dev-labels.jsonl` and
+/// `da-dev-tables/`, or `questions.jsonl`, `labels.jsonl` and `tables/` ([`LAYOUTS`]).
+pub fn load_dir(dir: &Path) -> Result<Vec<Example>, EvalError> {
+    for [questions, labels, tables] in LAYOUTS {
+        if dir.join(questions).is_file() {
+            return load(&dir.join(questions), &dir.join(labels), &dir.join(tables));
+        }
+    }
+    Err(EvalError::MissingData {
+        path: dir.join(LAYOUTS[0][0]),
+        hint: format!("a DABench folder holds {} (or {}), its labels and its tables", LAYOUTS[0][0], LAYOUTS[1][0]),
+    })
+}
+
+/// DABench as a benchmark over the user's files. Its answers need the table computed, which an
+/// agent without a code tool cannot do beyond the preview: scores measure format and reasoning only.
+#[derive(Debug, Clone)]
+pub struct DaBench {
+    splits: Splits,
+}
+
+impl DaBench {
+    /// Split `examples` with `seed` into the given sizes.
+    pub fn from_examples(examples: &[Example], sizes: &[usize; 3], seed: u64) -> Result<Self, EvalError> {
+        Ok(Self { splits: Splits::seeded(examples, sizes, seed)? })
+    }
+}
+
+#[async_trait]
+impl Benchmark for DaBench {
+    fn name(&self) -> &str {
+        "dabench"
+    }
+    fn task_description(&self) -> &str {
+        prompts::dabench_task_description()
+    }
+    fn answer_format(&self) -> &str {
+        ANSWER_FORMAT
+    }
+    fn examples(&self, split: Split) -> &[Example] {
+        self.splits.get(split)
+    }
+    fn extract_answer(&self, output: &str) -> Option<String> {
+        let got = parse_closed_form(output);
+        (!got.is_empty())
+            .then(|| got.iter().map(|(n, v)| format!("@{n}[{}]", v.to_lowercase())).collect::<Vec<_>>().join(" "))
+    }
+    fn starting_network(&self) -> &str {
+        include_str!("../network-dabench.json")
+    }
+    async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError> {
+        DaBenchScorer.evaluate(example, output).await
     }
 }
 

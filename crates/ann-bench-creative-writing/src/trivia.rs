@@ -139,7 +139,12 @@ impl TriviaCreativeWriting {
     pub fn from_file(path: &Path, sizes: &[usize; 3], seed: u64) -> Result<Self, EvalError> {
         let rows = load_rows(path)?;
         let examples: Vec<Example> = rows.iter().enumerate().map(|(i, r)| to_example(i, r)).collect();
-        Ok(Self { splits: Splits::seeded(&examples, sizes, seed)? })
+        Self::from_examples(&examples, sizes, seed)
+    }
+
+    /// Split examples made by [`to_example`] with `seed` into the given sizes.
+    pub fn from_examples(examples: &[Example], sizes: &[usize; 3], seed: u64) -> Result<Self, EvalError> {
+        Ok(Self { splits: Splits::seeded(examples, sizes, seed)? })
     }
 }
 

@@ -226,3 +226,19 @@ fn starting_networks_have_the_contract_shape() {
         assert!(layers[2]["output_spec"].as_str().unwrap().contains(bench.answer_format()), "{name}");
     }
 }
+
+#[tokio::test]
+async fn dabench_folder_loads_as_a_benchmark_or_names_the_missing_file() {
+    let examples = dabench::load_dir(&fixture("dabench")).unwrap();
+    assert_eq!(examples.len(), 2);
+    let bench = dabench::DaBench::from_examples(&examples, &[1, 0, 1], 3).unwrap();
+    assert_eq!((bench.name(), bench.answer_format()), ("dabench", dabench::ANSWER_FORMAT));
+    let net: serde_json::Value = serde_json::from_str(bench.starting_network()).unwrap();
+    assert_eq!(net["task_description"], bench.task_description());
+    let last = net["layers"].as_array().unwrap().last().unwrap();
+    assert!(last["output_spec"].as_str().unwrap().contains(dabench::ANSWER_FORMAT));
+    let test = &bench.examples(Split::Test)[0];
+    assert!(bench.evaluate(test, "nothing").await.unwrap().score == 0.0);
+    let err = dabench::load_dir(&fixture("no-such-dabench")).unwrap_err().to_string();
+    assert!(err.contains("da-dev-questions.jsonl") && err.contains("questions.jsonl"), "{err}");
+}

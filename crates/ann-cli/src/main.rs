@@ -1,4 +1,10 @@
-//! The `ann` binary: run, resume and evaluate experiments and baselines (`ann demo`, `train`, `resume`, `eval`).
+//! The `ann` binary: run, resume and evaluate experiments and baselines, construct and adapt
+//! networks (`ann demo`, `train`, `resume`, `eval`, `construct`, `adapt`), and keep a run's calls
+//! as a cassette (`ann cache`).
+
+mod cassette;
+
+mod report_cmds;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ann_experiment::reexports::{MODEL_ENV, Network, OpenAiConfig, Split, pinned_model_path};
-use ann_experiment::{Backend, BackendSource, Baseline, ExperimentConfig, Report, RunOptions};
+use ann_experiment::{
+    Backend, BackendSource, Baseline, ExperimentConfig, ModelOverride, Report, RunOptions, StartNetwork,
+};
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -60,13 +68,70 @@ enum Cmd {
         /// Where the run directory goes (default: `runs/` in the home folder).
         #[arg(long, value_name = "DIR")]
         runs_dir: Option<PathBuf>,
+        /// Start from this network file (JSON or YAML, e.g. one written by `ann construct` or
+        /// `ann adapt`) instead of the config's `benchmark.network`.
+        #[arg(long, value_name = "FILE")]
+        network: Option<PathBuf>,
+    },
+    /// Construct a network for a benchmark by team construction (task description and training
+    /// inputs, optionally trained networks as a library) and write it to a file.
+    Construct {
+        /// mmlu-ml, math, humaneval, creative-writing, trivia-cw or dabench.
+        #[arg(long)]
+        benchmark: String,
+        /// Finished run directories whose trained networks (and validation scores) the
+        /// construction prompt sees as a library (repeatable).
+        #[arg(long = "from", value_name = "RUN_DIR")]
+        from: Vec<PathBuf>,
+        /// The network file to write (JSON, or YAML for .yaml/.yml); the record of the
+        /// construction goes beside it as `<name>.construction.json`.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Model, cache, budget and `[construct]` settings from this config (default: the demo's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a config value: KEY=VALUE (repeatable), as for `ann train`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Build a network for a new task from trained networks: team construction whose prompt sees
+    /// the runs' trained networks and validation scores as a library; writes the network and
+    /// `<name>.provenance.json` (which runs, which layers were reused).
+    #[command(group(ArgGroup::new("target").required(true).args(["benchmark", "task"])))]
+    Adapt {
+        /// Finished run directories whose trained networks form the library (repeatable).
+        #[arg(long = "from", value_name = "RUN_DIR", required = true)]
+        from: Vec<PathBuf>,
+        /// The new task is this benchmark (its training inputs, answer format, and starting
+        /// network as the fallback); the result trains further with `ann train --network`.
+        #[arg(long)]
+        benchmark: Option<String>,
+        /// The new task is described by this TOML file: `task_description`, `answer_format`,
+        /// `examples = [...]` (inputs).
+        #[arg(long, value_name = "FILE")]
+        task: Option<PathBuf>,
+        /// Specialise within the benchmark instead: one network per value of this metadata field of
+        /// its examples (e.g. MATH's `subject` or `level`), a router in front, evaluated on the
+        /// test split against the first run's trained network; `--out` is then a folder.
+        #[arg(long, value_name = "FIELD", requires = "benchmark", conflicts_with = "task")]
+        specialise_by: Option<String>,
+        /// The network file to write (the folder, with `--specialise-by`).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Model, cache, budget and `[construct]` settings from this config (default: the demo's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a config value: KEY=VALUE (repeatable), as for `ann train`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Resume an interrupted run directory and finish its report.
     Resume { run_dir: PathBuf },
     /// Evaluate a network file or a baseline on a benchmark split (no training).
     #[command(group(ArgGroup::new("what").required(true).args(["network", "baseline"])))]
     Eval {
-        /// mmlu-ml, math, humaneval or creative-writing.
+        /// mmlu-ml, math, humaneval, creative-writing; or with the user's data (`benchmark.data_path`,
+        /// or ANN_TRIVIA_CW_PATH / ANN_DABENCH_DIR): trivia-cw, dabench.
         #[arg(long)]
         benchmark: String,
         /// The network (JSON or YAML), e.g. a run's `network-trained.json`.
@@ -84,6 +149,16 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Rebuild a run directory's report.html from its files and print its path.
+    Report { run_dir: PathBuf },
+    /// Print each line of the trained prompts with the step that introduced it, its gradient
+    /// summary and the validation change.
+    Blame(report_cmds::BlameArgs),
+    /// Compare two networks, checkpoints or run directories (prompts, roles, aggregators, layers).
+    Diff(report_cmds::DiffArgs),
+    /// Export a response cache to a cassette, or import one (to replay a run with no call).
+    #[command(subcommand)]
+    Cache(cassette::CacheCmd),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,10 +221,14 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(openai) = &openai {
                 use_openai(&mut config, openai);
             }
-            train(&config, options(&home, openai)).await
+            train(&config, with_models(&config, options(&home, openai))?).await
         }
-        Cmd::Train { config, openai: force, local, limit, overrides, runs_dir } => {
+        Cmd::Train { config, openai: force, local, limit, overrides, runs_dir, network } => {
             let mut config = ExperimentConfig::load_with_overrides(&config, &overrides)?;
+            if let Some(file) = network {
+                config.benchmark.network = Some(StartNetwork::File(absolute(&file)?));
+            }
+            user_data(&mut config);
             relocate_cache(&mut config);
             if let Some(n) = limit {
                 config.limit(n);
@@ -157,21 +236,73 @@ async fn run(cli: Cli) -> Result<()> {
             if local {
                 config.model.backend = Backend::Local;
                 config.model.name = ExperimentConfig::default().model.name;
+                // The optimiser and the model profiles keep their own stacks, on the embedded model.
+                for m in config.optimizer.iter_mut().chain(config.models.values_mut()) {
+                    *m = ModelOverride { backend: None, name: None, local_path: None, ..m.clone() };
+                    (m.base_url_env, m.model_env, m.api_key_env) = (None, None, None);
+                }
             }
             let openai = if local { None } else { endpoint(&config, force)? };
             if let (true, Some(o)) = (force, &openai) {
                 use_openai(&mut config, o);
             }
-            let mut options = options(&home, openai);
+            let mut options = with_models(&config, options(&home, openai))?;
             if let Some(dir) = runs_dir {
                 options.runs_dir = if dir.is_absolute() { dir } else { home.join(dir) };
             }
             train(&config, options).await
         }
+        Cmd::Construct { benchmark, from, out, config, overrides } => {
+            let (config, options) = construction_setup(&home, config, &overrides, Some(benchmark))?;
+            let spinner = spinner(&options);
+            let from: Vec<PathBuf> = from.iter().map(|d| absolute(d)).collect::<Result<_>>()?;
+            let record = ann_experiment::construct_to_file(&config, &from, &absolute(&out)?, &spinner.0).await;
+            spinner.1.finish_and_clear();
+            let record = record?;
+            println!("{}", record.summary());
+            println!("Network: {}", out.display());
+            println!("Record: {}", ann_experiment::construct::record_path(&out).display());
+            Ok(())
+        }
+        Cmd::Adapt { from, benchmark, task: _, specialise_by: Some(field), out, config, overrides } => {
+            let (config, options) = construction_setup(&home, config, &overrides, benchmark)?;
+            let spinner = spinner(&options);
+            let from: Vec<PathBuf> = from.iter().map(|d| absolute(d)).collect::<Result<_>>()?;
+            let out = absolute(&out)?;
+            let report = ann_experiment::specialise::specialise_to_dir(&config, &from, &field, &out, &spinner.0).await;
+            spinner.1.finish_and_clear();
+            let report = report?;
+            let mean = |s: &Option<ann_experiment::reexports::Summary>| s.as_ref().map_or(f64::NAN, |s| s.mean);
+            println!(
+                "{} networks by {field} ({}); router: {} routed, {} to the single network",
+                report.slices.len(),
+                report.slices.iter().map(|s| s.value.as_str()).collect::<Vec<_>>().join(", "),
+                report.router.routed,
+                report.router.unrouted
+            );
+            println!("test: single {:.3}, specialised {:.3}", mean(&report.single), mean(&report.specialised));
+            println!("Report: {}", out.join("specialise.json").display());
+            Ok(())
+        }
+        Cmd::Adapt { from, benchmark, task, specialise_by: None, out, config, overrides } => {
+            let (config, options) = construction_setup(&home, config, &overrides, benchmark)?;
+            let target = match task {
+                Some(file) => ann_experiment::AdaptTarget::Task(absolute(&file)?),
+                None => ann_experiment::AdaptTarget::Benchmark,
+            };
+            let spinner = spinner(&options);
+            let from: Vec<PathBuf> = from.iter().map(|d| absolute(d)).collect::<Result<_>>()?;
+            let provenance = ann_experiment::adapt_to_file(&config, &from, &target, &absolute(&out)?, &spinner.0).await;
+            spinner.1.finish_and_clear();
+            println!("{}", provenance?.summary());
+            println!("Network: {}", out.display());
+            println!("Provenance: {}", ann_experiment::adapt::provenance_path(&out).display());
+            Ok(())
+        }
         Cmd::Resume { run_dir } => {
             let config = ExperimentConfig::load(&run_dir.join(ann_experiment::run::CONFIG_FILE))?;
             let openai = endpoint(&config, false)?;
-            let options = options(&home, openai);
+            let options = with_models(&config, options(&home, openai))?;
             let spinner = spinner(&options);
             let outcome = ann_experiment::resume(&run_dir, &spinner.0).await;
             spinner.1.finish_and_clear();
@@ -179,6 +310,9 @@ async fn run(cli: Cli) -> Result<()> {
             print_report(&outcome.run_dir, &outcome.report);
             Ok(())
         }
+        Cmd::Report { run_dir } => report_cmds::report(&run_dir),
+        Cmd::Blame(args) => report_cmds::blame(&args),
+        Cmd::Diff(args) => report_cmds::diff(&args),
         Cmd::Eval { benchmark, network, baseline, split, limit, config } => {
             let mut config = match config {
                 Some(path) => ExperimentConfig::load(&path)?,
@@ -187,6 +321,7 @@ async fn run(cli: Cli) -> Result<()> {
             relocate_cache(&mut config);
             config.benchmark.name = benchmark;
             config.benchmark.network = None;
+            user_data(&mut config);
             let (train, validation, test) = match split {
                 SplitArg::Train => (limit, Some(0), Some(0)),
                 SplitArg::Validation => (Some(0), limit, Some(0)),
@@ -204,7 +339,7 @@ async fn run(cli: Cli) -> Result<()> {
                 SplitArg::Validation => Split::Validation,
                 SplitArg::Test => Split::Test,
             };
-            let options = options(&home, openai);
+            let options = with_models(&config, options(&home, openai))?;
             let spinner = spinner(&options);
             let outcome = match (network, baseline) {
                 (_, Some(baseline)) => ann_experiment::evaluate_baseline(&config, baseline, split, &spinner.0).await,
@@ -218,7 +353,55 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&outcome?)?);
             Ok(())
         }
+        Cmd::Cache(cmd) => cassette::run(cmd).await,
     }
+}
+
+/// The config and run options of `ann construct` / `ann adapt`: the given config (default: the
+/// demo's) for `benchmark`, and the environment's endpoint when one is set (as `ann eval`).
+fn construction_setup(
+    home: &Path,
+    config: Option<PathBuf>,
+    overrides: &[String],
+    benchmark: Option<String>,
+) -> Result<(ExperimentConfig, RunOptions)> {
+    let mut config = match config {
+        Some(path) => ExperimentConfig::load_with_overrides(&path, overrides)?,
+        None if !overrides.is_empty() => anyhow::bail!("--set applies to a config file: give it with --config FILE"),
+        None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
+    };
+    relocate_cache(&mut config);
+    if let Some(name) = benchmark {
+        config.benchmark.name = name;
+    }
+    user_data(&mut config);
+    let openai = OpenAiConfig::from_env().context("reading ANN_OPENAI_* from the environment")?;
+    if let Some(o) = &openai {
+        use_openai(&mut config, o);
+    }
+    Ok((config, options(home, openai)))
+}
+
+/// A user-data benchmark's `data_path` from its environment variable when the config sets none.
+fn user_data(config: &mut ExperimentConfig) {
+    if config.benchmark.data_path.is_some() {
+        return;
+    }
+    let Some(var) = ann_experiment::user_data_env(&config.benchmark.name) else { return };
+    if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(value);
+        config.benchmark.data_path =
+            Some(if path.is_absolute() { path } else { std::env::current_dir().unwrap_or_default().join(path) });
+    }
+}
+
+/// `path` made absolute against the current folder (a config's relative paths resolve against
+/// the home folder instead).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir().context("reading the current folder")?.join(path))
 }
 
 fn parse_baseline(name: &str) -> Result<Baseline, String> {
@@ -235,6 +418,56 @@ fn use_openai(config: &mut ExperimentConfig, openai: &OpenAiConfig) {
 /// accept `OPENAI_API_KEY`); an error when the config (or `--openai`) needs one and there is none.
 fn endpoint(config: &ExperimentConfig, force: bool) -> Result<Option<OpenAiConfig>> {
     let m = &config.model;
+    let openai = read_endpoint(m)?;
+    if (force || m.backend == Backend::Openai) && openai.is_none() {
+        anyhow::bail!(
+            "this run uses an OpenAI-compatible endpoint: set {} and {} (and {})",
+            m.base_url_env,
+            m.model_env,
+            m.api_key_env
+        );
+    }
+    Ok(openai)
+}
+
+/// `options` with the endpoint of each model of the config (`[optimizer]`, `[models.NAME]`) that
+/// uses an OpenAI-compatible endpoint named by variables other than the worker's.
+fn with_models(config: &ExperimentConfig, mut options: RunOptions) -> Result<RunOptions> {
+    let mut others = Vec::new();
+    if config.optimizer.is_some() {
+        others.push(("optimizer".to_string(), "[optimizer]".to_string(), config.optimizer_model().section));
+    }
+    for name in config.models.keys() {
+        let section = config.profile_model(name).expect("a configured profile").section;
+        others.push((name.clone(), format!("[models.{name}]"), section));
+    }
+    let vars =
+        |m: &ann_experiment::config::ModelSection| (m.base_url_env.clone(), m.model_env.clone(), m.api_key_env.clone());
+    let mut named = std::collections::BTreeMap::new();
+    for (name, table, section) in others {
+        if section.backend != Backend::Openai || vars(&section) == vars(&config.model) {
+            continue;
+        }
+        let Some(openai) = read_endpoint(&section)? else {
+            anyhow::bail!(
+                "{table} uses an OpenAI-compatible endpoint: set {} and {} (and {})",
+                section.base_url_env,
+                section.model_env,
+                section.api_key_env
+            );
+        };
+        let BackendSource::Open { local_model, .. } = &options.backend else { continue };
+        named.insert(name, BackendSource::Open { local_model: local_model.clone(), openai: Some(openai) });
+    }
+    if !named.is_empty() {
+        options.backend = BackendSource::Named { worker: Box::new(options.backend), named };
+    }
+    Ok(options)
+}
+
+/// The endpoint named by the environment variables of `m` (the standard `ANN_OPENAI_*` names also
+/// accept `OPENAI_API_KEY`), if its base URL variable is set.
+fn read_endpoint(m: &ann_experiment::config::ModelSection) -> Result<Option<OpenAiConfig>> {
     let standard = ExperimentConfig::default().model;
     let openai = if (&m.base_url_env, &m.model_env, &m.api_key_env)
         == (&standard.base_url_env, &standard.model_env, &standard.api_key_env)
@@ -254,14 +487,6 @@ fn endpoint(config: &ExperimentConfig, force: bool) -> Result<Option<OpenAiConfi
             }
         }
     };
-    if (force || m.backend == Backend::Openai) && openai.is_none() {
-        anyhow::bail!(
-            "this run uses an OpenAI-compatible endpoint: set {} and {} (and {})",
-            m.base_url_env,
-            m.model_env,
-            m.api_key_env
-        );
-    }
     Ok(openai)
 }
 
@@ -331,4 +556,5 @@ async fn train(config: &ExperimentConfig, options: RunOptions) -> Result<()> {
 fn print_report(run_dir: &Path, report: &Report) {
     println!("{}", report.to_markdown());
     println!("Run directory: {}", run_dir.display());
+    println!("Report: {}", run_dir.join(ann_experiment::report::REPORT_HTML).display());
 }

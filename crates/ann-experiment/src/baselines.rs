@@ -155,7 +155,7 @@ impl Baseline {
 }
 
 fn agent(id: &str, role: &str, prompt: String, temperature: f32) -> Agent {
-    Agent { id: id.to_string(), role: role.to_string(), prompt, temperature }
+    Agent { id: id.to_string(), role: role.to_string(), prompt, temperature, model: Default::default() }
 }
 
 fn one_layer(subtask: &str, agents: Vec<Agent>, aggregator: AggregatorName, output_spec: String) -> Layer {

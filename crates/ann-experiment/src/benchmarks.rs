@@ -1,6 +1,10 @@
 //! Loading a benchmark by name, and cutting its splits to the sizes an experiment asks for.
+//!
+//! The four benchmarks of [`BENCHMARKS`] read `cargo xtask fetch-data`'s files from the data folder;
+//! those of [`USER_DATA_BENCHMARKS`] read the user's own copy, named by `[benchmark] data_path`
+//! (the `ann` binary fills it from the environment variable of [`user_data_env`] when unset).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ann_eval::{Benchmark, EvalError, Evaluation, Example, Split};
@@ -8,10 +12,60 @@ use ann_llm::SharedModel;
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 
-use crate::config::BenchmarkSection;
+use crate::config::{BenchmarkSection, resolve};
 
-/// The benchmark names [`load_benchmark`] knows.
-pub const BENCHMARKS: [&str; 5] = ["mmlu-ml", "math", "humaneval", "creative-writing", "answer-format"];
+/// The benchmarks whose data `cargo xtask fetch-data` fetches (the paper reproduction's).
+pub const BENCHMARKS: [&str; 4] = ["mmlu-ml", "math", "humaneval", "creative-writing"];
+
+/// The benchmarks built into the project (no data to fetch): `answer-format`, its own 16 yes/no
+/// questions.
+pub const BUILTIN_BENCHMARKS: [&str; 1] = ["answer-format"];
+
+/// The benchmarks read from the user's own files: Trivia Creative Writing (a JSONL file) and
+/// InfiAgent-DABench (a folder: questions, labels, tables).
+pub const USER_DATA_BENCHMARKS: [&str; 2] = ["trivia-cw", "dabench"];
+
+/// The environment variable the `ann` binary reads a user-data benchmark's `data_path` from
+/// when the config sets none: `ANN_TRIVIA_CW_PATH` (the file), `ANN_DABENCH_DIR` (the folder).
+pub fn user_data_env(benchmark: &str) -> Option<&'static str> {
+    match benchmark {
+        "trivia-cw" => Some("ANN_TRIVIA_CW_PATH"),
+        "dabench" => Some("ANN_DABENCH_DIR"),
+        _ => None,
+    }
+}
+
+impl BenchmarkSection {
+    /// The section with `data_path` resolved against `base`.
+    pub fn resolved(&self, base: &Path) -> Self {
+        Self { data_path: self.data_path.as_deref().map(|p| resolve(base, p)), ..self.clone() }
+    }
+
+    /// The user's data of a user-data benchmark, or an error naming the key and the variable.
+    fn user_data(&self) -> anyhow::Result<&PathBuf> {
+        self.data_path.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "benchmark {} reads the user's own data: set `benchmark.data_path` in the config or the \
+                 environment variable {} ({})",
+                self.name,
+                user_data_env(&self.name).unwrap_or("-"),
+                match self.name.as_str() {
+                    "trivia-cw" => "the Trivia Creative Writing JSONL file, e.g. trivia_creative_writing_100_n_5.jsonl",
+                    _ => "the DABench folder with da-dev-questions.jsonl, da-dev-labels.jsonl and da-dev-tables/",
+                }
+            )
+        })
+    }
+
+    /// Split sizes for a file of `n` examples: the section's, else 20% train, 10% validation,
+    /// the rest test; each cut to what the file has left (as [`Subset`] cuts).
+    fn sizes_for(&self, n: usize) -> [usize; 3] {
+        let train = self.train.unwrap_or(n / 5).min(n);
+        let validation = self.validation.unwrap_or(n / 10).min(n - train);
+        let rest = n - train - validation;
+        [train, validation, self.test.unwrap_or(rest).min(rest)]
+    }
+}
 
 /// Load the benchmark `section.name` from `data_dir` (already resolved). `judge` is the model of
 /// LLM-judged benchmarks (creative writing), asked for `judge_model` (the name that prices and
@@ -59,7 +113,36 @@ pub async fn load_benchmark(
         }
         // The project's own tiny task, built in (no data to fetch).
         "answer-format" => Arc::new(crate::answer_format::AnswerFormat::new()),
-        other => bail!("unknown benchmark {other:?}; known: {}", BENCHMARKS.join(", ")),
+        "trivia-cw" => {
+            let path = section.user_data()?;
+            let rows = ann_bench_creative_writing::trivia::load_rows(path).with_context(hint)?;
+            let examples: Vec<_> =
+                rows.iter().enumerate().map(|(i, r)| ann_bench_creative_writing::trivia::to_example(i, r)).collect();
+            let seed = section.seed.unwrap_or(ann_bench_creative_writing::SPLIT_SEED);
+            let sizes = section.sizes_for(examples.len());
+            Arc::new(
+                ann_bench_creative_writing::trivia::TriviaCreativeWriting::from_examples(&examples, &sizes, seed)
+                    .with_context(|| format!("splitting {}", path.display()))?,
+            )
+        }
+        "dabench" => {
+            let dir = section.user_data()?;
+            let examples = ann_bench_creative_writing::dabench::load_dir(dir).with_context(hint)?;
+            let seed = section.seed.unwrap_or(ann_bench_creative_writing::SPLIT_SEED);
+            let sizes = section.sizes_for(examples.len());
+            Arc::new(
+                ann_bench_creative_writing::dabench::DaBench::from_examples(&examples, &sizes, seed)
+                    .with_context(|| format!("splitting {}", dir.display()))?,
+            )
+        }
+        other => {
+            bail!(
+                "unknown benchmark {other:?}; known: {}, {}, {}",
+                BENCHMARKS.join(", "),
+                BUILTIN_BENCHMARKS.join(", "),
+                USER_DATA_BENCHMARKS.join(", ")
+            )
+        }
     };
     Ok(Arc::new(Subset::new(full, [section.train, section.validation, section.test])))
 }

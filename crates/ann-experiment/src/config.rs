@@ -1,10 +1,12 @@
-//! The typed experiment config (TOML): benchmark, model, cache, budget, training, forward, report.
+//! The typed experiment config (TOML): benchmark, model (the worker), optimizer, model profiles, cache,
+//! budget, training, forward, report.
 //!
 //! Every section rejects unknown keys (the error names the key and its line). Secrets never appear:
 //! an OpenAI-compatible endpoint is named by the *names* of environment variables only.
 //! [`ExperimentConfig::load_with_overrides`] applies `KEY=VALUE` overrides (dotted keys, TOML
 //! values) to a file before it is checked, so an override is held to the same rules.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ann_graph::{ForwardConfig, InfrastructurePolicy, RoutingMode, ValidationRules};
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baselines::Baseline;
 pub use crate::overrides::apply_override;
+pub use crate::profiles::{ModelOverride, RESERVED_MODEL_NAMES, ResolvedModel};
 
 /// A whole experiment: what to train on, with which model, under which limits.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -31,6 +34,14 @@ pub struct ExperimentConfig {
     pub benchmark: BenchmarkSection,
     #[serde(default)]
     pub model: ModelSection,
+    /// `[optimizer]`: the optimiser's own model (loss, gradients, patches); every key it leaves
+    /// out is the worker's (`[model]`). Absent: the worker's model answers the optimiser's calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<ModelOverride>,
+    /// `[models.NAME]`: the model profiles an agent of the network may name (`"model": {"profile":
+    /// "NAME"}`); every key a profile leaves out is the worker's (`[model]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelOverride>,
     #[serde(default)]
     pub cache: CacheSection,
     #[serde(default)]
@@ -41,13 +52,16 @@ pub struct ExperimentConfig {
     pub forward: ForwardSection,
     #[serde(default)]
     pub report: ReportSection,
+    /// Team construction (`network = "construct"`, `ann construct`, `ann adapt`).
+    #[serde(default)]
+    pub construct: crate::construct::ConstructSection,
 }
 
 /// Which benchmark, how much of each split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BenchmarkSection {
-    /// `mmlu-ml`, `math`, `humaneval` or `creative-writing`.
+    /// `mmlu-ml`, `math`, `humaneval`, `creative-writing`, or one read from `data_path`: `trivia-cw`, `dabench`.
     pub name: String,
     /// Training examples used (the first ones of the benchmark's seeded train split); `None`: all.
     pub train: Option<usize>,
@@ -59,8 +73,13 @@ pub struct BenchmarkSection {
     pub seed: Option<u64>,
     /// The fetched-data folder; relative paths resolve against the run's base folder.
     pub data_dir: PathBuf,
-    /// Another starting network (JSON or YAML) instead of the benchmark's own.
-    pub network: Option<PathBuf>,
+    /// The user's own data of `trivia-cw` (the JSONL file) or `dabench` (the folder); relative
+    /// paths resolve against the base folder. `ann` fills it from `ANN_TRIVIA_CW_PATH` /
+    /// `ANN_DABENCH_DIR` when unset.
+    pub data_path: Option<PathBuf>,
+    /// Another starting network (JSON or YAML) instead of the benchmark's own, or `"construct"`:
+    /// team construction at the start of the run (settings in `[construct]`).
+    pub network: Option<crate::construct::StartNetwork>,
 }
 
 impl Default for BenchmarkSection {
@@ -72,6 +91,7 @@ impl Default for BenchmarkSection {
             test: None,
             seed: None,
             data_dir: PathBuf::from(".cache/data"),
+            data_path: None,
             network: None,
         }
     }
@@ -81,8 +101,9 @@ impl Default for BenchmarkSection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
-    /// The embedded SmolLM2 model (offline, no key).
+    /// The embedded SmolLM2 model (offline, no key); `"embedded"` is accepted too.
     #[default]
+    #[serde(alias = "embedded")]
     Local,
     /// An OpenAI-compatible endpoint named by environment variables.
     Openai,
@@ -156,11 +177,22 @@ pub struct CacheSection {
     /// The SQLite file (relative paths resolve against the base folder).
     pub path: PathBuf,
     pub mode: CacheMode,
+    /// How long a write waits for another connection or process holding the file's write lock,
+    /// in milliseconds; past it the answer cannot be stored and the run stops (the answer is kept).
+    pub busy_timeout_ms: u64,
+    /// How long another process's claim on a request in flight holds, in milliseconds (default
+    /// 30 000): a process killed mid-call leaves claims that a resume waits out for at most this.
+    pub claim_lease_ms: u64,
 }
 
 impl Default for CacheSection {
     fn default() -> Self {
-        Self { path: PathBuf::from(".cache/responses.sqlite"), mode: CacheMode::ReadWrite }
+        Self {
+            path: PathBuf::from(".cache/responses.sqlite"),
+            mode: CacheMode::ReadWrite,
+            busy_timeout_ms: 30_000,
+            claim_lease_ms: 30_000,
+        }
     }
 }
 
@@ -331,11 +363,26 @@ impl ExperimentConfig {
         if !ann_graph::is_slug(&self.name) {
             anyhow::bail!("`name` must be a slug of [a-z0-9_-]+, got {:?}", self.name);
         }
+        if self.construct.max_attempts == 0 {
+            anyhow::bail!("`construct.max_attempts` must be at least 1");
+        }
         if self.train.batch_size == 0 {
             anyhow::bail!("`train.batch_size` must be at least 1");
         }
         if !(0.0..1.0).contains(&self.report.confidence) {
             anyhow::bail!("`report.confidence` must be in [0, 1), got {}", self.report.confidence);
+        }
+        if let Some(optimizer) = &self.optimizer {
+            optimizer.check("optimizer", self.model.backend, false)?;
+        }
+        for (name, profile) in &self.models {
+            if !ann_graph::is_slug(name) || RESERVED_MODEL_NAMES.contains(&name.as_str()) {
+                anyhow::bail!(
+                    "`models.{name}`: a profile name must be a slug of [a-z0-9_-]+ other than {}",
+                    RESERVED_MODEL_NAMES.join(" and ")
+                );
+            }
+            profile.check(&format!("models.{name}"), self.model.backend, true)?;
         }
         for (i, b) in self.baselines.iter().enumerate() {
             if self.baselines[..i].contains(b) {
@@ -384,24 +431,46 @@ impl ExperimentConfig {
             structural: t.structural,
             patch_retries: t.patch_retries,
             limits: PatchLimits { max_ops: t.max_patch_ops, max_structural: t.max_structural_ops },
-            rules: ValidationRules::with_answer_format(answer_format),
+            rules: self.validation_rules(answer_format),
             momentum_window: t.momentum_window,
             acceptance: t.acceptance,
             epsilon: t.epsilon,
             gate: t.gate,
             ablations: t.ablations,
             forward: self.forward_config(),
-            optimizer: ann_llm::CallSettings {
-                model: self.model.name.clone(),
-                temperature: self.model.optimizer_temperature,
-                max_tokens: self.model.optimizer_max_tokens,
-                seed: self.model.seed,
+            optimizer: {
+                let o = self.optimizer_model();
+                ann_llm::CallSettings {
+                    model: o.section.name,
+                    temperature: o.temperature,
+                    max_tokens: o.section.max_tokens,
+                    seed: o.section.seed,
+                }
             },
             prompt_limits: Default::default(),
             prices,
             write_traces: t.write_traces,
             trace_examples: t.trace_examples,
         }
+    }
+
+    /// The format gate's rules: the default limits, `answer_format` for the last layer, and the
+    /// configured model profiles as the ones an agent may name.
+    pub fn validation_rules(&self, answer_format: &str) -> ValidationRules {
+        ValidationRules::with_answer_format(answer_format).with_profiles(self.models.keys().cloned())
+    }
+
+    /// The optimiser's model: `[optimizer]` over `[model]` (with `[model]`'s optimiser settings
+    /// as the defaults of its temperature and token limit).
+    pub fn optimizer_model(&self) -> ResolvedModel {
+        let m = &self.model;
+        self.optimizer.clone().unwrap_or_default().resolve(m, m.optimizer_max_tokens, m.optimizer_temperature)
+    }
+
+    /// The model profile `name` (`[models.NAME]` over `[model]`).
+    pub fn profile_model(&self, name: &str) -> Option<ResolvedModel> {
+        let m = &self.model;
+        self.models.get(name).map(|p| p.resolve(m, m.max_tokens, 0.0))
     }
 
     /// The worker's forward config.

@@ -1,10 +1,13 @@
-//! The prompts of the baseline networks (the comparisons of a trained network), as pure functions of the answer format.
+//! The prompts of the baseline networks (the comparisons of a trained network), as pure functions of the answer format,
+//! and those of specialisation (`ann adapt --specialise-by`): a slice's task and the router in front.
 //!
 //! Every baseline agent sees the task `I` (the benchmark's task description with the example's
 //! input rendered in, as every agent of every network does), an instruction, then its layer input
 //! `{input}` (for a one-layer network, the example's input). The instruction repeats the
 //! benchmark's answer-format rule, so that a baseline is held to the same output format as the
 //! starting network's last layer.
+
+use ann_llm::Message;
 
 /// The `direct` agent's persona.
 pub const DIRECT_ROLE: &str = "An expert who answers precisely and directly.";
@@ -49,9 +52,46 @@ pub fn chain_of_thought_output_spec(answer_format: &str) -> String {
     format!("Step-by-step reasoning, then the final answer in the required format: {answer_format}.")
 }
 
+/// The task description of a network specialised to one slice of a benchmark (`field` = `value`).
+pub fn specialised_task(task_description: &str, field: &str, value: &str) -> String {
+    format!("{}\n\nThis network handles only the inputs whose {field} is {value}.", task_description.trim_end())
+}
+
+/// The router in front of specialised networks: which slice does this input belong to? Each slice
+/// is shown with one example input, on one line of at most 300 characters.
+pub fn specialist_routing(task_description: &str, field: &str, slices: &[(&str, &str)], input: &str) -> Vec<Message> {
+    let mut u = format!(
+        "Task:\n{}\n\nSpecialist networks, one per {field}; an example input of each:\n",
+        task_description.trim_end()
+    );
+    for (value, example) in slices {
+        let short: String = example.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(300).collect();
+        u.push_str(&format!("- {value}: {short}\n"));
+    }
+    u.push_str(&format!(
+        "\nInput:\n{}\n\nWhich {field} does this input have? Reply with JSON only: {{\"specialist\": \"<one of the \
+         {field} values above, exactly as written>\"}}",
+        input.trim()
+    ));
+    vec![
+        Message::system("You route each input to the specialist network for its kind. You answer with JSON only."),
+        Message::user(u),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn specialisation_prompts_snapshot() {
+        let plain = "Solve the problem. End with \\boxed{}.";
+        let task = specialised_task(plain, "subject", "Algebra");
+        let slices = [("Algebra", "Solve\n x + 2 = 5."), ("Geometry", "A square has side 3. Its area?")];
+        let route = specialist_routing(plain, "subject", &slices, "What is the area of a circle of radius 1?");
+        let shown: Vec<String> = route.iter().map(|m| format!("--- {:?} ---\n{}", m.role, m.content)).collect();
+        insta::assert_snapshot!(format!("{task}\n=====\n{}", shown.join("\n")));
+    }
 
     const FORMAT: &str = "Answer: X";
 

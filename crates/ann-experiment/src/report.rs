@@ -1,4 +1,16 @@
 //! The run report: initial vs trained scores with bootstrap intervals, baselines, cost, steps (JSON and Markdown).
+//!
+//! Beside it, in `report/`: `report.html` rendered from a run directory's files (`view`, `html`,
+//! `plots`, `diagram`, `changes`), `manifest.json` and `metrics.json` (`artifacts`), and prompt
+//! lineage for `ann blame` / `ann diff` (`lineage`).
+
+pub mod artifacts;
+pub mod changes;
+pub mod diagram;
+pub mod html;
+pub mod lineage;
+pub mod plots;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,6 +21,7 @@ use ann_textgrad::{Cost, OptimizerState, StopReason};
 use serde::{Deserialize, Serialize};
 
 use crate::baselines::Baseline;
+use crate::models::ModelCost;
 
 /// Scores of the starting and the trained network on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +149,13 @@ pub struct Report {
     pub cost: Totals,
     /// Per tag (phase, layer, agent) totals of this process.
     pub cost_by_tag: BTreeMap<String, Totals>,
+    /// Per model of the run (`worker`, `optimizer` when it has its own model, each model profile):
+    /// its model id, backend and what its calls cost in this process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelCost>,
+    /// Per model totals of this process.
+    #[serde(default)]
+    pub cost_by_model: BTreeMap<String, Totals>,
     /// What the hard budget counted (backend calls only) over the whole run, earlier interrupted
     /// parts included (the run's `budget.json`).
     pub budget_spent: BudgetSpent,
@@ -149,7 +169,7 @@ fn summary(s: &Option<Summary>) -> String {
 }
 
 fn cost(c: &Cost) -> String {
-    format!("{} calls, {} tokens, ${:.4}", c.calls, c.prompt_tokens + c.completion_tokens, c.dollars)
+    format!("{} calls, {} tokens, ${:.4}", c.calls, c.prompt_tokens.saturating_add(c.completion_tokens), c.dollars)
 }
 
 fn paired(p: &Option<PairedComparison>) -> String {
@@ -245,6 +265,55 @@ impl Report {
             self.budget_spent.tokens,
             self.budget_spent.dollars
         );
+        if !self.models.is_empty() {
+            let _ = writeln!(md, "\nPer model (metered in this process; one budget for all):\n");
+            let _ = writeln!(md, "| model | id | backend | calls | cache hits | tokens | cost |");
+            let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+            for (name, m) in &self.models {
+                let c = &m.cost;
+                let _ = writeln!(
+                    md,
+                    "| {name} | `{}` | `{}` | {} | {} | {} | ${:.4} |",
+                    m.model,
+                    m.backend,
+                    c.calls,
+                    c.cache_hits,
+                    c.prompt_tokens.saturating_add(c.completion_tokens),
+                    c.dollars
+                );
+            }
+        }
         md
     }
+}
+
+/// One row of the cost table: a phase (`phase forward`) or a model (`model <name>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostRow {
+    pub label: String,
+    pub totals: Totals,
+}
+
+/// The metered totals by phase, then by model.
+pub fn cost_rows(report: &Report) -> Vec<CostRow> {
+    let phases = report
+        .cost_by_tag
+        .iter()
+        .filter_map(|(k, t)| k.strip_prefix("phase=").map(|p| CostRow { label: format!("phase {p}"), totals: *t }));
+    let models = report.cost_by_model.iter().map(|(m, t)| CostRow { label: format!("model {m}"), totals: *t });
+    phases.chain(models).collect()
+}
+
+/// File name of the HTML report in a run directory.
+pub const REPORT_HTML: &str = "report.html";
+
+/// Render `report.html` from the files of `run_dir` (diagrams by Graphviz when installed) and
+/// write it there; returns its path.
+pub fn write_html(run_dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let view = view::RunView::load(run_dir)?;
+    let page = html::render(&view, &|net| diagram::render(net).0);
+    let path = run_dir.join(REPORT_HTML);
+    ann_llm::write_atomic(&path, page.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }

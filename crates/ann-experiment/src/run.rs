@@ -5,7 +5,9 @@
 //! run has spent under its budget), the trainer's `checkpoint.json`, `journal.jsonl` and `traces/`,
 //! then `network-trained.json`, per-example `evaluations/<split>-<initial|trained>.jsonl`, the
 //! configured baselines' networks `baselines/<name>.json` and their test evaluations
-//! `evaluations/test-baseline-<name>.jsonl`, `report.json` and `report.md`.
+//! `evaluations/test-baseline-<name>.jsonl`, `report.json`, `report.md`, `report.html`,
+//! `manifest.json` and `metrics.json`; after a stop, paid answers the response cache could not
+//! store in `unsaved-responses.jsonl` ([`crate::unsaved`]).
 //!
 //! The budget is the run's, not a process's: `budget.json` is rewritten atomically before every
 //! backend call is sent (its worst case reserved) and after it settles, and a resumed run starts
@@ -28,8 +30,10 @@ use serde::Serialize;
 use crate::baselines::Baseline;
 use crate::benchmarks::{Subset, load_benchmark};
 use crate::config::{ExperimentConfig, resolve};
+use crate::models::RunModels;
 use crate::report::{BaselineScores, Report, RunCosts, SplitScores, paired_present, present};
-use crate::stack::{BackendSource, ModelStack, build_stack, open_backend};
+use crate::stack::{BackendSource, ModelStack, StackParts};
+use crate::unsaved;
 
 /// The effective config kept in a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -62,7 +66,7 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    fn say(&self, line: &str) {
+    pub(crate) fn say(&self, line: &str) {
         tracing::info!("{line}");
         if let Some(p) = &self.progress {
             p(line);
@@ -115,7 +119,10 @@ pub async fn resume(run_dir: &Path, options: &RunOptions) -> anyhow::Result<RunO
 /// The parts of an experiment shared by training and plain evaluation.
 pub struct Prepared {
     pub benchmark: Arc<dyn Benchmark>,
+    /// The worker's stack (`models.worker`).
     pub stack: ModelStack,
+    /// Every model of the run: worker, optimiser, profiles.
+    pub models: RunModels,
     /// The benchmark as the evaluator training and testing score with.
     pub evaluator: Arc<dyn Evaluator>,
     pub train_config: TrainConfig,
@@ -157,11 +164,12 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
         crate::Backend::Openai => "OpenAI-compatible",
     };
     options.say(&format!("opening the {kind} backend"));
-    let backend = open_backend(config, &options.backend, base)?;
     let prices = config.prices();
-    let stack = build_stack(config, backend, base, prices.clone())?;
+    let parts = StackParts::open(config, base, prices.clone())?;
+    let models = RunModels::open(config, &options.backend, base, &parts)?;
+    let stack = models.worker.clone();
     if let Some(flag) = &options.interrupt {
-        stack.budget.clone().interrupt_when(flag.clone());
+        parts.budget.clone().interrupt_when(flag.clone());
     }
     let data_dir = resolve(base, &config.benchmark.data_dir);
     options.say(&format!("loading benchmark {}", config.benchmark.name));
@@ -170,35 +178,54 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
             let b = &config.benchmark;
             Arc::new(Subset::new(given.clone(), [b.train, b.validation, b.test])) as Arc<dyn Benchmark>
         }
-        None => load_benchmark(&config.benchmark, &data_dir, stack.model.clone(), &config.model.name).await?,
-    };
-    let start = match &config.benchmark.network {
-        Some(path) => {
-            let path = resolve(base, path);
-            Network::load(&path).with_context(|| format!("loading the starting network {}", path.display()))?
+        None => {
+            let section = config.benchmark.resolved(base);
+            load_benchmark(&section, &data_dir, stack.model.clone(), &config.model.name).await?
         }
-        None => Network::from_json(benchmark.starting_network())
-            .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?,
     };
-    check_network(&start, benchmark.as_ref())?;
+    let rules = config.validation_rules(benchmark.answer_format());
+    // A network to construct starts as the benchmark's own (its fallback) until `settle_start`.
+    let start = match &config.benchmark.network {
+        Some(crate::construct::StartNetwork::File(path)) => {
+            let path = resolve(base, path);
+            let net =
+                Network::load(&path).with_context(|| format!("loading the starting network {}", path.display()))?;
+            check_network_with(&net, benchmark.as_ref(), &rules)
+                .with_context(|| format!("the starting network {}", path.display()))?;
+            net
+        }
+        Some(crate::construct::StartNetwork::Construct) | None => {
+            let net = Network::from_json(benchmark.starting_network())
+                .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?;
+            check_network_with(&net, benchmark.as_ref(), &rules)?;
+            net
+        }
+    };
     let mut baselines = Vec::with_capacity(config.baselines.len());
     for &baseline in &config.baselines {
         let net = match baseline {
             Baseline::Start => start.clone(),
             other => other.network(benchmark.as_ref())?,
         };
-        check_network(&net, benchmark.as_ref()).with_context(|| format!("baseline `{baseline}`"))?;
+        check_network_with(&net, benchmark.as_ref(), &rules).with_context(|| format!("baseline `{baseline}`"))?;
         baselines.push((baseline, net));
     }
     let evaluator: Arc<dyn Evaluator> = Arc::new(BenchmarkEvaluator(benchmark.clone()));
-    let train_config = config.train_config(benchmark.answer_format(), prices.clone());
-    let trainer = Trainer::new(stack.model.clone(), stack.model.clone(), evaluator.clone(), train_config.clone());
-    Ok(Prepared { benchmark, stack, evaluator, train_config, trainer, start, baselines, prices })
+    let mut train_config = config.train_config(benchmark.answer_format(), prices.clone());
+    train_config.forward.models = models.profiles(config);
+    let optimizer = models.optimizer().model.clone();
+    let trainer = Trainer::new(stack.model.clone(), optimizer, evaluator.clone(), train_config.clone());
+    Ok(Prepared { benchmark, stack, models, evaluator, train_config, trainer, start, baselines, prices })
 }
 
 /// Validate `network` against the default limits and `benchmark`'s answer-format rule.
 pub fn check_network(network: &Network, benchmark: &dyn Benchmark) -> anyhow::Result<()> {
-    network.validate(&ValidationRules::with_answer_format(benchmark.answer_format())).map_err(|violations| {
+    check_network_with(network, benchmark, &ValidationRules::with_answer_format(benchmark.answer_format()))
+}
+
+/// Validate `network` against `rules` (an experiment's: [`ExperimentConfig::validation_rules`]).
+pub fn check_network_with(network: &Network, benchmark: &dyn Benchmark, rules: &ValidationRules) -> anyhow::Result<()> {
+    network.validate(rules).map_err(|violations| {
         let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the network does not validate for benchmark {}:\n  {}", benchmark.name(), lines.join("\n  "))
     })
@@ -277,24 +304,51 @@ fn resume_hint(e: &TrainError, run_dir: &Path) -> Option<String> {
     Some(format!(
         "a model call failed for a reason outside the network ({source}); nothing was scored for it. The run \
          directory {dir} keeps what it has done (its last checkpoint; every answer received is in the response \
-         cache): once the endpoint works again, run `ann resume {dir}` (or set \
+         cache or, when the cache could not store it, in {unsaved}): once the endpoint (or the cache) works again, run `ann resume {dir}` (or set \
          forward.on_infrastructure_failure = \"exclude\" to leave such examples out of the scores)",
-        dir = run_dir.display()
+        dir = run_dir.display(),
+        unsaved = unsaved::UNSAVED_FILE
     ))
 }
 
+/// Run (or resume) in `run_dir`: paid answers an earlier stop kept in the run directory are
+/// imported into the cache first; at any stop, answers the cache could not store are written there.
 async fn execute(
     config: &ExperimentConfig,
-    prepared: Prepared,
+    mut prepared: Prepared,
     run_dir: &Path,
     options: &RunOptions,
     started: SystemTime,
 ) -> anyhow::Result<RunOutcome> {
-    let Prepared { benchmark, stack, trainer, start, .. } = &prepared;
-    if let Some(note) = carry_budget(&stack.budget, run_dir)? {
+    if let Some(note) = unsaved::import(prepared.stack.cache.as_ref(), run_dir)? {
         tracing::warn!("{note}");
         options.say(&note);
     }
+    let result = train_and_report(config, &mut prepared, run_dir, options, started).await;
+    let Some(cache) = &prepared.stack.cache else { return result };
+    let (result, note) = unsaved::keep(cache, run_dir, result);
+    if let Some(note) = note {
+        tracing::warn!("{note}");
+        options.say(&note);
+    }
+    result
+}
+
+async fn train_and_report(
+    config: &ExperimentConfig,
+    prepared: &mut Prepared,
+    run_dir: &Path,
+    options: &RunOptions,
+    started: SystemTime,
+) -> anyhow::Result<RunOutcome> {
+    if let Some(note) = carry_budget(&prepared.stack.budget, run_dir)? {
+        tracing::warn!("{note}");
+        options.say(&note);
+    }
+    // Team construction (`network = "construct"`) spends under the run's budget, once.
+    crate::construct::settle_start(config, prepared, run_dir, options).await?;
+    let prepared = &*prepared;
+    let Prepared { benchmark, stack, trainer, start, .. } = prepared;
     start.save(&run_dir.join("network-initial.json")).context("saving the starting network")?;
     let data = TrainData {
         train: split_examples(benchmark.as_ref(), Split::Train),
@@ -313,14 +367,14 @@ async fn execute(
             Some(hint) => anyhow::Error::new(e).context(format!("training stopped: {hint}")),
             None => anyhow::Error::new(e).context("training"),
         })?;
+    if outcome.stop == StopReason::Interrupted {
+        bail!(
+            "training interrupted: the calls in flight finished, nothing was scored for the batch under way; run \
+             `ann resume {}` to continue from the last checkpoint",
+            run_dir.display()
+        );
+    }
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
-        if detail.contains(ann_llm::INTERRUPTED) {
-            bail!(
-                "training interrupted: the calls in flight finished, nothing was scored for the batch under way; \
-                 run `ann resume {}` to continue from the last checkpoint",
-                run_dir.display()
-            );
-        }
         bail!(
             "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
              spent: raise [budget] in its config.toml and run `ann resume {}`",
@@ -333,7 +387,7 @@ async fn execute(
         "training stopped ({} steps, {} accepted); evaluating initial and trained networks",
         outcome.optimizer.steps, outcome.optimizer.accepted
     ));
-    let p = &prepared;
+    let p = prepared;
     // The trained network routes with the record of its training; every other network without.
     let (none, trained) = ((None, &RoutingRecord::default()), (None, &outcome.routing));
     let (val_initial, _) = evaluate(p, none, start, &data.validation, run_dir, "validation-initial").await?;
@@ -389,12 +443,23 @@ async fn execute(
         costs: RunCosts { training: outcome.cost, test_initial: cost_initial, test_trained: cost_trained },
         cost: meter.total,
         cost_by_tag: meter.by_tag,
+        models: prepared.models.costs(config),
+        cost_by_model: meter.by_model,
         budget_spent: stack.budget.spent(),
     };
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(run_dir.join(REPORT_JSON), json).context("writing report.json")?;
     std::fs::write(run_dir.join(REPORT_MD), report.to_markdown()).context("writing report.md")?;
-    options.say(&format!("report written to {}", run_dir.join(REPORT_MD).display()));
+    crate::report::artifacts::write(
+        config,
+        prepared,
+        options,
+        run_dir,
+        &report,
+        [&data.train, &data.validation, &test],
+    )?;
+    let html = crate::report::write_html(run_dir)?;
+    options.say(&format!("report written to {} and {}", run_dir.join(REPORT_MD).display(), html.display()));
     Ok(RunOutcome { run_dir: run_dir.to_path_buf(), report })
 }
 
@@ -468,6 +533,8 @@ pub struct EvalOutcome {
     pub forward_cost: Cost,
     /// Every call of this process as the meter saw it (evaluator calls and cache hits included).
     pub cost: ann_llm::Totals,
+    /// The same, per model of the run (`worker`, `optimizer`, each model profile).
+    pub models: std::collections::BTreeMap<String, crate::ModelCost>,
 }
 
 /// Evaluate `network` on `split` of the configured benchmark (no training, no run directory).
@@ -478,7 +545,8 @@ pub async fn evaluate_network(
     options: &RunOptions,
 ) -> anyhow::Result<EvalOutcome> {
     let prepared = prepare(config, options).await?;
-    check_network(network, prepared.benchmark.as_ref())?;
+    let rules = config.validation_rules(prepared.benchmark.answer_format());
+    check_network_with(network, prepared.benchmark.as_ref(), &rules)?;
     evaluate_split(config, &prepared, network, None, split, options).await
 }
 
@@ -523,5 +591,6 @@ async fn evaluate_split(
         excluded,
         forward_cost: forward_cost(&runs, &prepared.prices),
         cost: prepared.stack.meter.report().total,
+        models: prepared.models.costs(config),
     })
 }

@@ -1,10 +1,11 @@
-//! The model stack of a run: Metered(Cached(Budgeted(backend))), and opening the configured backend.
+//! The model stack of a run: Metered(Cached(Budgeted(backend))), and opening the configured backend;
+//! every model of a run (worker, optimiser, profiles) has its own stack over one budget and cache.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use ann_llm::{Budget, Meter, MeteredModel, PriceTable, SharedModel};
-use ann_llm_cache::{CacheMode, CachedModel, ResponseCache};
+use ann_llm_cache::{CacheConfig, CacheMode, CachedModel, ResponseCache};
 use ann_llm_local::{LocalConfig, LocalModel};
 use ann_llm_openai::{OpenAiConfig, OpenAiModel};
 use anyhow::{Context, bail};
@@ -15,6 +16,9 @@ use crate::config::{Backend, ExperimentConfig, ModelSection, resolve};
 /// passes what it found there.
 #[derive(Clone)]
 pub enum BackendSource {
+    /// Per model of the run (`optimizer`, a profile name) its own source; a model not named here
+    /// (and the worker) comes from `worker`.
+    Named { worker: Box<BackendSource>, named: std::collections::BTreeMap<String, BackendSource> },
     /// A ready model (tests, embedding applications).
     Model(SharedModel),
     /// Open the configured backend.
@@ -27,35 +31,59 @@ pub enum BackendSource {
 }
 
 /// The stacked model of a run and its meter and budget.
+#[derive(Clone)]
 pub struct ModelStack {
-    /// Metered(Cached(Budgeted(backend))).
+    /// Metered(Metered(Cached(Budgeted(backend)))): the run's meter, then this model's own.
     pub model: SharedModel,
+    /// The run's meter, which every model of the run records in.
     pub meter: Arc<Meter>,
+    /// This model's own meter (its cost in the report's per-model table).
+    pub own_meter: Arc<Meter>,
+    /// The run's budget, shared by every model of the run.
     pub budget: Arc<Budget>,
     /// The backend's identity (cache key part, shown in the report).
     pub identity: String,
+    /// The response cache (`None` when it is off): its answers that could not be stored are
+    /// written to the run directory when a run stops ([`crate::unsaved`]).
+    pub cache: Option<ResponseCache>,
 }
 
-/// Open the backend `config.model` asks for.
+/// Open the backend `config.model` asks for (the worker's).
 pub fn open_backend(
     config: &ExperimentConfig,
     source: &BackendSource,
     base: &std::path::Path,
 ) -> anyhow::Result<SharedModel> {
+    open_model(&config.model, None, None, source, base)
+}
+
+/// Open the backend `section` asks for: the model `name` of the run (None: the worker) from its
+/// source in `source`; `endpoint_model`, when set, is the model id asked of an endpoint.
+pub fn open_model(
+    section: &ModelSection,
+    name: Option<&str>,
+    endpoint_model: Option<&str>,
+    source: &BackendSource,
+    base: &std::path::Path,
+) -> anyhow::Result<SharedModel> {
     match source {
+        BackendSource::Named { worker, named } => {
+            let source = name.and_then(|n| named.get(n)).unwrap_or(worker);
+            open_model(section, name, endpoint_model, source, base)
+        }
         BackendSource::Model(model) => Ok(model.clone()),
-        BackendSource::Open { local_model, openai } => match config.model.backend {
+        BackendSource::Open { local_model, openai } => match section.backend {
             Backend::Local => {
-                let path = config.model.local_path.as_deref().map(|p| resolve(base, p)).unwrap_or(local_model.clone());
+                let path = section.local_path.as_deref().map(|p| resolve(base, p)).unwrap_or(local_model.clone());
                 if !path.is_file() {
                     bail!("the embedded model file {} is missing: run `cargo xtask fetch-model` first", path.display());
                 }
                 let local = LocalConfig {
-                    default_max_tokens: config.model.max_tokens.unwrap_or(512),
-                    default_seed: config.model.seed.unwrap_or(0),
+                    default_max_tokens: section.max_tokens.unwrap_or(512),
+                    default_seed: section.seed.unwrap_or(0),
                     ..LocalConfig::default()
                 };
-                let opened = if config.model.local_path.is_some() {
+                let opened = if section.local_path.is_some() {
                     LocalModel::open(&path, local)
                 } else {
                     LocalModel::open_pinned(&path, local)
@@ -66,13 +94,21 @@ pub fn open_backend(
             Backend::Openai => {
                 let Some(openai) = openai else {
                     bail!(
-                        "model.backend = \"openai\" needs an endpoint: set {} and {} (and {} for a key)",
-                        config.model.base_url_env,
-                        config.model.model_env,
-                        config.model.api_key_env
+                        "{}.backend = \"openai\" needs an endpoint: set {} and {} (and {} for a key)",
+                        name.map_or("model".to_string(), |n| if n == "optimizer" {
+                            n.into()
+                        } else {
+                            format!("models.{n}")
+                        }),
+                        section.base_url_env,
+                        section.model_env,
+                        section.api_key_env
                     );
                 };
-                let openai = with_http_policy(openai, &config.model);
+                let mut openai = with_http_policy(openai, section);
+                if let Some(model) = endpoint_model {
+                    openai.model = model.to_string();
+                }
                 let model = OpenAiModel::from_env(openai).context("opening the OpenAI-compatible backend")?;
                 Ok(Arc::new(model))
             }
@@ -100,24 +136,58 @@ pub fn build_stack(
     base: &std::path::Path,
     prices: PriceTable,
 ) -> anyhow::Result<ModelStack> {
-    let identity = backend.identity();
-    let budget = Budget::new(config.budget.limits(), prices.clone());
-    let budgeted: SharedModel = Arc::new(ann_llm::BudgetedModel::new(backend, budget.clone()));
-    // With the cache off no SQLite file is made, or even opened.
-    let cached: SharedModel = if config.cache.mode == CacheMode::Off {
-        budgeted
-    } else {
-        let cache_path = resolve(base, &config.cache.path);
-        if let Some(parent) = cache_path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        let cache = ResponseCache::open(&cache_path)
-            .with_context(|| format!("opening the response cache {}", cache_path.display()))?;
-        Arc::new(CachedModel::new(budgeted, cache).with_mode(config.cache.mode))
-    };
-    let meter = Meter::new(prices);
-    let model: SharedModel = Arc::new(MeteredModel::new(cached, meter.clone()));
-    Ok(ModelStack { model, meter, budget, identity })
+    Ok(StackParts::open(config, base, prices)?.stack(backend))
+}
+
+/// What every model stack of a run shares: one budget, one response cache, one meter.
+#[derive(Clone)]
+pub struct StackParts {
+    pub budget: Arc<Budget>,
+    /// None when the cache is off.
+    cache: Option<(ResponseCache, CacheMode)>,
+    pub meter: Arc<Meter>,
+    prices: PriceTable,
+}
+
+impl StackParts {
+    /// The run's budget and meter, and its response cache (opened, its folder made, unless off).
+    pub fn open(config: &ExperimentConfig, base: &std::path::Path, prices: PriceTable) -> anyhow::Result<Self> {
+        let budget = Budget::new(config.budget.limits(), prices.clone());
+        // With the cache off no SQLite file is made, or even opened.
+        let cache = if config.cache.mode == CacheMode::Off {
+            None
+        } else {
+            let cache_path = resolve(base, &config.cache.path);
+            if let Some(parent) = cache_path.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let cache_config = CacheConfig {
+                busy_timeout: std::time::Duration::from_millis(config.cache.busy_timeout_ms),
+                claim_lease: std::time::Duration::from_millis(config.cache.claim_lease_ms.max(1)),
+                ..CacheConfig::default()
+            };
+            let cache = ResponseCache::open_with(&cache_path, &cache_config)
+                .with_context(|| format!("opening the response cache {}", cache_path.display()))?;
+            Some((cache, config.cache.mode))
+        };
+        Ok(Self { budget, cache, meter: Meter::new(prices.clone()), prices })
+    }
+
+    /// One model's stack over the shared parts: Metered(run meter, Metered(own meter,
+    /// Cached(Budgeted(backend)))).
+    pub fn stack(&self, backend: SharedModel) -> ModelStack {
+        let identity = backend.identity();
+        let budgeted: SharedModel = Arc::new(ann_llm::BudgetedModel::new(backend, self.budget.clone()));
+        let cached: SharedModel = match &self.cache {
+            None => budgeted,
+            Some((cache, mode)) => Arc::new(CachedModel::new(budgeted, cache.clone()).with_mode(*mode)),
+        };
+        let own_meter = Meter::new(self.prices.clone());
+        let own: SharedModel = Arc::new(MeteredModel::new(cached, own_meter.clone()));
+        let model: SharedModel = Arc::new(MeteredModel::new(own, self.meter.clone()));
+        let cache = self.cache.as_ref().map(|(cache, _)| cache.clone());
+        ModelStack { model, meter: self.meter.clone(), own_meter, budget: self.budget.clone(), identity, cache }
+    }
 }
 
 #[cfg(test)]

@@ -151,7 +151,7 @@ fn demo_config_parses_and_maps_onto_the_training_config() {
     assert_eq!(train.rules.answer_format.as_deref(), Some("Answer: X"));
     assert_eq!(train.forward.max_tokens, Some(32));
     // The demo's compact network keeps the benchmark's answer format.
-    let network = config.benchmark.network.as_ref().unwrap();
+    let Some(ann_experiment::StartNetwork::File(network)) = &config.benchmark.network else { panic!("a file") };
     let net = Network::load(&workspace().join(network)).unwrap();
     net.validate(&train.rules).unwrap();
     // The config survives its own serialization (what a run directory keeps).
@@ -199,12 +199,13 @@ async fn a_benchmark_is_an_evaluator_of_its_own_examples() {
 
 #[test]
 fn every_benchmark_starting_network_validates_with_its_answer_format() {
-    let formats: [(&str, &str); 5] = [
+    let formats: [(&str, &str); 6] = [
         ("ann-bench-mmlu-ml/network.json", ann_bench_mmlu_ml::ANSWER_FORMAT),
         ("ann-bench-math/network.json", ann_bench_math::ANSWER_FORMAT),
         ("ann-bench-humaneval/network.json", ann_bench_humaneval::prompts::ANSWER_FORMAT),
         ("ann-bench-creative-writing/network.json", ann_bench_creative_writing::ANSWER_FORMAT),
         ("ann-bench-creative-writing/network-trivia.json", ann_bench_creative_writing::trivia::ANSWER_FORMAT),
+        ("ann-bench-creative-writing/network-dabench.json", ann_bench_creative_writing::dabench::ANSWER_FORMAT),
     ];
     let crates = workspace().join("crates");
     let mut found: Vec<String> = std::fs::read_dir(&crates)
@@ -506,7 +507,8 @@ fn facades() -> Vec<Facade> {
 fn every_baseline_network_validates_for_every_benchmark() {
     let benchmarks = facades();
     let names: Vec<&str> = benchmarks.iter().map(|b| b.name).collect();
-    assert_eq!(names, ann_experiment::BENCHMARKS);
+    let known: Vec<&str> = ann_experiment::BENCHMARKS.iter().chain(&ann_experiment::BUILTIN_BENCHMARKS).copied().collect();
+    assert_eq!(names, known);
     for benchmark in &benchmarks {
         for baseline in Baseline::ALL {
             let net = baseline.network(benchmark).unwrap();
@@ -704,9 +706,7 @@ fn every_experiment_file_parses_and_the_paper_experiments_cover_the_four_benchma
         paper.push(stem);
     }
     paper.sort();
-    // Every benchmark of the paper (the built-in answer-format task is the project's own).
-    let mut expected: Vec<String> =
-        ann_experiment::BENCHMARKS.iter().filter(|b| **b != "answer-format").map(|b| b.to_string()).collect();
+    let mut expected = ann_experiment::BENCHMARKS.map(String::from).to_vec();
     expected.sort();
     assert_eq!(paper, expected);
 

@@ -1,6 +1,7 @@
 //! The layer's call machinery: every model call of the forward phase goes through a
 //! [`LayerContext`], which bounds the calls in flight, stops at an exhausted budget, tags the
-//! request for metering and records the call in the trace in a deterministic order.
+//! request for metering and records the call in the trace in a deterministic order. An agent's
+//! call goes to the model of the profile the agent names (the worker when it names none).
 //!
 //! An aggregator (built-in or custom) runs its layer's agents through the context. An agent call
 //! that failed for a reason of the network's own (a prompt past the context window) is recorded
@@ -39,7 +40,7 @@ use tokio::sync::Semaphore;
 use crate::prompts::forward::{self as prompts, Answer};
 use crate::trace::{CallKind, CallRecord};
 use crate::vote::{Extractor, majority_vote};
-use crate::{AggregatorName, GraphError, InfrastructurePolicy, Layer};
+use crate::{AgentModel, AggregatorName, GraphError, InfrastructurePolicy, Layer, ModelProfiles, Violation};
 
 /// One model call a [`LayerContext`] makes.
 #[derive(Debug, Clone)]
@@ -97,7 +98,10 @@ fn stop_error(stage: String, error: LlmError) -> GraphError {
 
 /// What one layer execution is given: the shared call settings, the gate, the layer and its input.
 pub(crate) struct LayerInput<'a> {
+    /// The worker: the default model, and the model of every call made by no agent.
     pub(crate) model: &'a SharedModel,
+    /// The model profiles agents may name.
+    pub(crate) models: &'a ModelProfiles,
     /// Model, token limit and seed of every call (each call sets its own temperature).
     pub(crate) settings: &'a CallSettings,
     pub(crate) debate_rounds: u32,
@@ -146,7 +150,8 @@ impl<'a> LayerContext<'a> {
     pub fn extractor(&self) -> Option<&'a Extractor> {
         self.given.extractor
     }
-    /// Model, token limit and seed every call of the forward phase carries.
+    /// Model, token limit and seed of the worker's calls (an agent naming a model profile calls
+    /// with its profile's, [`crate::ModelProfiles`]).
     pub fn settings(&self) -> &'a CallSettings {
         self.given.settings
     }
@@ -187,7 +192,24 @@ impl<'a> LayerContext<'a> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let layer = self.given.layer;
         let agent = spec.agent.and_then(|i| layer.agents.get(i).map(|a| (i, a)));
-        let settings = CallSettings { temperature: spec.temperature, ..self.given.settings.clone() };
+        // The agent's model profile (heterogeneous teams); calls of no agent go to the worker.
+        const WORKER: AgentModel = AgentModel { profile: None, max_tokens: None };
+        let wanted = agent.map_or(&WORKER, |(_, a)| &a.model);
+        let resolved = self.given.models.resolve(self.given.model, self.given.settings, wanted);
+        let unknown = match (&resolved, agent) {
+            (None, Some((_, a))) => Some(Violation::UnknownProfile {
+                layer: layer.id.clone(),
+                agent: a.id.clone(),
+                profile: a.model.profile.clone().unwrap_or_default(),
+                known: self.given.models.names().into_iter().collect::<Vec<_>>().join(", "),
+            }),
+            _ => None,
+        };
+        let (model, profile, settings) = match resolved {
+            Some(r) => (r.model, r.profile, r.settings),
+            None => (self.given.model, None, self.given.settings.clone()),
+        };
+        let settings = CallSettings { temperature: spec.temperature, ..settings };
         let mut request = settings
             .request(spec.messages)
             .with_response_format(spec.response_format)
@@ -204,12 +226,16 @@ impl<'a> LayerContext<'a> {
         let stage = move || format!("layer `{}`", layer.id);
         let gate = self.given.gate;
         async move {
+            if let Some(violation) = unknown {
+                // The format gate refuses such a network before any call; never sent.
+                return Err(GraphError::Invalid(vec![violation]));
+            }
             let result = {
                 let _permit = gate.limiter.acquire().await.ok();
                 if let Some(stop) = gate.stopped() {
                     return Err(stop_error(stage(), stop.clone()));
                 }
-                self.given.model.complete(&request).await
+                model.complete(&request).await
             };
             let mut record = CallRecord {
                 layer: layer.id.clone(),
@@ -223,6 +249,7 @@ impl<'a> LayerContext<'a> {
                 usage: Default::default(),
                 latency_ms: 0,
                 model: request.model,
+                profile,
                 cache_hit: false,
             };
             let reply = match result {

@@ -1,13 +1,13 @@
 //! Settings of the forward phase: the worker model's call settings, dynamic routing, the parallelism
-//! bounds and the aggregators the pass knows.
+//! bounds, the aggregators the pass knows and the model profiles its agents may name.
 
 use std::collections::BTreeMap;
 
 use ann_llm::CallSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::AggregatorRegistry;
 use crate::prompts::RoutingStat;
+use crate::{AggregatorRegistry, ModelProfiles};
 
 /// Whether routing asks the model or always takes the layer's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,6 +69,8 @@ pub struct ForwardConfig {
     pub aggregators: AggregatorRegistry,
     /// What an infrastructure failure of a call does (default: stop the pass or batch).
     pub on_infrastructure_failure: InfrastructurePolicy,
+    /// The model profiles agents may name (heterogeneous teams); empty: every call on the worker.
+    pub models: ModelProfiles,
 }
 
 impl Default for ForwardConfig {
@@ -86,6 +88,7 @@ impl Default for ForwardConfig {
             max_parallel_inputs: 4,
             aggregators: AggregatorRegistry::default(),
             on_infrastructure_failure: InfrastructurePolicy::Stop,
+            models: ModelProfiles::default(),
         }
     }
 }

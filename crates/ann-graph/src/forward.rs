@@ -85,8 +85,8 @@ fn stops_the_batch(e: &GraphError, config: &ForwardConfig) -> bool {
         || (e.is_infrastructure_failure() && config.on_infrastructure_failure == InfrastructurePolicy::Stop)
 }
 
-/// The structural invariants the forward pass relies on, every aggregator registered (the
-/// configurable limits are not checked).
+/// The structural invariants the forward pass relies on, every aggregator registered and every
+/// model profile an agent names given (the configurable limits are not checked).
 fn check(net: &Network, config: &ForwardConfig) -> Result<(), GraphError> {
     let loose = ValidationRules {
         max_layers: usize::MAX,
@@ -94,6 +94,7 @@ fn check(net: &Network, config: &ForwardConfig) -> Result<(), GraphError> {
         max_prompt_chars: usize::MAX,
         answer_format: None,
         aggregators: config.aggregators.clone(),
+        profiles: config.models.names(),
     };
     net.validate(&loose).map_err(GraphError::Invalid)
 }
@@ -113,6 +114,7 @@ async fn run(
     for layer in &net.layers {
         let mut ctx = LayerContext::new(LayerInput {
             model,
+            models: &config.models,
             settings: &settings,
             debate_rounds: config.debate_rounds,
             gate,

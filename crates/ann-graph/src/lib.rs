@@ -13,8 +13,9 @@
 //! `validate.rs` (the format gate), `violation.rs` (its violations), `call.rs` (the traced, budget-stopped call machinery),
 //! `vote.rs` (answer extraction and voting), `aggregator.rs` (the open trait), `registry.rs` (the
 //! registry of built-in and custom aggregators),
-//! `aggregators/` (the eight built-ins by family), `config.rs` (forward settings), `routing.rs`
-//! (dynamic routing), `routing_record.rs` (past choices and their scores, from traces), `forward.rs` (the forward phase), `trace.rs`, `team.rs` (team
+//! `aggregators/` (the eight built-ins by family), `config.rs` (forward settings), `models.rs`
+//! (agents' model profiles and their resolver), `routing.rs` (dynamic routing), `routing_record.rs`
+//! (past choices and their scores, from traces), `forward.rs` (the forward phase), `trace.rs`, `team.rs` (team
 //! construction), `prompts.rs`, `export.rs` (diagrams).
 
 mod aggregator;
@@ -24,6 +25,7 @@ mod config;
 mod error;
 mod export;
 mod forward;
+mod models;
 mod name;
 mod network;
 pub mod prompts;
@@ -46,13 +48,17 @@ pub use call::{CallSpec, LayerContext, survivors};
 pub use config::{ForwardConfig, InfrastructurePolicy, RoutingMode};
 pub use error::GraphError;
 pub use forward::{ForwardResult, forward, forward_batch};
+pub use models::{AgentModel, ModelProfile, ModelProfiles};
 pub use name::{AggregatorName, CustomName, is_slug};
 pub use network::{Agent, Layer, Network, SCHEMA_VERSION};
 pub use prompts::RoutingStat;
 pub use registry::{AggregatorRegistry, aggregator};
 pub use routing::{parse_routing, routing_format};
 pub use routing_record::{RoutingRecord, Tally};
-pub use team::{TeamAttempt, TeamConfig, TeamOutcome, TeamSource, construct_team, network_schema, parse_network_reply};
+pub use team::{
+    LibraryNetwork, TeamAttempt, TeamBrief, TeamConfig, TeamOutcome, TeamSource, construct_team, network_schema,
+    parse_network_reply,
+};
 pub use validate::{REQUIRED_PLACEHOLDERS, ValidationRules};
 pub use violation::Violation;
 pub use vote::{Extractor, majority_vote};

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AggregatorName, GraphError};
+use crate::{AgentModel, AggregatorName, GraphError};
 
 /// The schema version this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -63,8 +63,12 @@ pub struct Agent {
     pub prompt: String,
     /// Sampling temperature of this agent's calls (the request's own type; written as the
     /// shortest decimal, so `0.7` stays `0.7` in files, prompts and patches).
-    #[serde(default, serialize_with = "decimal_f32")]
+    #[serde(default, serialize_with = "decimal_f32", deserialize_with = "finite_f32")]
     pub temperature: f32,
+    /// This agent's own model settings (a model profile, a token limit); absent: the network's
+    /// default, the worker (not written when unset, so files without it keep their bytes).
+    #[serde(default, skip_serializing_if = "AgentModel::is_default")]
+    pub model: AgentModel,
 }
 
 /// Serialize an `f32` as the `f64` of its shortest decimal form, so JSON values built from a
@@ -72,6 +76,17 @@ pub struct Agent {
 fn decimal_f32<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
     let decimal: f64 = value.to_string().parse().unwrap_or(f64::from(*value));
     serializer.serialize_f64(decimal)
+}
+
+/// Read an `f32` that is finite: `1e308` would become infinity, which JSON writes as `null`, so
+/// the network could not be read back (found by the `network_json` property test).
+fn finite_f32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+    let value = <f32 as Deserialize>::deserialize(deserializer)?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!("a finite number is expected, not {value}")))
+    }
 }
 
 impl Network {
@@ -264,6 +279,28 @@ mod tests {
         );
         check(|n| n.layers[1].agents[0].temperature = 2.5, &r, "temperature", Some("solve"), Some("a1"));
         check(|n| n.layers[2].output_spec = "the final answer".into(), &r, "answer_format", Some("verify"), None);
+        let big = |n: &mut Network| n.layers[1].agents[0].model.profile = Some("big".into());
+        check(big, &r, "model_profile", Some("solve"), Some("a1"));
+        let mut net = sample_network();
+        big(&mut net);
+        assert_eq!(net.validate(&rules().with_profiles(["big".to_string()])), Ok(()));
+    }
+
+    #[test]
+    fn an_agents_model_settings_round_trip_and_are_absent_when_unset() {
+        let mut net = sample_network();
+        net.layers[1].agents[0].model = crate::AgentModel { profile: Some("big".into()), max_tokens: Some(256) };
+        let json = net.to_json();
+        assert!(
+            json.contains("\"model\": {\n            \"profile\": \"big\",\n            \"max_tokens\": 256"),
+            "{json}"
+        );
+        assert_eq!(Network::from_json(&json).unwrap(), net);
+        assert_eq!(Network::from_yaml(&net.to_yaml()).unwrap(), net);
+        assert!(!sample_network().to_json().contains("\"model\""), "unset: not written");
+        let typo = json.replace("\"max_tokens\": 256", "\"max_token\": 256");
+        let e = Network::from_json(&typo).unwrap_err().to_string();
+        assert!(e.contains("layers[1].agents[0].model") && e.contains("unknown field `max_token`"), "{e}");
     }
 
     #[test]

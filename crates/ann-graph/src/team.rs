@@ -23,6 +23,24 @@ impl Default for TeamConfig {
     }
 }
 
+/// A trained network shown to team construction as an example to build on, with its name (where
+/// it came from, e.g. a run directory) and its validation score (`None`: not known).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LibraryNetwork {
+    pub name: String,
+    pub validation: Option<f64>,
+    pub network: Network,
+}
+
+/// What team construction is asked: the task, a few example inputs of it, and a library of trained
+/// networks (empty for a first construction).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TeamBrief {
+    pub task_description: String,
+    pub examples: Vec<String>,
+    pub library: Vec<LibraryNetwork>,
+}
+
 /// Where the constructed network came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,19 +129,21 @@ pub fn parse_network_reply(
     Ok(net)
 }
 
-/// Ask `model` for a network for the task, given a few example inputs; retry with the validation
-/// errors up to `config.max_attempts` calls; fall back to `fallback` (which must itself be valid).
-/// A failed call falls back at once (the model already retried); an exhausted budget is an error.
+/// Ask `model` for a network for the brief's task, given its example inputs and library; retry with
+/// the validation errors up to `config.max_attempts` calls; fall back to `fallback` (which must
+/// itself be valid). A failed call falls back at once (the model already retried); an exhausted
+/// budget or an infrastructure failure is an error.
 pub async fn construct_team(
     model: &SharedModel,
-    task_description: &str,
-    examples: &[&str],
+    brief: &TeamBrief,
     rules: &ValidationRules,
     fallback: &Network,
     config: &TeamConfig,
 ) -> Result<TeamOutcome, GraphError> {
     fallback.validate(rules).map_err(GraphError::Invalid)?;
-    let mut messages = prompts::decomposition(task_description, examples, rules);
+    let task_description = brief.task_description.as_str();
+    let examples: Vec<&str> = brief.examples.iter().map(String::as_str).collect();
+    let mut messages = prompts::decomposition(task_description, &examples, &brief.library, rules);
     let format = ResponseFormat::JsonSchema { name: "network".into(), schema: network_schema(rules), strict: false };
     let mut attempts = Vec::new();
     let mut usage = Usage::default();
@@ -181,8 +201,12 @@ mod tests {
     async fn construct(model: &Arc<ScriptedModel>) -> Result<TeamOutcome, GraphError> {
         let shared: SharedModel = model.clone();
         let fallback = sample_network();
-        construct_team(&shared, "Solve maths problems.", &["What is 2+2?"], &rules(), &fallback, &TeamConfig::default())
-            .await
+        let brief = TeamBrief {
+            task_description: "Solve maths problems.".into(),
+            examples: vec!["What is 2+2?".into()],
+            library: Vec::new(),
+        };
+        construct_team(&shared, &brief, &rules(), &fallback, &TeamConfig::default()).await
     }
 
     #[tokio::test]
@@ -236,7 +260,8 @@ mod tests {
         let shared: SharedModel = model.clone();
         let mut fallback = sample_network();
         fallback.layers[2].output_spec = "anything".into();
-        let e = construct_team(&shared, "t", &[], &rules(), &fallback, &TeamConfig::default()).await.unwrap_err();
+        let brief = TeamBrief { task_description: "t".into(), ..TeamBrief::default() };
+        let e = construct_team(&shared, &brief, &rules(), &fallback, &TeamConfig::default()).await.unwrap_err();
         assert!(matches!(&e, GraphError::Invalid(v) if v[0].rule() == "answer_format"), "{e}");
         assert_eq!(model.calls(), 0);
     }

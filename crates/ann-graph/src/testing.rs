@@ -19,6 +19,7 @@ pub(crate) fn one_layer(agents: usize, aggregators: &[crate::AggregatorName]) ->
             role: format!("Solver number {i}."),
             prompt: "Solve: {input}".into(),
             temperature: 0.0,
+            model: Default::default(),
         })
         .collect();
     Network {

@@ -48,6 +48,9 @@ pub struct CallRecord {
     pub latency_ms: u64,
     /// The model that answered (or was asked, on failure).
     pub model: String,
+    /// The model profile the agent named (absent: the worker answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cache_hit: bool,
 }

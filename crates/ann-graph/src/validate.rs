@@ -1,6 +1,8 @@
 //! The format gate: the invariants every network must keep (limits, slugs, unique ids, registered
-//! aggregators with enough agents, placeholders, temperatures, the answer format), checked all at
-//! once, each violation naming its layer, agent and rule.
+//! aggregators with enough agents, placeholders, temperatures, known model profiles, the answer
+//! format), checked all at once, each violation naming its layer, agent and rule.
+
+use std::collections::BTreeSet;
 
 use crate::{AggregatorName, AggregatorRegistry, Network, SCHEMA_VERSION, Violation, is_slug};
 
@@ -18,6 +20,8 @@ pub struct ValidationRules {
     pub answer_format: Option<String>,
     /// The aggregators a layer may name (default: the eight built-ins); their `min_agents` apply.
     pub aggregators: AggregatorRegistry,
+    /// The model profiles an agent may name (default: none, so an agent naming one is refused).
+    pub profiles: BTreeSet<String>,
 }
 
 impl Default for ValidationRules {
@@ -28,6 +32,7 @@ impl Default for ValidationRules {
             max_prompt_chars: 4000,
             answer_format: None,
             aggregators: AggregatorRegistry::default(),
+            profiles: BTreeSet::new(),
         }
     }
 }
@@ -36,6 +41,11 @@ impl ValidationRules {
     /// The default limits with an answer-format rule for the last layer.
     pub fn with_answer_format(answer_format: impl Into<String>) -> Self {
         Self { answer_format: Some(answer_format.into()), ..Self::default() }
+    }
+
+    /// These rules, with `profiles` as the model profiles an agent may name.
+    pub fn with_profiles(self, profiles: impl IntoIterator<Item = String>) -> Self {
+        Self { profiles: profiles.into_iter().collect(), ..self }
     }
 }
 
@@ -97,6 +107,17 @@ impl Network {
                         layer: lid.clone(),
                         agent: agent.id.clone(),
                         temperature: agent.temperature,
+                    });
+                }
+                if let Some(profile) = &agent.model.profile
+                    && !rules.profiles.contains(profile)
+                {
+                    let known: Vec<&str> = rules.profiles.iter().map(String::as_str).collect();
+                    out.push(Violation::UnknownProfile {
+                        layer: lid.clone(),
+                        agent: agent.id.clone(),
+                        profile: profile.clone(),
+                        known: if known.is_empty() { "none".into() } else { known.join(", ") },
                     });
                 }
             }

@@ -36,6 +36,11 @@ pub enum Violation {
     PromptTooLong { layer: String, agent: String, chars: usize, max: usize },
     #[error("[temperature] agent `{agent}` in layer `{layer}`: temperature {temperature} is outside 0..=2")]
     Temperature { layer: String, agent: String, temperature: f32 },
+    /// An agent names a model profile the rules do not know (`known` lists them).
+    #[error(
+        "[model_profile] agent `{agent}` in layer `{layer}`: model profile `{profile}` is not configured (known: {known})"
+    )]
+    UnknownProfile { layer: String, agent: String, profile: String, known: String },
     #[error("[answer_format] last layer `{layer}`: output_spec must contain the answer format `{answer_format}`")]
     AnswerFormat { layer: String, answer_format: String },
 }
@@ -57,6 +62,7 @@ impl Violation {
             Self::MissingPlaceholder { .. } => "placeholder",
             Self::PromptTooLong { .. } => "prompt_length",
             Self::Temperature { .. } => "temperature",
+            Self::UnknownProfile { .. } => "model_profile",
             Self::AnswerFormat { .. } => "answer_format",
         }
     }
@@ -78,6 +84,7 @@ impl Violation {
             | Self::MissingPlaceholder { layer, .. }
             | Self::PromptTooLong { layer, .. }
             | Self::Temperature { layer, .. }
+            | Self::UnknownProfile { layer, .. }
             | Self::AnswerFormat { layer, .. } => Some(layer),
         }
     }
@@ -89,7 +96,8 @@ impl Violation {
             | Self::DuplicateAgent { agent, .. }
             | Self::MissingPlaceholder { agent, .. }
             | Self::PromptTooLong { agent, .. }
-            | Self::Temperature { agent, .. } => Some(agent),
+            | Self::Temperature { agent, .. }
+            | Self::UnknownProfile { agent, .. } => Some(agent),
             _ => None,
         }
     }

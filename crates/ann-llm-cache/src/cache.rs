@@ -67,7 +67,7 @@ pub struct CacheStats {
 impl CacheStats {
     /// Prompt and completion tokens not paid for thanks to the cache.
     pub fn saved_tokens(&self) -> u64 {
-        self.saved_prompt_tokens + self.saved_completion_tokens
+        self.saved_prompt_tokens.saturating_add(self.saved_completion_tokens)
     }
 }
 

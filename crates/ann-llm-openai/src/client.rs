@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ann_llm::{ChatModel, ChatRequest, ChatResponse, FinishReason, LlmError};
+use ann_llm::{Attempts, ChatModel, ChatRequest, ChatResponse, FinishReason, LlmError, Usage};
 use async_trait::async_trait;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -246,12 +246,13 @@ impl OpenAiModel {
         LlmError::Connection(wire::redact(&format!("{}: {message}", replica.base_url), self.secret()))
     }
 
-    /// One HTTP exchange with one replica.
-    async fn attempt(&self, index: usize, body: &[u8], model: &str) -> Result<ChatResponse, LlmError> {
+    /// One HTTP exchange with one replica, and the usage its answer reported (also when the rest
+    /// of a 2xx body was unusable).
+    async fn attempt(&self, index: usize, body: &[u8], model: &str) -> (Result<ChatResponse, LlmError>, Option<Usage>) {
         let replica = &self.replicas[index];
         let _in_flight = InFlightGuard::enter(&replica.in_flight);
         replica.attempts.fetch_add(1, Ordering::SeqCst);
-        let result = self.exchange(replica, body, model).await;
+        let (result, usage) = self.exchange(replica, body, model).await;
         match &result {
             Ok(_) => replica.down_until_ms.store(0, Ordering::SeqCst),
             Err(e) => {
@@ -262,7 +263,7 @@ impl OpenAiModel {
                 }
             }
         }
-        result
+        (result, usage)
     }
 
     /// The response body, read chunk by chunk and refused past `max_response_bytes`.
@@ -282,7 +283,31 @@ impl OpenAiModel {
         Ok(bytes)
     }
 
-    async fn exchange(&self, replica: &Replica, body: &[u8], model: &str) -> Result<ChatResponse, LlmError> {
+    async fn exchange(
+        &self,
+        replica: &Replica,
+        body: &[u8],
+        model: &str,
+    ) -> (Result<ChatResponse, LlmError>, Option<Usage>) {
+        match self.fetch(replica, body).await {
+            Err(error) => (Err(error), None),
+            Ok(bytes) => match wire::parse_response(&bytes, model) {
+                Ok(response) => {
+                    let usage = response.usage;
+                    (Ok(response), Some(usage))
+                }
+                Err(LlmError::InvalidResponse(msg)) => {
+                    let error =
+                        LlmError::InvalidResponse(wire::redact(&format!("{}: {msg}", replica.base_url), self.secret()));
+                    (Err(error), wire::reported_usage(&bytes))
+                }
+                Err(other) => (Err(other), wire::reported_usage(&bytes)),
+            },
+        }
+    }
+
+    /// Send one request to `replica`: the body of a 2xx answer, or the error.
+    async fn fetch(&self, replica: &Replica, body: &[u8]) -> Result<Vec<u8>, LlmError> {
         let mut request =
             self.http.post(&replica.endpoint).header(CONTENT_TYPE, "application/json").body(body.to_vec());
         if let Some(auth) = &self.authorization {
@@ -307,16 +332,19 @@ impl OpenAiModel {
                 body: wire::redact(&text, self.secret()),
             });
         }
-        wire::parse_response(&bytes, model).map_err(|e| match e {
-            LlmError::InvalidResponse(msg) => {
-                LlmError::InvalidResponse(wire::redact(&format!("{}: {msg}", replica.base_url), self.secret()))
-            }
-            other => other,
-        })
+        Ok(bytes)
     }
 
-    /// The retry loop: the one place where this crate retries.
-    async fn call(&self, request: &ChatRequest, model: &str, span: &Span) -> Result<ChatResponse, LlmError> {
+    /// The retry loop: the one place where this crate retries. Every attempt is announced to
+    /// `attempts` before it is sent (a refusal, a budget stop, ends the call) and settled with the
+    /// usage its answer reported.
+    async fn call(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        span: &Span,
+        attempts: &dyn Attempts,
+    ) -> Result<ChatResponse, LlmError> {
         let body = wire::request_body(model, request);
         let estimate = estimate_tokens(request);
         let policy = &self.config.retry;
@@ -332,7 +360,9 @@ impl OpenAiModel {
             tried[index] = true;
             span.record("server.address", self.replicas[index].base_url.as_str());
             span.record("retries", attempt - 1);
-            let outcome = self.attempt(index, &body, model).await;
+            attempts.sending()?;
+            let (outcome, usage) = self.attempt(index, &body, model).await;
+            attempts.answered(usage);
             drop(permit);
             let error = match outcome {
                 Ok(mut response) => {
@@ -412,6 +442,7 @@ fn error_type(error: &LlmError) -> &'static str {
         LlmError::ResponseTooLarge { .. } => "response_too_large",
         LlmError::RetriesExhausted { .. } => "retries_exhausted",
         LlmError::BudgetExhausted(_) => "budget_exhausted",
+        LlmError::Interrupted => "interrupted",
         LlmError::CacheMiss { .. } => "cache_miss",
         LlmError::ContextOverflow { .. } => "context_overflow",
         LlmError::Config(_) => "config",
@@ -420,9 +451,24 @@ fn error_type(error: &LlmError) -> &'static str {
     }
 }
 
+/// Counts nothing: for a call made without a budget.
+struct Uncounted;
+
+impl Attempts for Uncounted {
+    fn sending(&self) -> Result<(), LlmError> {
+        Ok(())
+    }
+    fn answered(&self, _usage: Option<Usage>) {}
+}
+
 #[async_trait]
 impl ChatModel for OpenAiModel {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        self.complete_counted(request, &Uncounted).await
+    }
+
+    /// Every HTTP attempt (retries included) is announced to `attempts`, with the usage it reported.
+    async fn complete_counted(&self, request: &ChatRequest, attempts: &dyn Attempts) -> Result<ChatResponse, LlmError> {
         let model = self.wire_model(request);
         let span = tracing::info_span!(
             "chat",
@@ -462,7 +508,7 @@ impl ChatModel for OpenAiModel {
         if !request.tags.is_empty() {
             span.record("tags", field::debug(&request.tags));
         }
-        let result = self.call(request, model, &span).instrument(span.clone()).await;
+        let result = self.call(request, model, &span, attempts).instrument(span.clone()).await;
         match &result {
             Ok(response) => {
                 span.record("gen_ai.response.model", response.model.as_str());

@@ -110,6 +110,16 @@ pub(crate) fn finish_reason(reason: Option<&str>) -> FinishReason {
     }
 }
 
+impl WireUsage {
+    fn usage(self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens.unwrap_or(0),
+            completion_tokens: self.completion_tokens.unwrap_or(0),
+            cached_tokens: self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+        }
+    }
+}
+
 /// Parse a 2xx body. A missing `usage` gives zero usage; a null `content` (a refusal) is data.
 pub(crate) fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatResponse, LlmError> {
     let wire: WireResponse = serde_json::from_slice(body).map_err(|e| {
@@ -119,14 +129,7 @@ pub(crate) fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatR
         return Err(LlmError::InvalidResponse("chat completion without choices".into()));
     };
     let text = choice.message.and_then(|m| m.content.or(m.refusal)).unwrap_or_default();
-    let usage = wire
-        .usage
-        .map(|u| Usage {
-            prompt_tokens: u.prompt_tokens.unwrap_or(0),
-            completion_tokens: u.completion_tokens.unwrap_or(0),
-            cached_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
-        })
-        .unwrap_or_default();
+    let usage = wire.usage.map(WireUsage::usage).unwrap_or_default();
     Ok(ChatResponse {
         text,
         finish_reason: finish_reason(choice.finish_reason.as_deref()),
@@ -135,6 +138,17 @@ pub(crate) fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatR
         latency_ms: 0,
         cache_hit: false,
     })
+}
+
+/// The usage a 2xx body reports even when it is no usable chat completion (no choices, a choice
+/// of the wrong shape): the provider bills it. `None` when the body is not a JSON object with a
+/// readable `usage`.
+pub(crate) fn reported_usage(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct UsageOnly {
+        usage: Option<WireUsage>,
+    }
+    serde_json::from_slice::<UsageOnly>(body).ok()?.usage.map(WireUsage::usage)
 }
 
 /// The wait a `Retry-After` header asks for: delay-seconds or an HTTP date (relative to `now`).
@@ -210,6 +224,20 @@ mod tests {
         assert_eq!((r.text.as_str(), r.model.as_str(), r.usage), ("no", "m", Usage::default()));
         assert!(matches!(parse_response(br#"{"choices":[]}"#, "m"), Err(LlmError::InvalidResponse(_))));
         assert!(matches!(parse_response(b"{\"choices\": [", "m"), Err(LlmError::InvalidResponse(_))));
+    }
+
+    #[test]
+    fn usage_is_read_from_bodies_that_are_no_chat_completion() {
+        let no_choices = br#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}"#;
+        assert_eq!(
+            reported_usage(no_choices),
+            Some(Usage { prompt_tokens: 7, completion_tokens: 2, cached_tokens: 0 })
+        );
+        let odd_choice = br#"{"choices":[{"message":7}],"usage":{"prompt_tokens":3}}"#;
+        assert!(parse_response(odd_choice, "m").is_err());
+        assert_eq!(reported_usage(odd_choice).map(|u| u.total()), Some(3));
+        assert_eq!(reported_usage(b"{\"choices\": ["), None);
+        assert_eq!(reported_usage(br#"{"choices":[]}"#), None);
     }
 
     #[test]

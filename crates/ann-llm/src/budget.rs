@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, PriceTable, Usage, estimate_prompt_tokens};
+use crate::{Attempts, ChatModel, ChatRequest, ChatResponse, LlmError, PriceTable, Usage, estimate_prompt_tokens};
 
 /// Limits of a run; `None` means unlimited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +38,8 @@ impl Default for BudgetLimits {
     }
 }
 
-/// The reason of a budget stop caused by [`Budget::interrupt_when`].
+/// The reason of a budget stop caused by [`Budget::interrupt_when`] (the detail of
+/// [`LlmError::Interrupted`]).
 pub const INTERRUPTED: &str = "interrupted by the user: no new call starts";
 
 /// What has been spent (or is reserved by calls in flight).
@@ -182,10 +183,16 @@ impl Budget {
         let after = ledger.committed().plus(worst);
         let l = &self.limits;
         let interrupted = books.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst));
-        let broken = if interrupted {
-            Some(INTERRUPTED.to_string())
-        } else if l.max_calls.is_some_and(|m| after.calls > m) {
-            Some(format!("calls: {} spent, limit {}", ledger.spent.calls, l.max_calls.unwrap_or_default()))
+        if interrupted {
+            return Err(LlmError::Interrupted);
+        }
+        let broken = if l.max_calls.is_some_and(|m| after.calls > m) {
+            Some(format!(
+                "calls: {} spent, {} in flight, limit {}",
+                ledger.spent.calls,
+                ledger.in_flight.calls,
+                l.max_calls.unwrap_or_default()
+            ))
         } else if l.max_tokens.is_some_and(|m| after.tokens > m) {
             Some(format!(
                 "tokens: {} spent, {} in flight, this call may use {}, limit {}",
@@ -220,7 +227,7 @@ impl Budget {
 
     fn settle(&self, model: &str, reserved: BudgetSpent, usage: Option<&Usage>) {
         let mut books = self.books.lock().expect("budget lock");
-        // A failed call counts as a call; its tokens are unknown and taken as zero.
+        // A failed attempt counts as a call; tokens it did not report are taken as zero.
         let usage = usage.copied().unwrap_or_default();
         let actual = BudgetSpent { tokens: usage.total(), dollars: self.prices.cost(model, &usage), calls: 1 };
         let ledger = &mut books.ledger;
@@ -237,6 +244,11 @@ impl Budget {
 
 /// Decorator that refuses any call whose worst case would exceed the shared [`Budget`].
 /// Put it below the response cache, so that cache hits cost nothing.
+///
+/// It counts billable requests, not logical calls: through [`ChatModel::complete_counted`] the
+/// backend announces each attempt (retries included), which reserves its worst case (one call,
+/// prompt upper bound plus `max_tokens`) before it is sent and settles with the usage the attempt
+/// reported, so a 200 with a broken body is counted with its tokens.
 pub struct BudgetedModel<M> {
     inner: M,
     budget: Arc<Budget>,
@@ -248,13 +260,43 @@ impl<M: ChatModel> BudgetedModel<M> {
     }
 }
 
+/// The budget's side of one call: the reservation of the attempt in flight, if any.
+struct CallAttempts<'a> {
+    budget: &'a Budget,
+    request: &'a ChatRequest,
+    open: Mutex<Option<BudgetSpent>>,
+}
+
+impl CallAttempts<'_> {
+    /// Settle the attempt in flight, if any, with `usage`.
+    fn close(&self, usage: Option<&Usage>) {
+        let open = self.open.lock().expect("attempt lock").take();
+        if let Some(reserved) = open {
+            self.budget.settle(&self.request.model, reserved, usage);
+        }
+    }
+}
+
+impl Attempts for CallAttempts<'_> {
+    fn sending(&self) -> Result<(), LlmError> {
+        // An attempt the backend did not report on is settled as one that reported nothing.
+        self.close(None);
+        let reserved = self.budget.reserve(self.request)?;
+        *self.open.lock().expect("attempt lock") = Some(reserved);
+        Ok(())
+    }
+
+    fn answered(&self, usage: Option<Usage>) {
+        self.close(usage.as_ref());
+    }
+}
+
 #[async_trait]
 impl<M: ChatModel> ChatModel for BudgetedModel<M> {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let reserved = self.budget.reserve(request)?;
-        let result = self.inner.complete(request).await;
-        let usage = result.as_ref().ok().filter(|r| !r.cache_hit).map(|r| r.usage);
-        self.budget.settle(&request.model, reserved, usage.as_ref());
+        let attempts = CallAttempts { budget: &self.budget, request, open: Mutex::new(None) };
+        let result = self.inner.complete_counted(request, &attempts).await;
+        attempts.close(None);
         result
     }
 

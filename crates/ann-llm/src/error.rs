@@ -33,6 +33,10 @@ pub enum LlmError {
     /// recorded for a resumed run); nothing was sent.
     #[error("budget exhausted: {0}")]
     BudgetExhausted(String),
+    /// The user interrupted the run (Ctrl-C closed its budget, see `Budget::interrupt_when`):
+    /// a budget stop of its own kind, so that callers tell it apart without reading text.
+    #[error("budget exhausted: {}", crate::INTERRUPTED)]
+    Interrupted,
     /// Replay-only cache mode and no recorded answer for this request.
     #[error("no cached response for request {key} (replay-only mode): {summary}")]
     CacheMiss { key: String, summary: String },
@@ -77,7 +81,7 @@ impl LlmError {
     /// data about the network).
     pub fn is_infrastructure(&self) -> bool {
         match self {
-            LlmError::BudgetExhausted(_) | LlmError::ContextOverflow { .. } => false,
+            LlmError::BudgetExhausted(_) | LlmError::Interrupted | LlmError::ContextOverflow { .. } => false,
             LlmError::RetriesExhausted { last, .. } => last.is_infrastructure(),
             _ => true,
         }
@@ -88,8 +92,18 @@ impl LlmError {
     pub fn budget_exhausted(&self) -> Option<&str> {
         match self {
             LlmError::BudgetExhausted(why) => Some(why),
+            LlmError::Interrupted => Some(crate::INTERRUPTED),
             LlmError::RetriesExhausted { last, .. } => last.budget_exhausted(),
             _ => None,
+        }
+    }
+
+    /// Whether this budget stop is the user's interrupt (also behind exhausted retries).
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            LlmError::Interrupted => true,
+            LlmError::RetriesExhausted { last, .. } => last.is_interrupted(),
+            _ => false,
         }
     }
 }
@@ -125,7 +139,10 @@ mod tests {
         let budget = LlmError::BudgetExhausted("cap".into());
         let overflow = LlmError::ContextOverflow { prompt_tokens: 10, context: 5 };
         let budget_behind_retries = LlmError::RetriesExhausted { attempts: 2, last: Box::new(budget.clone()) };
-        for data in [budget, overflow, budget_behind_retries] {
+        let interrupted = LlmError::RetriesExhausted { attempts: 2, last: Box::new(LlmError::Interrupted) };
+        assert!(interrupted.is_interrupted() && !budget.is_interrupted());
+        assert_eq!(interrupted.budget_exhausted(), Some(crate::INTERRUPTED));
+        for data in [budget, overflow, budget_behind_retries, interrupted] {
             assert!(!data.is_infrastructure(), "{data}");
         }
     }

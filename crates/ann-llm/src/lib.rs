@@ -17,7 +17,7 @@ pub use budget::{Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel,
 pub use call::CallSettings;
 pub use error::LlmError;
 pub use metering::{Meter, MeterReport, MeteredModel, Price, PriceTable, Totals};
-pub use model::{ChatModel, SharedModel};
+pub use model::{Attempts, ChatModel, SharedModel};
 pub use types::{
     ChatRequest, ChatResponse, FinishReason, Message, ResponseFormat, Role, Usage, estimate_prompt_tokens,
 };

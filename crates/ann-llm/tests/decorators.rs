@@ -187,5 +187,6 @@ async fn an_interrupt_closes_the_budget() {
     flag.store(true, Ordering::SeqCst);
     let err = model.complete(&req).await.unwrap_err();
     assert_eq!(err.budget_exhausted(), Some(ann_llm::INTERRUPTED));
+    assert!(matches!(err, LlmError::Interrupted) && err.is_interrupted(), "{err:?}");
     assert_eq!(inner.calls.load(Ordering::SeqCst), 1, "the refused call never reached the backend");
 }

@@ -1,5 +1,9 @@
-//! Test support: scripted ChatModel and a fake OpenAI-compatible HTTP server.
+//! Test support: scripted ChatModel and a fake OpenAI-compatible HTTP server (with `learn` and
+//! `hostile` reply modes).
 
+pub mod fuzz;
+pub mod hostile;
+pub mod learning;
 mod scripted;
 pub mod server;
 

@@ -42,6 +42,19 @@ use tokio::sync::watch;
 /// Computes the reply text from the request body (the parsed JSON the client sent).
 pub type ReplyFn = Arc<dyn Fn(&Value) -> String + Send + Sync>;
 
+/// Rewrites a whole 200 reply: given the request body, the request's index and the reply the
+/// server would send, says what to send instead (the hostile mode, `crate::hostile`).
+pub type ReshapeFn = Arc<dyn Fn(&Value, u64, Value) -> Reshaped + Send + Sync>;
+
+/// What a [`ReshapeFn`] sends with status 200.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reshaped {
+    /// This JSON body.
+    Json(Value),
+    /// These bytes as they are (not necessarily JSON).
+    Raw(String),
+}
+
 /// What a 429 answer says in its `Retry-After` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryAfter {
@@ -57,7 +70,8 @@ pub enum RetryAfter {
 ///
 /// Text form (for `--script` files and the CLI): `ok`, `429`, `429:SECS`, `429:date+SECS`,
 /// `429:date=UNIX_SECS`, any other status code such as `500` or `503`, `401` (echoes the request's
-/// `Authorization` header in the error body, as some providers do), `hang`, `malformed`, `cutoff`.
+/// `Authorization` header in the error body, as some providers do), `hang`, `malformed`, `cutoff`,
+/// `nochoices`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// A normal reply.
@@ -74,6 +88,8 @@ pub enum Fault {
     MalformedJson,
     /// 200 that declares a `Content-Length` larger than what is sent, then drops the connection.
     CutOffBody,
+    /// 200 with the usage of a normal reply but an empty `choices` list: billed, yet no answer.
+    NoChoices,
 }
 
 impl FromStr for Fault {
@@ -81,13 +97,17 @@ impl FromStr for Fault {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let bad =
-            || format!("unknown fault {s:?} (ok, 429, 429:SECS, 429:date+SECS, 500, 503, hang, malformed, cutoff)");
+        let bad = || {
+            format!(
+                "unknown fault {s:?} (ok, 429, 429:SECS, 429:date+SECS, 500, 503, hang, malformed, cutoff, nochoices)"
+            )
+        };
         Ok(match s {
             "ok" | "none" => Fault::None,
             "hang" => Fault::Hang,
             "malformed" => Fault::MalformedJson,
             "cutoff" => Fault::CutOffBody,
+            "nochoices" => Fault::NoChoices,
             "401" => Fault::Unauthorized,
             "429" => Fault::RateLimited(None),
             _ => {
@@ -128,6 +148,7 @@ impl fmt::Display for Fault {
             Fault::Hang => write!(f, "hang"),
             Fault::MalformedJson => write!(f, "malformed"),
             Fault::CutOffBody => write!(f, "cutoff"),
+            Fault::NoChoices => write!(f, "nochoices"),
         }
     }
 }
@@ -164,6 +185,8 @@ pub struct FakeServerConfig {
     pub omit_usage: bool,
     /// The model name replies report; `None` echoes the request's model.
     pub model: Option<String>,
+    /// Rewrites every normal 200 reply (`None`: sent as built).
+    pub reshape: Option<ReshapeFn>,
 }
 
 impl fmt::Debug for FakeServerConfig {
@@ -178,6 +201,7 @@ impl fmt::Debug for FakeServerConfig {
             .field("reply", &self.reply.as_ref().map(|_| "<fn>"))
             .field("omit_usage", &self.omit_usage)
             .field("model", &self.model)
+            .field("reshape", &self.reshape.as_ref().map(|_| "<fn>"))
             .finish()
     }
 }
@@ -441,7 +465,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
     }
 
     match fault {
-        Fault::None => {}
+        Fault::None | Fault::NoChoices => {}
         Fault::Hang => {
             shared.until_shutdown().await;
             return json_response(StatusCode::SERVICE_UNAVAILABLE, &error_body("server shutting down", "server_error"));
@@ -551,7 +575,20 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
             "prompt_tokens_details": {"cached_tokens": cached_tokens},
         });
     }
-    json_response(StatusCode::OK, &reply)
+    if fault == Fault::NoChoices {
+        reply["choices"] = json!([]);
+    }
+    match &shared.config.reshape {
+        None => json_response(StatusCode::OK, &reply),
+        Some(reshape) => match reshape(&body, index, reply) {
+            Reshaped::Json(value) => json_response(StatusCode::OK, &value),
+            Reshaped::Raw(text) => {
+                let mut resp = Response::new(Body::from(text));
+                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                resp
+            }
+        },
+    }
 }
 
 #[cfg(test)]
@@ -572,6 +609,7 @@ mod tests {
             "hang",
             "malformed",
             "cutoff",
+            "nochoices",
         ] {
             let fault: Fault = text.parse().unwrap();
             assert_eq!(fault.to_string(), text);

@@ -181,3 +181,60 @@ async fn the_binary_serves_on_the_port_it_prints() {
     child.kill().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_hostile_server_rewrites_replies_as_drawn() {
+    use ann_test_support::hostile::{self, Hostility};
+    let config = FakeServerConfig { reshape: Some(hostile::hostile(1.0, 3)), ..FakeServerConfig::default() };
+    let server = FakeServer::start(config).await.unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        let body = chat(&format!("question {i}"));
+        let reply = post(server.addr(), &body).await;
+        assert_eq!(reply.status, 200);
+        let drawn = hostile::draw(1.0, 3, &body, i).expect("every reply is hostile at rate 1");
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        match drawn {
+            Hostility::Oversize => assert!(reply.body.len() > 2 << 20),
+            Hostility::AbsurdUsage => assert_eq!(reply.json()["usage"]["prompt_tokens"], u64::MAX),
+            Hostility::NullContent => assert!(reply.json()["choices"][0]["message"]["content"].is_null()),
+            Hostility::MissingChoices => assert_eq!(reply.json()["choices"], json!([])),
+            _ => assert!(reply.json()["choices"][0]["message"]["content"].is_string(), "{text:.200}"),
+        }
+        seen.insert(drawn);
+    }
+    assert!(seen.len() >= 5, "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_binary_in_learn_mode_logs_every_request() {
+    let dir = std::env::temp_dir().join(format!("ann-fake-server-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("requests.jsonl");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann-fake-server"))
+        .args(["--port", "0", "--mode", "learn", "--log"])
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let addr: std::net::SocketAddr =
+        first.strip_prefix("listening on http://").unwrap().strip_suffix("/v1").unwrap().parse().unwrap();
+    let agent = json!({"model": "m", "messages": [
+        {"role": "system", "content": "You are agent `a1` of the team `solve`."},
+        {"role": "user", "content": "Which choice?"}]});
+    let reply = post(addr, &agent).await.json();
+    assert!(reply["choices"][0]["message"]["content"].as_str().unwrap().ends_with("Answer: A"));
+    // SIGINT by the child's id: the server writes the rest of its log and exits.
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(child.wait().await.unwrap().success());
+    let logged: Vec<Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(logged.len(), 1);
+    assert_eq!((logged[0]["kind"].as_str(), logged[0]["fault"].as_str()), (Some("agent"), Some("ok")));
+    assert_eq!(logged[0]["sha256"].as_str().unwrap().len(), 64);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

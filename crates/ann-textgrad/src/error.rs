@@ -76,6 +76,18 @@ impl TrainError {
         }
     }
 
+    /// How training stops for this error, when it is a budget stop: [`crate::StopReason::Interrupted`]
+    /// for the user's interrupt, else [`crate::StopReason::BudgetExhausted`] with what ran out.
+    pub fn budget_stop(&self) -> Option<crate::StopReason> {
+        match self {
+            Self::BudgetExhausted { source, .. } if source.is_interrupted() => Some(crate::StopReason::Interrupted),
+            Self::BudgetExhausted { stage, source } => {
+                Some(crate::StopReason::BudgetExhausted { detail: budget_detail(stage.as_deref(), source) })
+            }
+            _ => None,
+        }
+    }
+
     /// A model call's error that stops training: a budget stop, or an infrastructure failure
     /// (whatever the policy: an optimiser call has no example to leave out); `None` when the call
     /// failed for the network's own reason, which is not an error of training (its caller falls back).

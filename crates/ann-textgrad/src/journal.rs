@@ -46,6 +46,9 @@ pub enum StopReason {
     Target,
     /// The hard budget ran out; the last checkpoint resumes the run.
     BudgetExhausted { detail: String },
+    /// The user interrupted the run (Ctrl-C, a budget stop of its own kind); the last checkpoint
+    /// resumes the run.
+    Interrupted,
 }
 
 /// The state of the shuffling RNG (ChaCha8, seeded from the run's seed).

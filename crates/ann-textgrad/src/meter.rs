@@ -31,24 +31,24 @@ impl Cost {
         self.dollars = nanodollars(self.dollars + nanodollars(prices.cost(model, usage)));
     }
 
-    /// `self - earlier`, field by field.
+    /// `self - earlier`, field by field (counts saturate: an absurd `usage` cannot panic).
     pub fn since(&self, earlier: &Cost) -> Cost {
         Cost {
-            calls: self.calls - earlier.calls,
-            errors: self.errors - earlier.errors,
-            prompt_tokens: self.prompt_tokens - earlier.prompt_tokens,
-            completion_tokens: self.completion_tokens - earlier.completion_tokens,
+            calls: self.calls.saturating_sub(earlier.calls),
+            errors: self.errors.saturating_sub(earlier.errors),
+            prompt_tokens: self.prompt_tokens.saturating_sub(earlier.prompt_tokens),
+            completion_tokens: self.completion_tokens.saturating_sub(earlier.completion_tokens),
             dollars: nanodollars(self.dollars - earlier.dollars),
         }
     }
 
-    /// `self + other`, field by field.
+    /// `self + other`, field by field (counts saturate).
     pub fn plus(&self, other: &Cost) -> Cost {
         Cost {
-            calls: self.calls + other.calls,
-            errors: self.errors + other.errors,
-            prompt_tokens: self.prompt_tokens + other.prompt_tokens,
-            completion_tokens: self.completion_tokens + other.completion_tokens,
+            calls: self.calls.saturating_add(other.calls),
+            errors: self.errors.saturating_add(other.errors),
+            prompt_tokens: self.prompt_tokens.saturating_add(other.prompt_tokens),
+            completion_tokens: self.completion_tokens.saturating_add(other.completion_tokens),
             dollars: nanodollars(self.dollars + other.dollars),
         }
     }
@@ -95,6 +95,16 @@ impl ChatModel for CountingModel {
 mod tests {
     use super::*;
     use ann_llm::Price;
+
+    /// Found by `cargo xtask chaos` (hostile mode, absurd usage): the report's sums panicked.
+    #[test]
+    fn sums_and_differences_of_absurd_counts_saturate() {
+        let huge =
+            Cost { calls: u64::MAX, errors: 1, prompt_tokens: u64::MAX, completion_tokens: u64::MAX, dollars: 0.0 };
+        let sum = huge.plus(&huge);
+        assert_eq!((sum.calls, sum.prompt_tokens, sum.completion_tokens), (u64::MAX, u64::MAX, u64::MAX));
+        assert_eq!(Cost::default().since(&huge).prompt_tokens, 0);
+    }
 
     #[test]
     fn dollars_do_not_depend_on_the_order_calls_finished_in() {

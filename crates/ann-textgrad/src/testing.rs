@@ -20,6 +20,7 @@ fn agent_call(layer: &str, agent: &str, output: &str) -> ann_graph::CallRecord {
         usage: ann_llm::Usage::default(),
         latency_ms: 0,
         model: "m".into(),
+        profile: None,
         cache_hit: false,
     }
 }

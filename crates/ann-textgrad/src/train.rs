@@ -160,7 +160,8 @@ impl Trainer {
     /// Train from `start` (or resume the run in `dir`), returning the best validated network.
     ///
     /// `dir` holds `checkpoint.json` and `journal.jsonl`. An exhausted budget is not an error: the
-    /// outcome says [`StopReason::BudgetExhausted`] and the run directory resumes where the last
+    /// outcome says [`StopReason::BudgetExhausted`] (or [`StopReason::Interrupted`], the user's
+    /// Ctrl-C) and the run directory resumes where the last
     /// step ended. A stop during the initial validation, before the first checkpoint, leaves an
     /// empty journal and no checkpoint: training again in `dir` begins anew (behind a response
     /// cache, the calls already made are answered from it, so none is paid twice). A finished run
@@ -183,8 +184,8 @@ impl Trainer {
             None => match self.begin(start, data, &files).await {
                 Ok(cp) => cp,
                 // No checkpoint yet: the next `train` in `dir` begins anew.
-                Err(e @ TrainError::BudgetExhausted { .. }) => {
-                    let detail = e.budget_detail().unwrap_or_default();
+                Err(e) => {
+                    let Some(stop) = e.budget_stop() else { return Err(e) };
                     return Ok(TrainOutcome {
                         best: start.clone(),
                         val_best: 0.0,
@@ -192,11 +193,10 @@ impl Trainer {
                         network: start.clone(),
                         optimizer: OptimizerState::default(),
                         cost: self.cost(),
-                        stop: StopReason::BudgetExhausted { detail },
+                        stop,
                         routing: RoutingRecord::default(),
                     });
                 }
-                Err(e) => return Err(e),
             },
         };
         loop {
@@ -206,11 +206,10 @@ impl Trainer {
             let mut next = state.clone();
             match self.advance(&mut next, data, &files).await {
                 Ok(()) => state = next,
-                Err(e @ TrainError::BudgetExhausted { .. }) => {
-                    let detail = e.budget_detail().unwrap_or_default();
-                    return Ok(TrainOutcome::of(&state, StopReason::BudgetExhausted { detail }));
-                }
-                Err(e) => return Err(e),
+                Err(e) => match e.budget_stop() {
+                    Some(stop) => return Ok(TrainOutcome::of(&state, stop)),
+                    None => return Err(e),
+                },
             }
         }
     }

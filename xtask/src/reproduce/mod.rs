@@ -14,6 +14,7 @@
 //! (`--local` runs the embedded model instead, as a smoke check), and `--dry-run` shows what each
 //! experiment would run and the most its budget allows it to spend.
 
+mod cassette;
 mod plan;
 mod table;
 
@@ -24,6 +25,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, bail};
 
 use crate::{cache_dir, fetch_data, fetch_model, workspace_root};
+use cassette::{Mode, Recorded};
 use plan::{Experiment, REFERENCE_FILE, Reference};
 use table::{Meta, Outcome};
 
@@ -74,25 +76,40 @@ pub struct Args {
     /// benchmark too), each a row `ANN (<ablation>)` of the same table.
     #[arg(long)]
     pub ablations: bool,
+    /// `live` calls the endpoint; `record` also keeps every call in a cassette (`--cassette`, default
+    /// `cassette.jsonl.gz` in the reproduction's folder); `replay` answers every call from
+    /// `--cassette` and calls nothing (give the selection, `--limit` and `--set` of the recording).
+    #[arg(long, value_enum, default_value_t)]
+    pub mode: Mode,
+    /// The cassette `record` writes or `replay` reads (JSONL, gzip when it ends in `.gz`).
+    #[arg(long, value_name = "FILE")]
+    pub cassette: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
     let root = workspace_root();
     let dir = args.experiments.clone().unwrap_or_else(|| root.join("experiments/paper"));
+    let replay = match (args.mode, &args.cassette) {
+        (Mode::Replay, None) => bail!("--mode replay needs --cassette FILE (a cassette `--mode record` wrote)"),
+        (Mode::Replay, Some(c)) => Some(cassette::recorded_backend(c)?),
+        _ => None,
+    };
+    // A cassette recorded on the embedded model replays as `--local` did.
+    let local = args.local || replay == Some(Recorded::Local);
     let mut overrides: Vec<String> = Vec::new();
-    if args.local {
+    if local {
         overrides.extend(LOCAL_OVERRIDES.iter().map(|s| s.to_string()));
     }
     // Given later, the command line's overrides win.
     overrides.extend(args.overrides.iter().cloned());
-    let limit = args.limit.or(args.local.then_some(LOCAL_LIMIT));
+    let limit = args.limit.or(local.then_some(LOCAL_LIMIT));
     let mut all = plan::load_experiments(&dir, &overrides)?;
     if args.ablations {
         all.extend(plan::load_ablations(&dir, &overrides)?);
     }
     let experiments = plan::select(&all, &args.only)?;
     let reference = Reference::load(&dir.join(REFERENCE_FILE))?;
-    let backend_flag = if args.local { "--local" } else { "--openai" };
+    let backend_flag = if local { "--local" } else { "--openai" };
     let started = SystemTime::now();
     let runs_dir = args.runs_dir.clone().unwrap_or_else(|| root.join("runs"));
     let out = runs_dir.join(format!("reproduce-{}", folder_stamp(started)));
@@ -101,11 +118,11 @@ pub fn run(args: &Args) -> Result<()> {
         print_plan(&experiments, &reference, &dir, limit, &overrides, backend_flag, &out);
         return Ok(());
     }
-    if !args.local {
+    if !local && replay.is_none() {
         check_endpoint(&reference)?;
     }
     if !args.no_fetch {
-        fetch(&experiments, args.local)?;
+        fetch(&experiments, local)?;
     }
     let ann = match &args.ann {
         Some(path) => path.clone(),
@@ -113,6 +130,17 @@ pub fn run(args: &Args) -> Result<()> {
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     eprintln!("reproduce: {} experiment(s), results in {}", experiments.len(), out.display());
+    // Record and replay use a cache of the reproduction's own; its settings win over every other.
+    let cache = out.join("responses.sqlite");
+    let cassette_file = args.cassette.clone().unwrap_or_else(|| cassette::default_cassette(&out));
+    let cache_sets = match args.mode {
+        Mode::Live => Vec::new(),
+        Mode::Record => cassette::cache_sets(&cache, Mode::Record),
+        Mode::Replay => {
+            cassette::ann_cache(&ann, &[&cassette_file, &cache], "import")?;
+            cassette::cache_sets(&cache, Mode::Replay)
+        }
+    };
 
     let mut outcomes = Vec::with_capacity(experiments.len());
     for e in &experiments {
@@ -122,8 +150,11 @@ pub fn run(args: &Args) -> Result<()> {
         if let Some(n) = limit {
             command.arg("--limit").arg(n.to_string());
         }
-        for o in e.sets().iter().chain(&overrides) {
+        for o in e.sets().iter().chain(&overrides).chain(&cache_sets) {
             command.arg("--set").arg(o);
+        }
+        if let Some(Recorded::Endpoint { model, base_url }) = &replay {
+            command.env(BASE_URL_ENV, base_url).env(MODEL_ENV, model);
         }
         command.arg("--runs-dir").arg(&out).stdin(Stdio::null());
         let failure = match command.status() {
@@ -139,9 +170,14 @@ pub fn run(args: &Args) -> Result<()> {
         outcomes.push(Outcome { experiment: e.clone(), run_dir, failure });
     }
 
+    if args.mode == Mode::Record {
+        cassette::ann_cache(&ann, &[&cache, &cassette_file], "export")?;
+    }
     let meta = Meta {
         started_at: humantime::format_rfc3339_seconds(started).to_string(),
-        backend: if args.local { "local" } else { "openai" }.into(),
+        backend: if local { "local" } else { "openai" }.into(),
+        mode: format!("{:?}", args.mode).to_lowercase(),
+        cassette: (args.mode != Mode::Live).then_some(cassette_file),
         limit,
         overrides,
         experiments_dir: dir,
@@ -151,8 +187,12 @@ pub fn run(args: &Args) -> Result<()> {
     let json = serde_json::to_string_pretty(&table)? + "\n";
     std::fs::write(out.join("table.json"), json).context("writing table.json")?;
     std::fs::write(out.join("table.md"), &md).context("writing table.md")?;
+    std::fs::write(out.join("table.html"), table::html(&table)).context("writing table.html")?;
     println!("{md}");
-    println!("Table written to {} (and table.json); run directories beside it.", out.join("table.md").display());
+    println!(
+        "Table written to {} (and table.json, table.html); run directories beside it.",
+        out.join("table.md").display()
+    );
     let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
     if failed > 0 {
         bail!("{failed} of {} experiment(s) did not finish (see the table's notes)", outcomes.len());

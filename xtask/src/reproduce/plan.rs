@@ -95,7 +95,9 @@ impl Experiment {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let spec: AblationFile =
             toml::from_str(&text).with_context(|| format!("{}: invalid ablation file", file.display()))?;
-        let base_file = file.parent().unwrap_or(Path::new(".")).join(&spec.experiment);
+        let joined = file.parent().unwrap_or(Path::new(".")).join(&spec.experiment);
+        // `ablations/../mmlu-ml.toml` is shown (and run) as the experiment's own path.
+        let base_file = std::fs::canonicalize(&joined).unwrap_or(joined);
         let base = Self::load(&base_file, &[]).with_context(|| format!("the experiment of {}", file.display()))?;
         let slug: String = spec.ablation.split_whitespace().collect::<Vec<_>>().join("-");
         let mut sets = vec![format!("name={}-{slug}", base.name), "baselines=[]".to_string()];

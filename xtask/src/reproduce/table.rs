@@ -30,6 +30,10 @@ pub struct Meta {
     pub started_at: String,
     /// `openai` (the endpoint of the environment) or `local` (the embedded model).
     pub backend: String,
+    /// `live`, `record` or `replay`.
+    pub mode: String,
+    /// The cassette recorded or replayed.
+    pub cassette: Option<PathBuf>,
     pub limit: Option<usize>,
     pub overrides: Vec<String>,
     pub experiments_dir: PathBuf,
@@ -84,6 +88,8 @@ pub fn build(outcomes: &[Outcome], reference: &Reference, meta: &Meta) -> Result
     Ok(json!({
         "started_at": meta.started_at,
         "backend": meta.backend,
+        "mode": meta.mode,
+        "cassette": meta.cassette,
         "limit": meta.limit,
         "overrides": meta.overrides,
         "experiments_dir": meta.experiments_dir,
@@ -204,6 +210,70 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The table as one self-contained HTML page: ours beside the paper's numbers.
+pub fn html(table: &Value) -> String {
+    let text = |v: &Value| escape(v.as_str().unwrap_or(""));
+    let mut h = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Reproduction</title><style>\
+         body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
+         td,th{border:1px solid #bbb;padding:.3em .6em;text-align:left}th{background:#eee}\
+         td.num{text-align:right}tr.ann{font-weight:bold}</style></head><body>\n",
+    );
+    let _ = writeln!(h, "<h1>Reproduction of the paper's experiments</h1>");
+    let _ = writeln!(
+        h,
+        "<p>Started {}; backend {}; mode {}{}.</p>",
+        text(&table["started_at"]),
+        text(&table["backend"]),
+        text(&table["mode"]),
+        match table["limit"].as_u64() {
+            Some(n) => format!("; at most {n} examples per split (not comparable to the paper's numbers)"),
+            None => String::new(),
+        }
+    );
+    h.push_str(
+        "<table><tr><th>benchmark</th><th>method</th><th>test score % [CI]</th><th>n</th>\
+         <th>ANN - method (points)</th><th>test cost</th><th>training cost</th><th>paper</th></tr>\n",
+    );
+    for row in table["rows"].as_array().into_iter().flatten() {
+        let method = row["method"].as_str().unwrap_or("");
+        let paper = match (row["paper"]["value"].as_f64(), row["paper"]["model"].as_str()) {
+            (Some(v), Some(m)) => format!("{v:.1} ({})", escape(m)),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            h,
+            "<tr{}><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{paper}</td></tr>",
+            if method.starts_with("ANN") { " class=\"ann\"" } else { "" },
+            text(&row["benchmark"]),
+            escape(method),
+            percent(&row["test"]),
+            row["test"]["n"].as_u64().unwrap_or(0),
+            points(&row["trained_minus_method"]),
+            escape(&cost(&row["cost"])),
+            escape(&cost(&row["training_cost"])),
+        );
+    }
+    h.push_str("</table>\n");
+    let paper = &table["paper"];
+    let _ = writeln!(
+        h,
+        "<p>Paper: {}, “{}” (arXiv {}, {}). Its numbers are {}; treat them as approximate.</p>",
+        text(&paper["authors"]),
+        text(&paper["title"]),
+        text(&paper["arxiv"]),
+        paper["year"],
+        text(&paper["provenance"])
+    );
+    h.push_str("</body></html>\n");
+    h
+}
+
 /// The table as Markdown.
 pub fn markdown(table: &Value) -> String {
     let mut md = String::new();
@@ -218,6 +288,13 @@ pub fn markdown(table: &Value) -> String {
         _ => "the OpenAI-compatible endpoint of the environment",
     };
     let _ = writeln!(md, "- backend: {backend}; {limit}");
+    if table["mode"] == "replay" {
+        let _ = writeln!(
+            md,
+            "- replayed from the cassette `{}`: every answer came from it, no call was made",
+            table["cassette"].as_str().unwrap_or("")
+        );
+    }
     if let Some(o) = table["overrides"].as_array().filter(|o| !o.is_empty()) {
         let list: Vec<String> = o.iter().filter_map(Value::as_str).map(|s| format!("`{s}`")).collect();
         let _ = writeln!(md, "- overrides: {}", list.join(", "));
@@ -360,6 +437,8 @@ mod tests {
         let meta = Meta {
             started_at: "2027-01-01T00:00:00Z".into(),
             backend: "openai".into(),
+            mode: "live".into(),
+            cassette: None,
             limit: None,
             overrides: vec![],
             experiments_dir: dir.path().to_path_buf(),
@@ -382,5 +461,15 @@ mod tests {
         assert!(md.contains("| test score % [95% CI] |"), "{md}");
         assert!(md.contains("- humaneval (paper: HumanEval, pass@1): ANN gpt-3.5 72.7, gpt-4 87.8, gpt-4o-mini 93.9; best prior baseline 85.8. Same benchmark"), "{md}");
         assert!(md.contains("- math (paper: MATH, accuracy): ANN gpt-4 80.0, gpt-4o-mini 82.5; best prior baseline 77.6. Same benchmark"), "{md}");
+
+        let html = html(&table);
+        assert!(
+            html.contains(
+                "<tr class=\"ann\"><td>humaneval</td><td>ANN (trained)</td><td class=\"num\">75.0 [50.0, 100.0]</td>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("<td class=\"num\">93.9 (gpt-4o-mini)</td></tr>"), "{html}");
+        assert!(!html.contains("<script") && html.ends_with("</html>\n"));
     }
 }

@@ -312,7 +312,8 @@ fn forward_futures_can_be_spawned() {
     assert_send(&forward_batch(&model, &net, &inputs, Some(&boxed), &config));
     let fallback = sample_network();
     let rules = ValidationRules::default();
-    assert_send(&crate::construct_team(&model, "t", &[], &rules, &fallback, &Default::default()));
+    let brief = crate::TeamBrief::default();
+    assert_send(&crate::construct_team(&model, &brief, &rules, &fallback, &Default::default()));
 }
 
 #[tokio::test]

@@ -85,10 +85,23 @@ mod tests {
     #[test]
     fn decomposition_snapshot() {
         let rules = ValidationRules::with_answer_format("\\boxed{}");
-        let msgs = decomposition("Solve competition maths problems.", &["What is 2+2?", "Solve x^2=4."], &rules);
+        let msgs = decomposition("Solve competition maths problems.", &["What is 2+2?", "Solve x^2=4."], &[], &rules);
         insta::assert_snapshot!(check_messages(&msgs));
         insta::assert_snapshot!(decomposition_retry(&[
             "[placeholder] agent `a1` in layer `solve`: the prompt lacks `{input}`".into()
         ]));
+    }
+
+    #[test]
+    fn decomposition_with_a_library_snapshot() {
+        let rules = ValidationRules::with_answer_format("\\boxed{}");
+        let mut small = sample_network();
+        small.layers.truncate(1);
+        let library = [
+            crate::LibraryNetwork { name: "runs/math-1".into(), validation: Some(0.625), network: small.clone() },
+            crate::LibraryNetwork { name: "runs/other".into(), validation: None, network: small },
+        ];
+        let msgs = decomposition("Solve algebra word problems.", &["A train leaves at 3pm..."], &library, &rules);
+        insta::assert_snapshot!(check_messages(&msgs));
     }
 }

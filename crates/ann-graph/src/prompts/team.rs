@@ -4,10 +4,16 @@ use std::fmt::Write;
 
 use ann_llm::Message;
 
-use crate::{AggregatorName, ValidationRules};
+use crate::{AggregatorName, LibraryNetwork, ValidationRules};
 
-/// Team construction: ask for a whole network for the task, given a few example inputs.
-pub fn decomposition(task_description: &str, examples: &[&str], rules: &ValidationRules) -> Vec<Message> {
+/// Team construction: ask for a whole network for the task, given a few example inputs and,
+/// after training, a library of trained networks with their validation scores to build on.
+pub fn decomposition(
+    task_description: &str,
+    examples: &[&str],
+    library: &[LibraryNetwork],
+    rules: &ValidationRules,
+) -> Vec<Message> {
     let mut u = String::new();
     let _ = write!(
         u,
@@ -16,6 +22,9 @@ pub fn decomposition(task_description: &str, examples: &[&str], rules: &Validati
     );
     for (i, e) in examples.iter().enumerate() {
         let _ = write!(u, "Example input {}:\n{}\n\n", i + 1, e.trim_end());
+    }
+    if !library.is_empty() {
+        u.push_str(&library_section(library));
     }
     u.push_str("Aggregators (how a layer combines its agents' answers):\n");
     for name in AggregatorName::ALL {
@@ -50,6 +59,26 @@ Reply with the network as JSON only, in this shape:
         ),
         Message::user(u),
     ]
+}
+
+/// The library of trained networks: each one's name, validation score and whole definition
+/// (layers, teams, prompts), with how to build on them.
+fn library_section(library: &[LibraryNetwork]) -> String {
+    let mut s = String::from(
+        "Library of trained networks (each was trained on its own task; its validation score is the trained \
+         network's mean score on held-out examples, from 0 to 1):\n\n",
+    );
+    for (i, entry) in library.iter().enumerate() {
+        let score = entry.validation.map_or_else(|| "unknown".to_string(), |v| format!("{v:.3}"));
+        let json = serde_json::to_string_pretty(&entry.network).unwrap_or_default();
+        let _ = write!(s, "Library network {} `{}` (validation score {score}):\n{json}\n\n", i + 1, entry.name);
+    }
+    s.push_str(
+        "Build on the library where it fits the new task: reuse a layer whole (keep its id), or adapt its \
+         role and prompts to the new task (keep its id too); prefer layers of networks that scored well; leave \
+         out what does not fit, and add new layers where the new task needs them.\n\n",
+    );
+    s
 }
 
 /// Team construction retry: show the model why its network was rejected.

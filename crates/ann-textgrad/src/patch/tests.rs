@@ -87,6 +87,11 @@ fn rejection_reasons() {
             "invariant:unique_id",
         ),
         (
+            "[{\"op\":\"add_agent\",\"layer\":\"solve\",\"agent\":{\"id\":\"a4\",\"role\":\"r\",\"prompt\":\"{input}\",\"model\":{\"profile\":\"huge\"}}}]",
+            PatchScope::Network,
+            "invariant:model_profile",
+        ),
+        (
             "[{\"op\":\"move_layer\",\"layer\":\"solve\",\"after\":\"solve\"}]",
             PatchScope::Network,
             "invariant:move_layer",
@@ -101,6 +106,21 @@ fn rejection_reasons() {
         check(&format!("[{}]", seven.join(",")), PatchScope::Network).err().as_deref(),
         Some("invariant:max_ops")
     );
+}
+
+/// A patch may name a model profile the rules know, and no other (the format gate).
+#[test]
+fn an_added_agent_may_name_only_a_known_model_profile() {
+    let text = r#"[{"op":"add_agent","layer":"solve","agent":{"id":"a4","role":"r","prompt":"{input}","model":{"profile":"big"}}}]"#;
+    let ops = parse_patch(text).unwrap();
+    let known = rules().with_profiles(["big".to_string()]);
+    let applied = apply_patch(&sample_network(), &ops, PatchScope::Network, &PatchLimits::default(), &known).unwrap();
+    let agent = applied.network.layer("solve").unwrap().agents.last().unwrap().clone();
+    assert_eq!(agent.model.profile.as_deref(), Some("big"));
+    let unknown = apply_patch(&sample_network(), &ops, PatchScope::Network, &PatchLimits::default(), &rules());
+    let rejection = unknown.unwrap_err();
+    assert_eq!(rejection.reason().to_string(), "invariant:model_profile");
+    assert!(rejection.to_string().contains("model profile `big` is not configured (known: none)"), "{rejection}");
 }
 
 #[test]
