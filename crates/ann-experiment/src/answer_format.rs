@@ -15,8 +15,9 @@ pub const FORMAT: &str = "Yes or No";
 
 const TASK: &str = "Answer an easy yes/no question about everyday things. The reply must start with Yes or No.";
 
-/// The questions with their answers, in split order: 4 training, 4 validation, 8 test questions.
-const QUESTIONS: [(&str, &str); 16] = [
+/// The questions with their answers, in split order: 8 training, 16 validation, 16 test
+/// questions (yes and no about even in each).
+const QUESTIONS: [(&str, &str); 40] = [
     ("Is fire hot?", "yes"),
     ("Can a fish fly to the moon?", "no"),
     ("Is snow cold?", "yes"),
@@ -33,9 +34,33 @@ const QUESTIONS: [(&str, &str); 16] = [
     ("Do cows lay eggs?", "no"),
     ("Does the sun rise in the morning?", "yes"),
     ("Is a mouse bigger than an elephant?", "no"),
+    ("Is sugar sweet?", "yes"),
+    ("Can a car fly like a bird?", "no"),
+    ("Do people sleep at night?", "yes"),
+    ("Is a rock soft like a pillow?", "no"),
+    ("Is milk white?", "yes"),
+    ("Do trees walk around?", "no"),
+    ("Can babies drive cars?", "no"),
+    ("Does rain fall from the sky?", "yes"),
+    ("Is a lemon sour?", "yes"),
+    ("Do dogs have four legs?", "yes"),
+    ("Is the moon made of cheese?", "no"),
+    ("Can you drink sand?", "no"),
+    ("Do bees make honey?", "yes"),
+    ("Is an apple a fruit?", "yes"),
+    ("Do snakes have legs?", "no"),
+    ("Is night darker than day?", "yes"),
+    ("Can a chair talk?", "no"),
+    ("Is the ocean salty?", "yes"),
+    ("Do horses eat grass?", "yes"),
+    ("Is a feather heavier than a brick?", "no"),
+    ("Do plants need water?", "yes"),
+    ("Can a cat write letters?", "no"),
+    ("Is a circle square?", "no"),
+    ("Do ducks swim?", "yes"),
 ];
 
-const SPLITS: [usize; 3] = [4, 4, 8];
+const SPLITS: [usize; 3] = [8, 16, 16];
 
 /// The starting network: one agent whose prompt says nothing of the answer's form.
 const NETWORK: &str = include_str!("answer_format_network.json");

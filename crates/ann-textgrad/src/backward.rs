@@ -33,7 +33,7 @@ use crate::evaluate::ExampleRun;
 use crate::gradient::{GlobalGradient, LanguageLoss, LayerBlame, LocalText, parse_global_gradient, parse_local_text};
 use crate::momentum::{Momentum, Scope};
 use crate::optimizer::Optimizer;
-use crate::patch::{PatchOp, Rejection, layer_patch_format};
+use crate::patch::{PatchOp, Rejection, append_instruction_format, append_reply_to_patch, layer_patch_format};
 use crate::prompts::{self, ExampleView, LayerBrief};
 
 /// What the backward pass proposes: the gradients and one patch candidate per visited scope.
@@ -199,7 +199,7 @@ impl Optimizer {
                     let reply = self.call(&self.request(messages.clone(), "local_gradient")).await?;
                     (reply, Some(messages))
                 }
-                LocalForm::TwoStage => {
+                LocalForm::TwoStage | LocalForm::Append => {
                     let messages = prompts::local_gradient(&brief, views, &c.prompt_limits);
                     let mut request = self.request(messages, "local_gradient");
                     request.response_format = local_text_format();
@@ -216,6 +216,21 @@ impl Optimizer {
             let text = parse_local_text(&reply);
             let candidate = match patch_messages {
                 Some(messages) => self.repair(net, messages, reply, &scope, 1, &ResponseFormat::Text).await?,
+                None if c.local_form == LocalForm::Append => {
+                    let feedback: Vec<&str> = views.iter().filter(|v| !v.passed).map(|v| v.feedback).collect();
+                    let messages = prompts::local_append(layer, &text.gradient, &feedback, &c.prompt_limits);
+                    let mut request = self.request(messages.clone(), "local_update");
+                    request.response_format = append_instruction_format(layer);
+                    match self.call(&request).await? {
+                        Ok(update) => {
+                            // Its retries (if any) are asked for the patch the reply stands for.
+                            let patch = append_reply_to_patch(layer, &update);
+                            let format = layer_patch_format(layer, &c.rules, c.limits.max_ops);
+                            self.repair(net, messages, patch, &scope, 1, &format).await?
+                        }
+                        Err(why) => Candidate::failed(scope.clone(), order, why),
+                    }
+                }
                 None => {
                     let messages = prompts::local_update(layer, &text.gradient, &c.rules, c.limits.max_ops);
                     let format = layer_patch_format(layer, &c.rules, c.limits.max_ops);

@@ -26,7 +26,7 @@ use crate::decision::{ComponentScope, Reason};
 
 pub use apply::{apply_patch, compile};
 pub use parse::parse_patch;
-pub use schema::layer_patch_format;
+pub use schema::{append_instruction_format, append_reply_to_patch, layer_patch_format};
 
 /// One typed operation on the network (serialized with its name in `op`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -72,6 +72,44 @@ pub fn layer_patch_format(layer: &Layer, rules: &ValidationRules, max_ops: usize
     }
 }
 
+/// The `response_format` of a local update in the append form: `{"agent": id, "instruction":
+/// text}`, the instruction one sentence (a capital, no braces, so no placeholder, and one final
+/// stop, so a small model cannot loop on it).
+pub fn append_instruction_format(layer: &Layer) -> ResponseFormat {
+    let agents: Vec<&str> = layer.agents.iter().map(|a| a.id.as_str()).collect();
+    ResponseFormat::JsonSchema {
+        name: "append_instruction".into(),
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "agent": {"type": "string", "enum": agents},
+                "instruction": {"type": "string", "pattern": r"^[A-Z][^{}\n.!?]{7,150}[.!]$"}
+            },
+            "required": ["agent", "instruction"],
+            "additionalProperties": false
+        }),
+        strict: false,
+    }
+}
+
+/// An append-form reply as the patch text it stands for: one `set_prompt` op whose value is the
+/// agent's prompt, a new line and the instruction. A reply that is not such an object (or names
+/// no agent of the layer, or an empty instruction) is returned as it is, for the patch parser
+/// to reject with its reason.
+pub fn append_reply_to_patch(layer: &Layer, reply: &str) -> String {
+    let object = ann_llm::answer::first_json_object(reply);
+    let field = |key: &str| object.as_ref().and_then(|o| o.get(key)).and_then(Value::as_str).map(str::trim);
+    let (Some(agent), Some(instruction)) = (field("agent"), field("instruction")) else {
+        return reply.to_string();
+    };
+    let Some(a) = layer.agents.iter().find(|a| a.id == agent) else { return reply.to_string() };
+    if instruction.is_empty() {
+        return json!({"patch": []}).to_string();
+    }
+    let value = format!("{}\n{instruction}", a.prompt.trim_end());
+    json!({"patch": [{"op": "set_prompt", "layer": layer.id, "agent": a.id, "value": value}]}).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +149,30 @@ mod tests {
         let ops = parse_patch(reply).unwrap();
         assert_eq!(ops.len(), 1);
         assert!(parse_patch(r#"{"patch": []}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_append_reply_becomes_a_set_prompt_that_keeps_the_prompt() {
+        let net = crate::testing::sample_network();
+        let layer = &net.layers[0];
+        let schema = schema_of(&append_instruction_format(layer)).clone();
+        let agents: Vec<&str> = layer.agents.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(schema["properties"]["agent"]["enum"], json!(agents));
+        let agent = &layer.agents[0];
+        let reply = format!(r#"{{"agent": "{}", "instruction": " Start your reply with Yes or No. "}}"#, agent.id);
+        let ops = parse_patch(&append_reply_to_patch(layer, &reply)).unwrap();
+        let expected = format!("{}\nStart your reply with Yes or No.", agent.prompt.trim_end());
+        let op = serde_json::to_value(&ops).unwrap();
+        assert_eq!(op[0]["op"], "set_prompt", "{op}");
+        assert_eq!(
+            (op[0]["agent"].as_str(), op[0]["value"].as_str()),
+            (Some(agent.id.as_str()), Some(expected.as_str()))
+        );
+        // Not such an object, or an agent the layer lacks: left for the parser to reject.
+        assert!(parse_patch(&append_reply_to_patch(layer, "Start with Yes.")).is_err());
+        let stranger = r#"{"agent": "nobody", "instruction": "Start with Yes or No."}"#;
+        assert_eq!(append_reply_to_patch(layer, stranger), stranger);
+        let empty = format!(r#"{{"agent": "{}", "instruction": "  "}}"#, agent.id);
+        assert!(parse_patch(&append_reply_to_patch(layer, &empty)).unwrap().is_empty());
     }
 }

@@ -124,3 +124,27 @@ pub fn local_update(layer: &Layer, gradient: &str, rules: &ValidationRules, max_
     );
     vec![system(LOCAL_SYSTEM), Message::user(u)]
 }
+
+/// Local gradient, append form, second call: one instruction to append to one agent's prompt, as
+/// `{"agent": id, "instruction": text}` (asked in the schema of
+/// [`crate::patch::append_instruction_format`]). It sees the agents' prompts, the gradient and the
+/// evaluator's distinct feedback on the failing examples, which states what a reply must be.
+pub fn local_append(layer: &Layer, gradient: &str, feedback: &[&str], limits: &PromptLimits) -> Vec<Message> {
+    let mut u = format!("Layer `{}`: {}\n\nIts agents' prompts:\n", layer.id, layer.subtask.trim());
+    for agent in &layer.agents {
+        let _ = writeln!(u, "- agent `{}`: {:?}", agent.id, agent.prompt);
+    }
+    let _ = writeln!(u, "\nGradient (critique and directions for this layer): {}", gradient.trim());
+    u.push_str("\nWhat the evaluator said about the failing replies:\n");
+    let mut seen: Vec<&str> = Vec::new();
+    for f in feedback.iter().map(|f| f.trim()).filter(|f| !f.is_empty()) {
+        if !seen.contains(&f) {
+            seen.push(f);
+            let _ = writeln!(u, "- {}", truncate_chars(f, limits.output_chars));
+        }
+    }
+    u.push_str(
+        "\nWrite one short instruction, one sentence, to add at the end of one agent's prompt so that its replies do what the evaluator asks, for every input. Answer with a JSON object {\"agent\": \"<agent id>\", \"instruction\": \"<the instruction>\"}.",
+    );
+    vec![system(LOCAL_SYSTEM), Message::user(u)]
+}
