@@ -507,7 +507,8 @@ fn facades() -> Vec<Facade> {
 fn every_baseline_network_validates_for_every_benchmark() {
     let benchmarks = facades();
     let names: Vec<&str> = benchmarks.iter().map(|b| b.name).collect();
-    let known: Vec<&str> = ann_experiment::BENCHMARKS.iter().chain(&ann_experiment::BUILTIN_BENCHMARKS).copied().collect();
+    let known: Vec<&str> =
+        ann_experiment::BENCHMARKS.iter().chain(&ann_experiment::BUILTIN_BENCHMARKS).copied().collect();
     assert_eq!(names, known);
     for benchmark in &benchmarks {
         for baseline in Baseline::ALL {
