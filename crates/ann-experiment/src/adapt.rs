@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baselines::Baseline;
 use crate::config::ExperimentConfig;
-use crate::construct::{ConstructionRecord, construct_for};
+use crate::construct::{ConstructionRecord, Constructor, construct_for};
 use crate::run::RunOptions;
 
 /// A new task given as a file (TOML): what it asks, its answer-format rule, a few example inputs.
@@ -230,16 +230,8 @@ pub async fn adapt_to_file(
         .zip(&library)
         .map(|(dir, l)| LibrarySource { name: l.name.clone(), run_dir: dir.clone(), validation: l.validation })
         .collect();
-    let team = config.construct.team_config(&config);
-    let construction = construct_for(
-        prepared.benchmark.as_ref(),
-        library.clone(),
-        None,
-        &prepared.stack.model,
-        &team,
-        config.construct.examples,
-    )
-    .await?;
+    let constructor = Constructor::of(&config, &prepared);
+    let construction = construct_for(prepared.benchmark.as_ref(), library.clone(), None, &constructor).await?;
     let layers = layer_provenance(&construction.network, &library);
     construction.network.save(out).with_context(|| format!("writing {}", out.display()))?;
     let provenance = Provenance { target: target_name, from: sources, layers, construction };

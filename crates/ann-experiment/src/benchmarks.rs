@@ -17,6 +17,10 @@ use crate::config::{BenchmarkSection, resolve};
 /// The benchmarks whose data `cargo xtask fetch-data` fetches (the paper reproduction's).
 pub const BENCHMARKS: [&str; 4] = ["mmlu-ml", "math", "humaneval", "creative-writing"];
 
+/// The benchmarks built into the project (no data to fetch): `answer-format`, its own 16 yes/no
+/// questions.
+pub const BUILTIN_BENCHMARKS: [&str; 1] = ["answer-format"];
+
 /// The benchmarks read from the user's own files: Trivia Creative Writing (a JSONL file) and
 /// InfiAgent-DABench (a folder: questions, labels, tables).
 pub const USER_DATA_BENCHMARKS: [&str; 2] = ["trivia-cw", "dabench"];
@@ -107,6 +111,8 @@ pub async fn load_benchmark(
                     .with_context(hint)?,
             )
         }
+        // The project's own tiny task, built in (no data to fetch).
+        "answer-format" => Arc::new(crate::answer_format::AnswerFormat::new()),
         "trivia-cw" => {
             let path = section.user_data()?;
             let rows = ann_bench_creative_writing::trivia::load_rows(path).with_context(hint)?;
@@ -130,7 +136,12 @@ pub async fn load_benchmark(
             )
         }
         other => {
-            bail!("unknown benchmark {other:?}; known: {}, {}", BENCHMARKS.join(", "), USER_DATA_BENCHMARKS.join(", "))
+            bail!(
+                "unknown benchmark {other:?}; known: {}, {}, {}",
+                BENCHMARKS.join(", "),
+                BUILTIN_BENCHMARKS.join(", "),
+                USER_DATA_BENCHMARKS.join(", ")
+            )
         }
     };
     Ok(Arc::new(Subset::new(full, [section.train, section.validation, section.test]).with_tools(section.tools)?))

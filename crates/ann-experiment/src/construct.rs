@@ -21,7 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::baselines::Baseline;
 use crate::config::ExperimentConfig;
-use crate::run::{Prepared, RunOptions, check_network};
+use crate::run::{Prepared, RunOptions, check_network_with};
 
 /// The record of a run's team construction, in its run directory.
 pub const CONSTRUCTION_FILE: &str = "construction.json";
@@ -82,14 +82,16 @@ impl Default for ConstructSection {
 }
 
 impl ConstructSection {
-    /// The construction settings with the run's model name and seed.
+    /// The construction settings with the optimiser's model name and seed (`[optimizer]` over
+    /// `[model]`): construction is the optimiser's work, as the backward phase is.
     pub fn team_config(&self, config: &ExperimentConfig) -> TeamConfig {
+        let optimizer = config.optimizer_model();
         TeamConfig {
             call: CallSettings {
-                model: config.model.name.clone(),
+                model: optimizer.section.name,
                 temperature: self.temperature,
                 max_tokens: self.max_tokens,
-                seed: config.model.seed,
+                seed: optimizer.section.seed,
             },
             max_attempts: self.max_attempts,
         }
@@ -133,24 +135,49 @@ struct SavedRecord {
     network: Network,
 }
 
-/// Construct a network for `benchmark` with `model`: its task description, its first
-/// `settings.examples` training inputs and `library`; validated with its answer-format rule;
-/// the fallback is `fallback`, else the benchmark's starting network.
+/// How a network is constructed: the model asked (the optimiser's), its call settings and the
+/// format gate's rules (the experiment's: [`ExperimentConfig::validation_rules`], so agents may
+/// name the configured model profiles).
+pub struct Constructor<'a> {
+    pub model: &'a SharedModel,
+    pub team: TeamConfig,
+    pub rules: ValidationRules,
+    /// Training inputs shown: the first `examples` of the train split.
+    pub examples: usize,
+}
+
+impl<'a> Constructor<'a> {
+    /// The constructor of an experiment: its optimiser stack, `[construct]` settings and rules.
+    pub fn of(config: &ExperimentConfig, prepared: &'a Prepared) -> Self {
+        Self {
+            model: &prepared.models.optimizer().model,
+            team: config.construct.team_config(config),
+            rules: config.validation_rules(prepared.benchmark.answer_format()),
+            examples: config.construct.examples,
+        }
+    }
+}
+
+/// Construct a network for `benchmark` with `constructor`: its task description, its first
+/// `constructor.examples` training inputs and `library`; validated with `constructor.rules` and
+/// the benchmark's answer-format rule; the fallback is `fallback`, else the benchmark's starting
+/// network.
 pub async fn construct_for(
     benchmark: &dyn Benchmark,
     library: Vec<LibraryNetwork>,
     fallback: Option<Network>,
-    model: &SharedModel,
-    team: &TeamConfig,
-    examples: usize,
+    constructor: &Constructor<'_>,
 ) -> anyhow::Result<ConstructionRecord> {
+    let Constructor { model, team, examples, .. } = constructor;
+    let examples = *examples;
     let shown: Vec<_> = benchmark.examples(Split::Train).iter().take(examples).collect();
     let fallback = match fallback {
         Some(net) => net,
         None => Network::from_json(benchmark.starting_network())
             .with_context(|| format!("the starting network of benchmark {}", benchmark.name()))?,
     };
-    let rules = ValidationRules::with_answer_format(benchmark.answer_format());
+    let rules =
+        ValidationRules { answer_format: Some(benchmark.answer_format().to_string()), ..constructor.rules.clone() };
     let library_refs = library.iter().map(|l| LibraryRef { name: l.name.clone(), validation: l.validation }).collect();
     let brief = TeamBrief {
         task_description: benchmark.task_description().to_string(),
@@ -220,29 +247,23 @@ pub async fn settle_start(
         saved.network
     } else {
         options.say(&format!("constructing the starting network from {} training inputs", config.construct.examples));
-        let team = config.construct.team_config(config);
-        let record = construct_for(
-            prepared.benchmark.as_ref(),
-            Vec::new(),
-            Some(prepared.start.clone()),
-            &prepared.stack.model,
-            &team,
-            config.construct.examples,
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "team construction stopped (the calls answered so far are in the response cache, its spend in \
+        let constructor = Constructor::of(config, prepared);
+        let record = construct_for(prepared.benchmark.as_ref(), Vec::new(), Some(prepared.start.clone()), &constructor)
+            .await
+            .with_context(|| {
+                format!(
+                    "team construction stopped (the calls answered so far are in the response cache, its spend in \
                  budget.json): once the cause is fixed (an exhausted budget is raised in its config.toml), run \
                  `ann resume {}`",
-                run_dir.display()
-            )
-        })?;
+                    run_dir.display()
+                )
+            })?;
         record.save(&path)?;
         options.say(&record.summary());
         record.network
     };
-    check_network(&network, prepared.benchmark.as_ref())
+    let rules = config.validation_rules(prepared.benchmark.answer_format());
+    check_network_with(&network, prepared.benchmark.as_ref(), &rules)
         .with_context(|| format!("the network of {}", path.display()))?;
     for (baseline, net) in &mut prepared.baselines {
         if *baseline == Baseline::Start {
@@ -272,16 +293,9 @@ pub async fn construct_to_file(
         config.construct.examples,
         if library.is_empty() { String::new() } else { format!(" and {} trained networks", library.len()) }
     ));
-    let team = config.construct.team_config(&config);
-    let record = construct_for(
-        prepared.benchmark.as_ref(),
-        library,
-        Some(prepared.start.clone()),
-        &prepared.stack.model,
-        &team,
-        config.construct.examples,
-    )
-    .await?;
+    let constructor = Constructor::of(&config, &prepared);
+    let record =
+        construct_for(prepared.benchmark.as_ref(), library, Some(prepared.start.clone()), &constructor).await?;
     record.network.save(out).with_context(|| format!("writing {}", out.display()))?;
     record.save(&record_path(out))?;
     Ok(record)

@@ -20,6 +20,7 @@
 //! backend source ([`RunOptions`]); nothing here reads the environment or downloads anything.
 
 pub mod adapt;
+pub mod answer_format;
 pub mod baselines;
 pub mod benchmarks;
 pub mod config;
@@ -40,7 +41,7 @@ pub use adapt::{AdaptTarget, Provenance, adapt_to_file};
 /// What the forwards of evaluated examples cost (re-exported from `ann-textgrad`).
 pub use ann_textgrad::forward_cost;
 pub use baselines::Baseline;
-pub use benchmarks::{BENCHMARKS, Subset, USER_DATA_BENCHMARKS, load_benchmark, user_data_env};
+pub use benchmarks::{BENCHMARKS, BUILTIN_BENCHMARKS, Subset, USER_DATA_BENCHMARKS, load_benchmark, user_data_env};
 pub use config::{Backend, ExperimentConfig, ModelOverride};
 pub use construct::{ConstructSection, ConstructionRecord, StartNetwork, construct_to_file};
 pub use models::{ModelCost, RunModels};

@@ -22,9 +22,9 @@ use serde::Serialize;
 
 use crate::adapt::{LayerProvenance, LibrarySource, layer_provenance};
 use crate::config::ExperimentConfig;
-use crate::construct::{ConstructionRecord, construct_for};
+use crate::construct::{ConstructionRecord, Constructor, construct_for};
 use crate::report::{paired_present, present};
-use crate::run::{Prepared, RunOptions, check_network};
+use crate::run::{Prepared, RunOptions, check_network_with};
 
 /// One slice's specialised network and how it was built.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,7 +155,7 @@ pub async fn specialise_to_dir(
     let prepared = crate::run::prepare(&config, options).await?;
     let benchmark = prepared.benchmark.clone();
     let single = library[0].network.clone();
-    check_network(&single, benchmark.as_ref())
+    check_network_with(&single, benchmark.as_ref(), &config.validation_rules(benchmark.answer_format()))
         .with_context(|| format!("the single network (the trained network of {})", from[0].display()))?;
 
     let train = benchmark.examples(Split::Train);
@@ -177,7 +177,7 @@ pub async fn specialise_to_dir(
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     single.save(&out_dir.join("single.json")).context("writing single.json")?;
 
-    let team = config.construct.team_config(&config);
+    let constructor = Constructor::of(&config, &prepared);
     let sources: Vec<LibrarySource> = from
         .iter()
         .zip(&library)
@@ -192,15 +192,8 @@ pub async fn specialise_to_dir(
             task: crate::prompts::specialised_task(benchmark.task_description(), field, value),
             train: examples.clone(),
         };
-        let record: ConstructionRecord = construct_for(
-            &view,
-            library.clone(),
-            Some(single.clone()),
-            &prepared.stack.model,
-            &team,
-            config.construct.examples,
-        )
-        .await?;
+        let record: ConstructionRecord =
+            construct_for(&view, library.clone(), Some(single.clone()), &constructor).await?;
         let file = format!("{}.json", slug(value));
         let path = out_dir.join(&file);
         record.network.save(&path).with_context(|| format!("writing {}", path.display()))?;

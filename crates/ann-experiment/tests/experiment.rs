@@ -501,6 +501,12 @@ fn facades() -> Vec<Facade> {
             format: ann_bench_creative_writing::ANSWER_FORMAT,
             network: include_str!("../../ann-bench-creative-writing/network.json"),
         },
+        Facade {
+            name: "answer-format",
+            task: ann_experiment::answer_format::AnswerFormat::new().task_description().into(),
+            format: ann_experiment::answer_format::FORMAT,
+            network: include_str!("../src/answer_format_network.json"),
+        },
     ]
 }
 
@@ -508,7 +514,9 @@ fn facades() -> Vec<Facade> {
 fn every_baseline_network_validates_for_every_benchmark() {
     let benchmarks = facades();
     let names: Vec<&str> = benchmarks.iter().map(|b| b.name).collect();
-    assert_eq!(names, ann_experiment::BENCHMARKS);
+    let known: Vec<&str> =
+        ann_experiment::BENCHMARKS.iter().chain(&ann_experiment::BUILTIN_BENCHMARKS).copied().collect();
+    assert_eq!(names, known);
     for benchmark in &benchmarks {
         for baseline in Baseline::ALL {
             let net = baseline.network(benchmark).unwrap();
@@ -715,7 +723,7 @@ fn every_experiment_file_parses_and_the_paper_experiments_cover_the_four_benchma
     let text = std::fs::read_to_string(&reference).unwrap();
     let table: toml::Table = toml::from_str(&text).unwrap();
     assert!(table["paper"]["provenance"].as_str().unwrap().contains("public summaries"));
-    for name in ann_experiment::BENCHMARKS {
+    for name in &expected {
         assert!(table["benchmarks"].get(name).is_some(), "reference.toml has no [benchmarks.{name}]");
     }
 }

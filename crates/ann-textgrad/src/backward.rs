@@ -33,7 +33,7 @@ use crate::evaluate::ExampleRun;
 use crate::gradient::{GlobalGradient, LanguageLoss, LayerBlame, LocalText, parse_global_gradient, parse_local_text};
 use crate::momentum::{Momentum, Scope};
 use crate::optimizer::Optimizer;
-use crate::patch::{PatchOp, Rejection};
+use crate::patch::{PatchOp, Rejection, append_instruction_format, append_reply_to_patch, layer_patch_format};
 use crate::prompts::{self, ExampleView, LayerBrief};
 
 /// What the backward pass proposes: the gradients and one patch candidate per visited scope.
@@ -199,9 +199,11 @@ impl Optimizer {
                     let reply = self.call(&self.request(messages.clone(), "local_gradient")).await?;
                     (reply, Some(messages))
                 }
-                LocalForm::TwoStage => {
+                LocalForm::TwoStage | LocalForm::Append => {
                     let messages = prompts::local_gradient(&brief, views, &c.prompt_limits);
-                    (self.call(&self.request(messages, "local_gradient")).await?, None)
+                    let mut request = self.request(messages, "local_gradient");
+                    request.response_format = local_text_format();
+                    (self.call(&request).await?, None)
                 }
             };
             let reply = match first {
@@ -213,11 +215,29 @@ impl Optimizer {
             };
             let text = parse_local_text(&reply);
             let candidate = match patch_messages {
-                Some(messages) => self.repair(net, messages, reply, &scope, 1).await?,
+                Some(messages) => self.repair(net, messages, reply, &scope, 1, &ResponseFormat::Text).await?,
+                None if c.local_form == LocalForm::Append => {
+                    let feedback: Vec<&str> = views.iter().filter(|v| !v.passed).map(|v| v.feedback).collect();
+                    let messages = prompts::local_append(layer, &text.gradient, &feedback, &c.prompt_limits);
+                    let mut request = self.request(messages.clone(), "local_update");
+                    request.response_format = append_instruction_format(layer);
+                    match self.call(&request).await? {
+                        Ok(update) => {
+                            // Its retries (if any) are asked for the patch the reply stands for.
+                            let patch = append_reply_to_patch(layer, &update);
+                            let format = layer_patch_format(layer, &c.rules, c.limits.max_ops);
+                            self.repair(net, messages, patch, &scope, 1, &format).await?
+                        }
+                        Err(why) => Candidate::failed(scope.clone(), order, why),
+                    }
+                }
                 None => {
                     let messages = prompts::local_update(layer, &text.gradient, &c.rules, c.limits.max_ops);
-                    match self.call(&self.request(messages.clone(), "local_update")).await? {
-                        Ok(update) => self.repair(net, messages, update, &scope, 1).await?,
+                    let format = layer_patch_format(layer, &c.rules, c.limits.max_ops);
+                    let mut request = self.request(messages.clone(), "local_update");
+                    request.response_format = format.clone();
+                    match self.call(&request).await? {
+                        Ok(update) => self.repair(net, messages, update, &scope, 1, &format).await?,
                         Err(why) => Candidate::failed(scope.clone(), order, why),
                     }
                 }
@@ -242,7 +262,10 @@ impl Optimizer {
         let messages = prompts::structural(net, global, block.as_deref(), &c.rules, c.limits.max_ops);
         let scope = ComponentScope::Structure;
         Ok(match self.call(&self.request(messages.clone(), "structure")).await? {
-            Ok(reply) => Candidate { order: usize::MAX, ..self.repair(net, messages, reply, &scope, 1).await? },
+            Ok(reply) => Candidate {
+                order: usize::MAX,
+                ..self.repair(net, messages, reply, &scope, 1, &ResponseFormat::Text).await?
+            },
             Err(why) => Candidate::failed(scope, usize::MAX, why),
         })
     }
@@ -256,14 +279,14 @@ pub fn global_gradient_format(net: &Network) -> ResponseFormat {
         schema: json!({
             "type": "object",
             "properties": {
-                "diagnosis": {"type": "string"},
+                "diagnosis": {"type": "string", "maxLength": 600},
                 "layers": {"type": "array", "items": {
                     "type": "object",
                     "properties": {
                         "layer": {"type": "string", "enum": ids},
                         "blame": {"type": "number"},
-                        "issue": {"type": "string"},
-                        "direction": {"type": "string"}
+                        "issue": {"type": "string", "maxLength": 300},
+                        "direction": {"type": "string", "maxLength": 300}
                     },
                     "required": ["layer", "blame", "issue", "direction"],
                     "additionalProperties": false
@@ -272,13 +295,31 @@ pub fn global_gradient_format(net: &Network) -> ResponseFormat {
                     "type": "object",
                     "properties": {
                         "kind": {"type": "string", "enum": ["add_layer", "remove_layer", "reorder", "none"]},
-                        "why": {"type": "string"}
+                        "why": {"type": "string", "maxLength": 300}
                     },
                     "required": ["kind", "why"],
                     "additionalProperties": false
                 }}
             },
             "required": ["diagnosis", "layers", "structural"],
+            "additionalProperties": false
+        }),
+        strict: false,
+    }
+}
+
+/// The JSON schema of the two-stage local gradient's answer: two short texts (the bounds keep a
+/// small model from running on until its token limit cuts the object).
+pub fn local_text_format() -> ResponseFormat {
+    ResponseFormat::JsonSchema {
+        name: "local_gradient".into(),
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "gradient": {"type": "string", "minLength": 1, "maxLength": 400},
+                "requirement_for_previous": {"type": "string", "maxLength": 300}
+            },
+            "required": ["gradient", "requirement_for_previous"],
             "additionalProperties": false
         }),
         strict: false,

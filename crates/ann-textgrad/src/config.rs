@@ -38,6 +38,10 @@ pub enum LocalForm {
     Fused,
     /// A gradient call, then an update call that writes the patch.
     TwoStage,
+    /// A gradient call, then an update call that writes one instruction appended to one agent's
+    /// prompt (`{"agent", "instruction"}`, which becomes a `set_prompt`): the smallest edit a small
+    /// optimiser model can fill under a schema.
+    Append,
 }
 
 /// How the validation gate treats the patches of one step.

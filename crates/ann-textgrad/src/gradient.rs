@@ -165,9 +165,18 @@ pub struct LocalText {
     pub requirement_for_previous: String,
 }
 
-/// Read `<gradient>` and `<requirement_for_previous>`; without tags, the text before any `<patch>`
-/// is the gradient.
+/// Read `<gradient>` and `<requirement_for_previous>`, or a JSON object with those fields (the
+/// two-stage gradient's structured answer); else the text before any `<patch>` is the gradient.
 pub fn parse_local_text(reply: &str) -> LocalText {
+    if let Some(value) = first_json_value(reply.trim_start(), &['{']).filter(|_| reply.trim_start().starts_with('{'))
+        && let Some(gradient) = value.get("gradient").and_then(Value::as_str)
+    {
+        let requirement = value.get("requirement_for_previous").and_then(Value::as_str).unwrap_or("");
+        return LocalText {
+            gradient: gradient.trim().to_string(),
+            requirement_for_previous: requirement.trim().to_string(),
+        };
+    }
     let gradient = extract_tag(reply, "gradient")
         .map(str::to_string)
         .unwrap_or_else(|| reply.split("<patch>").next().unwrap_or("").trim().to_string());
@@ -187,6 +196,16 @@ mod tests {
         let l = parse_language_loss("e1", "  just prose  ");
         assert_eq!(l.critique, "just prose");
         assert_eq!(l.fallback.as_deref(), Some("no <critique> section"));
+    }
+
+    #[test]
+    fn local_text_from_tags_json_or_prose() {
+        let t = parse_local_text(r#"{"gradient": " say Yes or No first ", "requirement_for_previous": "a question"}"#);
+        assert_eq!((t.gradient.as_str(), t.requirement_for_previous.as_str()), ("say Yes or No first", "a question"));
+        let t = parse_local_text("<gradient>g</gradient><requirement_for_previous>r</requirement_for_previous>");
+        assert_eq!((t.gradient.as_str(), t.requirement_for_previous.as_str()), ("g", "r"));
+        let t = parse_local_text("prose {\"gradient\": \"x\"} <patch>[]</patch>");
+        assert_eq!(t.gradient, "prose {\"gradient\": \"x\"}");
     }
 
     #[test]

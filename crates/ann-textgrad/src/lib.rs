@@ -58,7 +58,7 @@ mod train;
 mod testing;
 
 pub use ann_eval::{EvalError, Evaluation, Evaluator, Example};
-pub use backward::{Candidate, Proposal, global_gradient_format};
+pub use backward::{Candidate, Proposal, global_gradient_format, local_text_format};
 pub use config::{Ablations, Acceptance, GateMode, LocalForm, Selection, TrainConfig};
 pub use decision::{ComponentScope, ComponentStatus, Decision, Reason};
 pub use error::TrainError;

@@ -22,7 +22,7 @@
 //! ```
 
 use ann_graph::Network;
-use ann_llm::Message;
+use ann_llm::{Message, ResponseFormat};
 
 use crate::TrainError;
 use crate::backward::{Candidate, Proposal};
@@ -45,8 +45,9 @@ pub struct Merged {
 impl Optimizer {
     /// Parse and check a patch `reply` to `messages`; a rejected patch goes back to the model
     /// with the reason, at most `patch_retries` times (an empty patch is final). `attempts`: the
-    /// calls already spent on it. Returns the candidate for `scope` (order 0, no text: the caller
-    /// fills them in).
+    /// calls already spent on it; `format`: the response format of the fix requests (the one the
+    /// patch was asked in). Returns the candidate for `scope` (order 0, no text: the caller fills
+    /// them in).
     pub async fn repair(
         &self,
         net: &Network,
@@ -54,6 +55,7 @@ impl Optimizer {
         mut reply: String,
         scope: &ComponentScope,
         mut attempts: u32,
+        format: &ResponseFormat,
     ) -> Result<Candidate, TrainError> {
         let c = self.config();
         let candidate = |ops, attempts, check, failure| Candidate {
@@ -79,7 +81,9 @@ impl Optimizer {
             messages.push(Message::assistant(reply));
             messages.push(Message::user(prompts::patch_fix(&rejection.reason().as_str(), &rejection.to_string())));
             attempts += 1;
-            match self.call(&self.request(messages.clone(), "patch_fix")).await? {
+            let mut request = self.request(messages.clone(), "patch_fix");
+            request.response_format = format.clone();
+            match self.call(&request).await? {
                 Ok(next) => reply = next,
                 Err(why) => return Ok(candidate(ops, attempts, Err(rejection), Some(why))),
             }

@@ -8,10 +8,12 @@
 //! [`Rejection::reason`] is one of `unparsable`, `unknown_op`, `unknown_id`, `invariant:<which>`,
 //! `empty`. Model output is data: nothing here panics on it.
 //!
-//! `parse.rs` reads ops out of model text; `apply.rs` compiles and applies them.
+//! `parse.rs` reads ops out of model text; `apply.rs` compiles and applies them; `schema.rs` is the
+//! JSON schema a local update's reply is decoded under.
 
 mod apply;
 mod parse;
+mod schema;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -26,6 +28,7 @@ use crate::decision::{ComponentScope, Reason};
 
 pub use apply::{apply_patch, compile};
 pub use parse::parse_patch;
+pub use schema::{append_instruction_format, append_reply_to_patch, layer_patch_format};
 
 /// One typed operation on the network (serialized with its name in `op`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -100,25 +100,51 @@ pub fn local_gradient_fused(
     vec![system(LOCAL_SYSTEM), Message::user(u)]
 }
 
-/// Local gradient, two-stage form, first call (TextGrad's backward): `<gradient>` and `<requirement_for_previous>`.
+/// Local gradient, two-stage form, first call (TextGrad's backward): a JSON object with `gradient`
+/// and `requirement_for_previous` (asked in the schema of [`crate::local_text_format`]).
 pub fn local_gradient(brief: &LayerBrief<'_>, examples: &[ExampleView<'_>], limits: &PromptLimits) -> Vec<Message> {
     let mut u = String::new();
     layer_section(&mut u, brief, examples, limits);
     u.push_str(
-        "Answer with two tagged sections:\n<gradient>what this layer does wrong and concrete directions to fix it (no full rewrite)</gradient>\n<requirement_for_previous>what this layer needs from its input, for the layer before it</requirement_for_previous>",
+        "Answer with a JSON object of two short fields, in your own words: `gradient` says what this layer does wrong, as the feedback shows it, and concretely how to fix it (no full rewrite); `requirement_for_previous` says what this layer needs from its input, for the layer before it.",
     );
     vec![system(LOCAL_SYSTEM), Message::user(u)]
 }
 
-/// Local gradient, two-stage form, second call (TextGrad's update): the `<patch>` for a gradient.
+/// Local gradient, two-stage form, second call (TextGrad's update): the patch for a gradient, as
+/// `{"patch": [ops]}` (asked in the schema of [`crate::patch::layer_patch_format`]).
 pub fn local_update(layer: &Layer, gradient: &str, rules: &ValidationRules, max_ops: usize) -> Vec<Message> {
     let u = format!(
-        "Layer `{}`:\n{}\n\nGradient (critique and directions for this layer):\n{}\n\nEdits you may make (JSON patch ops on this layer only):\n{}\n\nInvariants:\n{}\nApply the gradient with the smallest general edit. Answer with <patch>a JSON array of ops; [] when no edit is justified</patch>",
+        "Layer `{}`:\n{}\n\nGradient (critique and directions for this layer):\n{}\n\nEdits you may make (JSON patch ops on this layer only):\n{}\n\nInvariants:\n{}\nApply the gradient with the smallest general edit. Answer with a JSON object {{\"patch\": [ops]}}; {{\"patch\": []}} when no edit is justified.",
         layer.id,
         pretty(layer),
         gradient.trim(),
         layer_ops_for(&layer.id, rules),
         invariants(rules, max_ops)
+    );
+    vec![system(LOCAL_SYSTEM), Message::user(u)]
+}
+
+/// Local gradient, append form, second call: one instruction to append to one agent's prompt, as
+/// `{"agent": id, "instruction": text}` (asked in the schema of
+/// [`crate::patch::append_instruction_format`]). It sees the agents' prompts, the gradient and the
+/// evaluator's distinct feedback on the failing examples, which states what a reply must be.
+pub fn local_append(layer: &Layer, gradient: &str, feedback: &[&str], limits: &PromptLimits) -> Vec<Message> {
+    let mut u = format!("Layer `{}`: {}\n\nIts agents' prompts:\n", layer.id, layer.subtask.trim());
+    for agent in &layer.agents {
+        let _ = writeln!(u, "- agent `{}`: {:?}", agent.id, agent.prompt);
+    }
+    let _ = writeln!(u, "\nGradient (critique and directions for this layer): {}", gradient.trim());
+    u.push_str("\nWhat the evaluator said about the failing replies:\n");
+    let mut seen: Vec<&str> = Vec::new();
+    for f in feedback.iter().map(|f| f.trim()).filter(|f| !f.is_empty()) {
+        if !seen.contains(&f) {
+            seen.push(f);
+            let _ = writeln!(u, "- {}", truncate_chars(f, limits.output_chars));
+        }
+    }
+    u.push_str(
+        "\nWrite one short instruction, one sentence, to add at the end of one agent's prompt so that its replies do what the evaluator asks, for every input. Answer with a JSON object {\"agent\": \"<agent id>\", \"instruction\": \"<the instruction>\"}.",
     );
     vec![system(LOCAL_SYSTEM), Message::user(u)]
 }

@@ -18,7 +18,7 @@ use ann_llm::Message;
 use serde_json::{Value, json};
 
 pub use global::global_gradient;
-pub use local::{LayerBrief, local_gradient, local_gradient_fused, local_update};
+pub use local::{LayerBrief, local_append, local_gradient, local_gradient_fused, local_update};
 pub use loss::{LossInput, language_loss};
 pub use structure::structural;
 

@@ -114,6 +114,12 @@ fn local_gradient_snapshots() {
         "two_stage_update",
         check_messages(&local_update(&net.layers[0], "be explicit", &rules, 6))
     );
+    // The append form: the agents' prompts, the evaluator's distinct feedback, the gradient.
+    let feedback =
+        ["Wrong format: must start with Yes or No.", "Right answer.", "Wrong format: must start with Yes or No."];
+    let append = local_append(&net.layers[0], "be explicit", &feedback, &PromptLimits::default());
+    assert_eq!(append[1].content.matches("Wrong format").count(), 1, "each feedback once");
+    insta::assert_snapshot!("append_update", check_messages(&append));
 }
 
 #[test]
@@ -169,6 +175,7 @@ fn every_optimiser_prompt_carries_the_no_copy_rule() {
         local_gradient_fused(&brief, &views(&traces), &rules, 6, &l),
         local_gradient(&brief, &views(&traces), &l),
         local_update(&net.layers[1], "g", &rules, 6),
+        local_append(&net.layers[1], "g", &["f"], &l),
         structural(&net, &g, None, &rules, 6),
     ];
     for msgs in all {
