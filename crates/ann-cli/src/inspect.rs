@@ -173,14 +173,15 @@ fn read(path: &Path, example: Option<&str>) -> anyhow::Result<Inspected> {
     Ok(Inspected::Network { path: path.to_path_buf(), network: lineage::load_network(path)? })
 }
 
-/// `text`, or only its first line (with a mark when something was left out) unless `full`.
+/// `text` whole when `full`; else on one line (its lines joined by ` / `), cut at 120 characters
+/// with a mark when something was left out.
 fn shown(text: &str, full: bool) -> String {
     if full {
         return text.to_string();
     }
-    let first = text.lines().next().unwrap_or_default();
-    let mut line: String = first.chars().take(120).collect();
-    if line.len() < text.trim_end().len() {
+    let joined = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" / ");
+    let mut line: String = joined.chars().take(120).collect();
+    if line.len() < joined.len() {
         line.push_str(" …");
     }
     line
@@ -201,12 +202,11 @@ pub fn network_tree(net: &Network, full: bool) -> String {
     for (i, layer) in net.layers.iter().enumerate() {
         let last_layer = i + 1 == net.layers.len();
         let (branch, pipe) = if last_layer { ("└─", "   ") } else { ("├─", "│  ") };
-        out.push_str(&format!(
-            "{branch} layer {} ({} agents): {}\n",
-            layer.id,
-            layer.agents.len(),
-            shown(&layer.subtask, full)
-        ));
+        let agents = match layer.agents.len() {
+            1 => "1 agent".to_string(),
+            n => format!("{n} agents"),
+        };
+        out.push_str(&format!("{branch} layer {} ({agents}): {}\n", layer.id, shown(&layer.subtask, full)));
         let candidates: Vec<String> = layer
             .aggregators
             .iter()

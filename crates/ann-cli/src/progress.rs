@@ -246,11 +246,14 @@ impl RunObserver for Bars {
             rejected: 0,
         });
         if self.terminal {
+            // Position, message and elapsed time from zero first, so nothing of the last step shows.
+            self.bar.reset();
+            self.bar.set_message("");
             let template = "{spinner} {prefix:>18.bold} [{bar:30.cyan/blue}] {pos}/{len} {msg} ({elapsed})";
             self.bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
             self.bar.set_prefix(name);
             self.bar.set_length(total);
-            self.bar.set_position(0);
+            self.refresh();
         }
     }
 
