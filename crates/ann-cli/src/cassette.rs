@@ -29,16 +29,26 @@ pub enum CacheCmd {
     },
 }
 
-pub async fn run(cmd: CacheCmd) -> Result<()> {
+/// `ann cache`; with `json`, `{"entries": N, "cassette": PATH}` (export) or
+/// `{"added": N, "entries": M, "cache": PATH}` (import).
+pub async fn run(cmd: CacheCmd, json: bool) -> Result<()> {
     tokio::task::spawn_blocking(move || match cmd {
         CacheCmd::Export { cache, out } => {
             let n = export(&cache, &out)?;
-            println!("{n} entries written to {}", out.display());
+            if json {
+                println!("{}", serde_json::json!({ "entries": n, "cassette": out }));
+            } else {
+                println!("{n} entries written to {}", out.display());
+            }
             Ok(())
         }
         CacheCmd::Import { cassette, cache } => {
             let (added, total) = import(&cassette, &cache)?;
-            println!("{added} of {total} entries added to {}", cache.display());
+            if json {
+                println!("{}", serde_json::json!({ "added": added, "entries": total, "cache": cache }));
+            } else {
+                println!("{added} of {total} entries added to {}", cache.display());
+            }
             Ok(())
         }
     })

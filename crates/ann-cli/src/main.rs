@@ -1,16 +1,20 @@
 //! The `ann` binary: run, resume and evaluate experiments and baselines, construct and adapt
-//! networks (`ann demo`, `train`, `resume`, `eval`, `construct`, `adapt`), and keep a run's calls
-//! as a cassette (`ann cache`).
+//! networks (`ann demo`, `run`/`train`, `resume`, `eval`, `construct`, `adapt`), look at networks,
+//! traces and past runs (`inspect`, `runs`), and keep a run's calls as a cassette (`ann cache`).
+//! Exit codes are in `exit.rs`; `--json` prints each command's result as JSON.
 
 mod cassette;
-
+mod exit;
+mod inspect;
+mod progress;
 mod report_cmds;
+mod runs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use ann_experiment::reexports::{MODEL_ENV, Network, OpenAiConfig, Split, pinned_model_path};
 use ann_experiment::{
@@ -18,7 +22,6 @@ use ann_experiment::{
 };
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// The demo experiment, embedded so that `ann demo` works from any folder.
 const DEMO_CONFIG: &str = include_str!("../../../experiments/demo.toml");
@@ -34,6 +37,10 @@ struct Cli {
     /// `runs/` goes; default: the current folder.
     #[arg(long, global = true, env = "ANN_HOME")]
     home: Option<PathBuf>,
+    /// Print the command's result as JSON on stdout (shapes in the README); progress and errors
+    /// stay on stderr, and a failure also prints `{"error", "status", "exit_code"}`.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -47,10 +54,16 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Train and evaluate the experiment of a TOML config in a new run directory.
+    /// Train, then test (the starting and trained networks, and the config's baselines), the
+    /// experiment of a TOML config in a new run directory (`ann train` is the same command).
+    #[command(name = "run", visible_alias = "train")]
+    #[command(group(ArgGroup::new("experiment").required(true).args(["config", "config_file"])))]
     Train {
+        /// The experiment config (TOML); or give it with `--config`.
+        #[arg(value_name = "CONFIG")]
+        config_file: Option<PathBuf>,
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Use the OpenAI-compatible endpoint of the environment whatever the config says (its
         /// model becomes the request model).
         #[arg(long, conflicts_with = "local")]
@@ -159,6 +172,15 @@ enum Cmd {
     /// Export a response cache to a cassette, or import one (to replay a run with no call).
     #[command(subcommand)]
     Cache(cassette::CacheCmd),
+    /// Show a network, checkpoint or run directory as a tree, or walk a trace file example by example.
+    Inspect(inspect::InspectArgs),
+    /// List the runs under a folder (default: `runs/`) with benchmark, status, scores, cost and date.
+    Runs(runs::RunsArgs),
+    /// Print a shell completion script: `ann completions bash > /etc/bash_completion.d/ann`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -175,7 +197,16 @@ fn main() -> ExitCode {
         // Colour only on a terminal, and never when NO_COLOR is set: a log file gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` print to stdout and succeed; a bad command line is a usage error.
+            let exit = if e.use_stderr() { exit::Exit::Usage } else { exit::Exit::Ok };
+            let _ = e.print();
+            return exit.into();
+        }
+    };
+    let json = cli.json;
     let result = tokio::runtime::Runtime::new().context("starting the async runtime").and_then(|rt| {
         rt.block_on(async {
             tokio::spawn(watch_ctrl_c());
@@ -185,12 +216,18 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let exit = exit::classify(&e, INTERRUPT.load(Ordering::SeqCst));
             // The chain of causes, one per line (no backtrace: these are user-facing errors).
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            if INTERRUPT.load(Ordering::SeqCst) { ExitCode::from(EXIT_INTERRUPTED) } else { ExitCode::FAILURE }
+            if json {
+                let error =
+                    serde_json::json!({ "error": format!("{e:#}"), "status": exit.name(), "exit_code": exit.code() });
+                println!("{error}");
+            }
+            exit.into()
         }
     }
 }
@@ -210,10 +247,11 @@ async fn run(cli: Cli) -> Result<()> {
         Some(h) => h,
         None => std::env::current_dir().context("reading the current folder")?,
     };
+    let json = cli.json;
     match cli.command {
         Cmd::Demo { config } => {
             let mut config = match config {
-                Some(path) => ExperimentConfig::load(&path)?,
+                Some(path) => ExperimentConfig::load(&path).map_err(exit::bad_input)?,
                 None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
             };
             relocate_cache(&mut config);
@@ -221,10 +259,11 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(openai) = &openai {
                 use_openai(&mut config, openai);
             }
-            train(&config, with_models(&config, options(&home, openai))?).await
+            train(&config, with_models(&config, options(&home, openai))?, json).await
         }
-        Cmd::Train { config, openai: force, local, limit, overrides, runs_dir, network } => {
-            let mut config = ExperimentConfig::load_with_overrides(&config, &overrides)?;
+        Cmd::Train { config_file, config, openai: force, local, limit, overrides, runs_dir, network } => {
+            let config = config.or(config_file).expect("clap requires a config");
+            let mut config = ExperimentConfig::load_with_overrides(&config, &overrides).map_err(exit::bad_input)?;
             if let Some(file) = network {
                 config.benchmark.network = Some(StartNetwork::File(absolute(&file)?));
             }
@@ -250,7 +289,7 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(dir) = runs_dir {
                 options.runs_dir = if dir.is_absolute() { dir } else { home.join(dir) };
             }
-            train(&config, options).await
+            train(&config, options, json).await
         }
         Cmd::Construct { benchmark, from, out, config, overrides } => {
             let (config, options) = construction_setup(&home, config, &overrides, Some(benchmark))?;
@@ -259,9 +298,15 @@ async fn run(cli: Cli) -> Result<()> {
             let record = ann_experiment::construct_to_file(&config, &from, &absolute(&out)?, &spinner.0).await;
             spinner.1.finish_and_clear();
             let record = record?;
+            let record_path = ann_experiment::construct::record_path(&out);
+            if json {
+                let shown = serde_json::json!({ "summary": record.summary(), "network": out, "record": record_path });
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+                return Ok(());
+            }
             println!("{}", record.summary());
             println!("Network: {}", out.display());
-            println!("Record: {}", ann_experiment::construct::record_path(&out).display());
+            println!("Record: {}", record_path.display());
             Ok(())
         }
         Cmd::Adapt { from, benchmark, task: _, specialise_by: Some(field), out, config, overrides } => {
@@ -272,6 +317,11 @@ async fn run(cli: Cli) -> Result<()> {
             let report = ann_experiment::specialise::specialise_to_dir(&config, &from, &field, &out, &spinner.0).await;
             spinner.1.finish_and_clear();
             let report = report?;
+            if json {
+                let shown = serde_json::json!({ "report": out.join("specialise.json"), "specialise": &report });
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+                return Ok(());
+            }
             let mean = |s: &Option<ann_experiment::reexports::Summary>| s.as_ref().map_or(f64::NAN, |s| s.mean);
             println!(
                 "{} networks by {field} ({}); router: {} routed, {} to the single network",
@@ -294,28 +344,42 @@ async fn run(cli: Cli) -> Result<()> {
             let from: Vec<PathBuf> = from.iter().map(|d| absolute(d)).collect::<Result<_>>()?;
             let provenance = ann_experiment::adapt_to_file(&config, &from, &target, &absolute(&out)?, &spinner.0).await;
             spinner.1.finish_and_clear();
-            println!("{}", provenance?.summary());
+            let summary = provenance?.summary();
+            let provenance_path = ann_experiment::adapt::provenance_path(&out);
+            if json {
+                let shown = serde_json::json!({ "summary": summary, "network": out, "provenance": provenance_path });
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+                return Ok(());
+            }
+            println!("{summary}");
             println!("Network: {}", out.display());
-            println!("Provenance: {}", ann_experiment::adapt::provenance_path(&out).display());
+            println!("Provenance: {}", provenance_path.display());
             Ok(())
         }
         Cmd::Resume { run_dir } => {
-            let config = ExperimentConfig::load(&run_dir.join(ann_experiment::run::CONFIG_FILE))?;
+            let config =
+                ExperimentConfig::load(&run_dir.join(ann_experiment::run::CONFIG_FILE)).map_err(exit::bad_input)?;
             let openai = endpoint(&config, false)?;
             let options = with_models(&config, options(&home, openai))?;
             let spinner = spinner(&options);
             let outcome = ann_experiment::resume(&run_dir, &spinner.0).await;
             spinner.1.finish_and_clear();
-            let outcome = outcome?;
-            print_report(&outcome.run_dir, &outcome.report);
+            let outcome = outcome.map_err(|e| stopped(Some(run_dir.as_path()), e))?;
+            print_report(&outcome.run_dir, &outcome.report, json)
+        }
+        Cmd::Report { run_dir } => report_cmds::report(&run_dir, json),
+        Cmd::Blame(args) => report_cmds::blame(&args, json),
+        Cmd::Diff(args) => report_cmds::diff(&args, json),
+        Cmd::Inspect(args) => inspect::run(&args, json),
+        Cmd::Runs(args) => runs::run(&args, &home, json),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "ann", &mut std::io::stdout());
             Ok(())
         }
-        Cmd::Report { run_dir } => report_cmds::report(&run_dir),
-        Cmd::Blame(args) => report_cmds::blame(&args),
-        Cmd::Diff(args) => report_cmds::diff(&args),
         Cmd::Eval { benchmark, network, baseline, split, limit, config } => {
             let mut config = match config {
-                Some(path) => ExperimentConfig::load(&path)?,
+                Some(path) => ExperimentConfig::load(&path).map_err(exit::bad_input)?,
                 None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
             };
             relocate_cache(&mut config);
@@ -344,16 +408,19 @@ async fn run(cli: Cli) -> Result<()> {
             let outcome = match (network, baseline) {
                 (_, Some(baseline)) => ann_experiment::evaluate_baseline(&config, baseline, split, &spinner.0).await,
                 (Some(network), None) => {
-                    let net = Network::load(&network).with_context(|| format!("loading {}", network.display()))?;
+                    let net = Network::load(&network)
+                        .with_context(|| format!("loading {}", network.display()))
+                        .map_err(exit::bad_input)?;
                     ann_experiment::evaluate_network(&config, &net, split, &spinner.0).await
                 }
                 (None, None) => unreachable!("clap requires --network or --baseline"),
             };
             spinner.1.finish_and_clear();
+            // The outcome is printed as JSON with or without `--json` (scripts have read it so).
             println!("{}", serde_json::to_string_pretty(&outcome?)?);
             Ok(())
         }
-        Cmd::Cache(cmd) => cassette::run(cmd).await,
+        Cmd::Cache(cmd) => cassette::run(cmd, json).await,
     }
 }
 
@@ -366,7 +433,7 @@ fn construction_setup(
     benchmark: Option<String>,
 ) -> Result<(ExperimentConfig, RunOptions)> {
     let mut config = match config {
-        Some(path) => ExperimentConfig::load_with_overrides(&path, overrides)?,
+        Some(path) => ExperimentConfig::load_with_overrides(&path, overrides).map_err(exit::bad_input)?,
         None if !overrides.is_empty() => anyhow::bail!("--set applies to a config file: give it with --config FILE"),
         None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
     };
@@ -508,9 +575,6 @@ fn options(home: &Path, openai: Option<OpenAiConfig>) -> RunOptions {
 /// its last checkpoint (see [`watch_ctrl_c`]).
 static INTERRUPT: std::sync::LazyLock<Arc<AtomicBool>> = std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
-/// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
-const EXIT_INTERRUPTED: u8 = 130;
-
 /// The first Ctrl-C stops the run gracefully: calls in flight finish (their answers reach the
 /// cache, so `ann resume` does not pay for them again), no new call starts, the last checkpoint
 /// stays. A second Ctrl-C quits at once.
@@ -521,40 +585,50 @@ async fn watch_ctrl_c() {
     INTERRUPT.store(true, Ordering::SeqCst);
     eprintln!("interrupted: finishing the calls in flight, then stopping (Ctrl-C again to quit at once)");
     if tokio::signal::ctrl_c().await.is_ok() {
-        std::process::exit(EXIT_INTERRUPTED.into());
+        std::process::exit(exit::Exit::Interrupted.code().into());
     }
 }
 
-/// A spinner showing the run's current phase, wired into the options' progress callback.
-fn spinner(options: &RunOptions) -> (RunOptions, ProgressBar) {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("valid template"));
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let shown = bar.clone();
+/// The progress display of a command (bars per long phase on a terminal, lines elsewhere),
+/// wired into the options as the run's observer.
+fn spinner(options: &RunOptions) -> (RunOptions, Arc<progress::Bars>) {
+    let bars = progress::Bars::new();
     let mut options = options.clone();
-    options.progress = Some(Arc::new(move |line: &str| {
-        // Without a terminal the spinner is hidden: print the phases as plain lines instead.
-        if shown.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            shown.println(line);
-            shown.set_message(line.to_string());
-        }
-    }));
-    (options, bar)
+    options.progress = Some(bars.clone());
+    (options, bars)
 }
 
-async fn train(config: &ExperimentConfig, options: RunOptions) -> Result<()> {
+/// Record why a run stopped in its directory (`status.json`, shown by `ann runs`), then pass the error on.
+fn stopped(run_dir: Option<&Path>, e: anyhow::Error) -> anyhow::Error {
+    if let Some(dir) = run_dir {
+        let exit = exit::classify(&e, INTERRUPT.load(Ordering::SeqCst));
+        if let Err(why) = runs::record_stop(dir, exit, &e) {
+            tracing::warn!("{why:#}");
+        }
+    }
+    e
+}
+
+async fn train(config: &ExperimentConfig, options: RunOptions, json: bool) -> Result<()> {
     let spinner = spinner(&options);
     let outcome = ann_experiment::start(config, &spinner.0).await;
     spinner.1.finish_and_clear();
-    let outcome = outcome?;
-    print_report(&outcome.run_dir, &outcome.report);
-    Ok(())
+    let outcome = outcome.map_err(|e| stopped(spinner.1.run_dir().as_deref(), e))?;
+    print_report(&outcome.run_dir, &outcome.report, json)
 }
 
-fn print_report(run_dir: &Path, report: &Report) {
+/// A finished run's report; with `json`, `{"run_dir", "report_html", "report"}` (`report`: the
+/// run's `report.json`).
+fn print_report(run_dir: &Path, report: &Report, json: bool) -> Result<()> {
+    runs::clear_stop(run_dir)?;
+    let html = run_dir.join(ann_experiment::report::REPORT_HTML);
+    if json {
+        let shown = serde_json::json!({ "run_dir": run_dir, "report_html": html, "report": report });
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(());
+    }
     println!("{}", report.to_markdown());
     println!("Run directory: {}", run_dir.display());
-    println!("Report: {}", run_dir.join(ann_experiment::report::REPORT_HTML).display());
+    println!("Report: {}", html.display());
+    Ok(())
 }

@@ -18,9 +18,6 @@ pub struct BlameArgs {
     /// Only agents with this id.
     #[arg(long)]
     pub agent: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `ann diff`'s arguments.
@@ -31,23 +28,24 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// The same kinds as A.
     pub b: PathBuf,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Rebuild `report.html` in `run_dir` from its files and print its path.
-pub fn report(run_dir: &Path) -> Result<()> {
+pub fn report(run_dir: &Path, json: bool) -> Result<()> {
     let path = ann_experiment::report::write_html(run_dir)?;
-    println!("{}", path.display());
+    if json {
+        println!("{}", serde_json::json!({ "report_html": path }));
+    } else {
+        println!("{}", path.display());
+    }
     Ok(())
 }
 
 /// Print each line of the trained prompts with the step that introduced it.
-pub fn blame(args: &BlameArgs) -> Result<()> {
+pub fn blame(args: &BlameArgs, json: bool) -> Result<()> {
     let view = RunView::load(&args.run_dir)?;
     let blames = lineage::blame(&view, args.layer.as_deref(), args.agent.as_deref())?;
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&blames)?);
     } else {
         print!("{}", lineage::blame_text(&blames));
@@ -56,9 +54,9 @@ pub fn blame(args: &BlameArgs) -> Result<()> {
 }
 
 /// Print what differs from network A to network B.
-pub fn diff(args: &DiffArgs) -> Result<()> {
+pub fn diff(args: &DiffArgs, json: bool) -> Result<()> {
     let changes = lineage::diff(&args.a, &args.b)?;
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&changes)?);
     } else {
         print!("{}", lineage::diff_text(&changes));

@@ -356,10 +356,24 @@ async fn ctrl_c_stops_at_the_last_checkpoint_and_resume_pays_no_call_twice() {
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted") && err.contains("ann resume"), "{err}");
     assert!(!run_dir.join("report.json").exists());
+    // The checkpoint stays readable, and `ann runs` shows the run as interrupted.
+    let checkpoint = run_dir.join("checkpoint.json");
+    let out =
+        ann(home.path(), &server.url(), &["inspect", "--json", checkpoint.to_str().unwrap()]).output().await.unwrap();
+    let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspected["kind"], "checkpoint", "{inspected}");
+    let status = |out: &Output| {
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows["runs"][0]["status"].as_str().unwrap().to_string()
+    };
+    let out = ann(home.path(), &server.url(), &["runs", "--json"]).output().await.unwrap();
+    assert_eq!(status(&out), "interrupted");
 
     let out = ann(home.path(), &server.url(), &["resume", run_dir.to_str().unwrap()]).output().await.unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(run_dir.join("report.json").is_file());
+    let out = ann(home.path(), &server.url(), &["runs", "--json"]).output().await.unwrap();
+    assert_eq!(status(&out), "finished");
     assert_eq!(server.request_count(), whole_server.request_count(), "no call paid twice");
     server.shutdown().await;
     whole_server.shutdown().await;

@@ -29,6 +29,7 @@ pub mod library;
 pub mod models;
 pub mod overrides;
 pub mod profiles;
+pub mod progress;
 pub mod prompts;
 pub mod report;
 pub mod run;
@@ -45,19 +46,23 @@ pub use benchmarks::{BENCHMARKS, BUILTIN_BENCHMARKS, Subset, USER_DATA_BENCHMARK
 pub use config::{Backend, ExperimentConfig, ModelOverride};
 pub use construct::{ConstructSection, ConstructionRecord, StartNetwork, construct_to_file};
 pub use models::{ModelCost, RunModels};
+pub use progress::{Phase, RunObserver};
 pub use report::{BaselineScores, Report, RunCosts, SplitScores};
 pub use run::{
-    Clock, EvalOutcome, Progress, RunOptions, RunOutcome, check_network, evaluate_baseline, evaluate_network,
-    folder_stamp, prepare, read_ledger, resume, split_examples, start,
+    Clock, EvalOutcome, NetworkRejected, Progress, RunOptions, RunOutcome, RunStopped, check_network,
+    evaluate_baseline, evaluate_network, folder_stamp, prepare, read_ledger, resume, split_examples, start,
 };
 pub use stack::{BackendSource, ModelStack, StackParts, build_stack, open_backend, open_model};
 
 /// What the `ann` binary needs from the layers below, so that it depends on this crate alone.
 pub mod reexports {
-    pub use ann_eval::Split;
     pub use ann_eval::stats::Summary;
+    pub use ann_eval::{EvalError, Split};
     pub use ann_graph::Network;
+    pub use ann_graph::{GraphError, Trace};
+    pub use ann_llm::{LlmError, Meter, Totals};
     pub use ann_llm_cache::{CassetteEntry, ResponseCache};
     pub use ann_llm_local::{MODEL_ENV, pinned_model_path};
     pub use ann_llm_openai::OpenAiConfig;
+    pub use ann_textgrad::{Checkpoint, JournalEvent, StopReason, TrainError};
 }

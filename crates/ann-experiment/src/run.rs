@@ -54,8 +54,9 @@ pub fn read_ledger(run_dir: &Path) -> anyhow::Result<Option<ann_llm::BudgetLedge
 
 /// The caller's clock (libraries read no ambient time).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
-/// Receives one line per phase of a run (for a progress display).
-pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+/// Receives what a run reports while it works: a closure `|line: &str|` for the lines, or a
+/// [`RunObserver`](crate::progress::RunObserver) for phases, scores and the meter too.
+pub type Progress = Arc<dyn crate::progress::RunObserver>;
 
 /// What a run needs from its caller.
 #[derive(Clone)]
@@ -79,10 +80,49 @@ impl RunOptions {
     pub(crate) fn say(&self, line: &str) {
         tracing::info!("{line}");
         if let Some(p) = &self.progress {
-            p(line);
+            p.line(line);
+        }
+    }
+
+    pub(crate) fn phase(&self, phase: crate::progress::Phase) {
+        if let Some(p) = &self.progress {
+            p.phase(&phase);
         }
     }
 }
+
+/// Why a run stopped before its report, typed so that a caller tells a budget stop from the
+/// user's interrupt (and both from a failure) without reading the message.
+#[derive(Debug)]
+pub struct RunStopped {
+    pub reason: StopReason,
+    /// What to tell the user (what stopped, and `ann resume`).
+    pub message: String,
+}
+
+impl std::fmt::Display for RunStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RunStopped {}
+
+/// A network the format gate refused (a starting network, a baseline's, a network file to
+/// evaluate): bad input, typed so that a caller can tell it from a failure.
+#[derive(Debug)]
+pub struct NetworkRejected {
+    pub benchmark: String,
+    pub violations: Vec<String>,
+}
+
+impl std::fmt::Display for NetworkRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the network does not validate for benchmark {}:\n  {}", self.benchmark, self.violations.join("\n  "))
+    }
+}
+
+impl std::error::Error for NetworkRejected {}
 
 /// The result of a finished run.
 #[derive(Debug, Clone)]
@@ -181,6 +221,9 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
     if let Some(flag) = &options.interrupt {
         parts.budget.clone().interrupt_when(flag.clone());
     }
+    if let Some(observer) = &options.progress {
+        observer.meter(&parts.meter);
+    }
     let data_dir = resolve(base, &config.benchmark.data_dir);
     options.say(&format!("loading benchmark {}", config.benchmark.name));
     let benchmark = match &options.benchmark {
@@ -221,7 +264,10 @@ pub async fn prepare(config: &ExperimentConfig, options: &RunOptions) -> anyhow:
         check_network_with(&net, benchmark.as_ref(), &rules).with_context(|| format!("baseline `{baseline}`"))?;
         baselines.push((baseline, net));
     }
-    let evaluator: Arc<dyn Evaluator> = Arc::new(BenchmarkEvaluator(benchmark.clone()));
+    let mut evaluator: Arc<dyn Evaluator> = Arc::new(BenchmarkEvaluator(benchmark.clone()));
+    if let Some(observer) = &options.progress {
+        evaluator = Arc::new(crate::progress::ObservedEvaluator { inner: evaluator, observer: observer.clone() });
+    }
     let mut train_config = config.train_config(benchmark.answer_format(), prices.clone());
     train_config.forward.models = models.profiles(config);
     let networks = std::iter::once(&start).chain(baselines.iter().map(|(_, net)| net));
@@ -244,8 +290,8 @@ pub fn check_network_with(network: &Network, benchmark: &dyn Benchmark, rules: &
     let rules =
         ValidationRules { tools: rules.tools.clone().or_else(|| Some(crate::tools::builtin_names())), ..rules.clone() };
     network.validate(&rules).map_err(|violations| {
-        let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("the network does not validate for benchmark {}:\n  {}", benchmark.name(), lines.join("\n  "))
+        let violations = violations.iter().map(ToString::to_string).collect();
+        anyhow::Error::new(NetworkRejected { benchmark: benchmark.name().to_string(), violations })
     })
 }
 
@@ -297,9 +343,10 @@ async fn evaluate(
     (baseline, routing): (Option<Baseline>, &RoutingRecord),
     net: &Network,
     examples: &[Example],
-    run_dir: &Path,
-    name: &str,
+    (run_dir, name): (&Path, &str),
+    options: &RunOptions,
 ) -> anyhow::Result<(Vec<Option<f64>>, Cost)> {
+    options.phase(crate::progress::Phase::Evaluation { name: name.to_string(), examples: examples.len() as u64 });
     let runs =
         prepared.evaluate(net, examples, baseline, routing).await.map_err(|e| match resume_hint(&e, run_dir) {
             Some(hint) => anyhow::Error::new(e).context(format!("evaluating {name} stopped: {hint}")),
@@ -384,25 +431,29 @@ async fn train_and_report(
         config.train.epochs,
         config.train.batch_size
     ));
+    let batches = data.train.len().div_ceil(config.train.batch_size.max(1)) * config.train.epochs;
+    options.phase(crate::progress::Phase::Training { batches: batches as u64, run_dir: run_dir.to_path_buf() });
     let outcome: TrainOutcome =
         trainer.train(start, &data, run_dir).await.map_err(|e| match resume_hint(&e, run_dir) {
             Some(hint) => anyhow::Error::new(e).context(format!("training stopped: {hint}")),
             None => anyhow::Error::new(e).context("training"),
         })?;
     if outcome.stop == StopReason::Interrupted {
-        bail!(
+        let message = format!(
             "training interrupted: the calls in flight finished, nothing was scored for the batch under way; run \
              `ann resume {}` to continue from the last checkpoint",
             run_dir.display()
         );
+        return Err(RunStopped { reason: outcome.stop.clone(), message }.into());
     }
     if let StopReason::BudgetExhausted { detail } = &outcome.stop {
-        bail!(
+        let message = format!(
             "the budget ran out during training ({detail}); the run directory {} keeps what it has done and \
              spent: raise [budget] in its config.toml and run `ann resume {}`",
             run_dir.display(),
             run_dir.display()
         );
+        return Err(RunStopped { reason: outcome.stop.clone(), message }.into());
     }
     outcome.best.save(&run_dir.join("network-trained.json")).context("saving the trained network")?;
     options.say(&format!(
@@ -412,11 +463,13 @@ async fn train_and_report(
     let p = prepared;
     // The trained network routes with the record of its training; every other network without.
     let (none, trained) = ((None, &RoutingRecord::default()), (None, &outcome.routing));
-    let (val_initial, _) = evaluate(p, none, start, &data.validation, run_dir, "validation-initial").await?;
-    let (val_trained, _) = evaluate(p, trained, &outcome.best, &data.validation, run_dir, "validation-trained").await?;
+    let (val_initial, _) = evaluate(p, none, start, &data.validation, (run_dir, "validation-initial"), options).await?;
+    let (val_trained, _) =
+        evaluate(p, trained, &outcome.best, &data.validation, (run_dir, "validation-trained"), options).await?;
     options.say(&format!("testing on {} examples", test.len()));
-    let (test_initial, cost_initial) = evaluate(p, none, start, &test, run_dir, "test-initial").await?;
-    let (test_trained, cost_trained) = evaluate(p, trained, &outcome.best, &test, run_dir, "test-trained").await?;
+    let (test_initial, cost_initial) = evaluate(p, none, start, &test, (run_dir, "test-initial"), options).await?;
+    let (test_trained, cost_trained) =
+        evaluate(p, trained, &outcome.best, &test, (run_dir, "test-trained"), options).await?;
 
     let bootstrap = config.report.bootstrap();
     let mut baselines = Vec::with_capacity(prepared.baselines.len());
@@ -433,7 +486,7 @@ async fn train_and_report(
         } else {
             options.say(&format!("baseline {baseline} ({}) on {} test examples", baseline.description(), test.len()));
             let how = (Some(*baseline), &RoutingRecord::default());
-            evaluate(p, how, net, &test, run_dir, &format!("test-baseline-{baseline}")).await?
+            evaluate(p, how, net, &test, (run_dir, &format!("test-baseline-{baseline}")), options).await?
         };
         let (present_scores, excluded) = present(&scores);
         baselines.push(BaselineScores {
@@ -587,7 +640,9 @@ async fn evaluate_split(
     options: &RunOptions,
 ) -> anyhow::Result<EvalOutcome> {
     let examples = split_examples(prepared.benchmark.as_ref(), split);
-    options.say(&format!("evaluating on {} {} examples", examples.len(), format!("{split:?}").to_lowercase()));
+    let name = format!("{split:?}").to_lowercase();
+    options.say(&format!("evaluating on {} {name} examples", examples.len()));
+    options.phase(crate::progress::Phase::Evaluation { name, examples: examples.len() as u64 });
     let runs = prepared.evaluate(network, &examples, baseline, &RoutingRecord::default()).await.map_err(|e| {
         let hint = e.is_infrastructure_failure().then_some(
             " stopped: a model call failed for a reason outside the network; nothing was scored for it (every \
