@@ -121,12 +121,11 @@ pub fn read_row(dir: &Path) -> anyhow::Result<Option<Row>> {
         row.calls = Some(checkpoint.cost.calls);
         row.dollars = Some(checkpoint.cost.dollars);
     }
-    // The ledger counts every call the run paid, the final evaluation's too.
-    if let Some(text) = read(ann_experiment::run::BUDGET_FILE)?
-        && let Ok(ledger) = serde_json::from_str::<serde_json::Value>(&text)
-    {
-        row.calls = ledger["spent"]["calls"].as_u64().or(row.calls);
-        row.dollars = ledger["spent"]["dollars"].as_f64().or(row.dollars);
+    // The ledger counts every call the run paid, the final evaluation's too (its log while the
+    // run is going, else the snapshot written when it stopped).
+    if let Ok(Some(ledger)) = ann_experiment::read_ledger(dir) {
+        row.calls = Some(ledger.spent.calls);
+        row.dollars = Some(ledger.spent.dollars);
     }
     if let Some(text) = read(STATUS_FILE)?
         && let Ok(value) = serde_json::from_str::<serde_json::Value>(&text)
