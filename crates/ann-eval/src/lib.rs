@@ -173,3 +173,8 @@ pub trait Benchmark: Send + Sync {
     /// Score a final output.
     async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError>;
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

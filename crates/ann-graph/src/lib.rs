@@ -73,3 +73,8 @@ pub fn example_network() -> Network {
 }
 
 pub use trace::{CallKind, CallRecord, LayerTrace, RoutingDecision, RoutingSource, Trace};
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

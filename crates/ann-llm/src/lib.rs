@@ -21,3 +21,8 @@ pub use model::{Attempts, ChatModel, SharedModel};
 pub use types::{
     ChatRequest, ChatResponse, FinishReason, Message, ResponseFormat, Role, Usage, estimate_prompt_tokens,
 };
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

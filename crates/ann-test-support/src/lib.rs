@@ -8,3 +8,8 @@ mod scripted;
 pub mod server;
 
 pub use scripted::{Reply, ScriptedModel};
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
