@@ -59,3 +59,8 @@ pub mod reexports {
     pub use ann_llm_local::{MODEL_ENV, pinned_model_path};
     pub use ann_llm_openai::OpenAiConfig;
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
