@@ -176,10 +176,6 @@ fn summary(s: &Option<Summary>) -> String {
     }
 }
 
-fn cost(c: &Cost) -> String {
-    format!("{} calls, {} tokens, ${:.4}", c.calls, c.prompt_tokens.saturating_add(c.completion_tokens), c.dollars)
-}
-
 fn paired(p: &Option<PairedComparison>) -> String {
     match p {
         Some(p) => format!(
