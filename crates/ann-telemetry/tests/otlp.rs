@@ -103,7 +103,7 @@ async fn model_call_spans_reach_an_otlp_collector_with_genai_attributes_and_no_k
     .await
     .unwrap();
 
-    let received = received.lock().unwrap();
+    let received = std::mem::take(&mut *received.lock().unwrap());
     assert!(!received.requests.is_empty(), "the exporter posted nothing");
     assert!(received.content_types.iter().all(|c| c == "application/x-protobuf"), "{:?}", received.content_types);
     let resource_names: Vec<String> = received
@@ -146,6 +146,5 @@ async fn model_call_spans_reach_an_otlp_collector_with_genai_attributes_and_no_k
         assert!(!found, "the API key reached the collector");
     }
     assert!(!format!("{:?}", received.requests).contains(CANARY));
-    drop(received);
     tokio::task::spawn_blocking(move || drop(guard)).await.unwrap();
 }
