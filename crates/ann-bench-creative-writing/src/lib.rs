@@ -187,3 +187,8 @@ impl Benchmark for CreativeWriting {
         self.evaluator.evaluate(example, output).await
     }
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -201,3 +201,8 @@ impl Benchmark for HumanEval {
         Ok(evaluate_answer(&self.sandbox, spec, output).await.map_err(HumanEvalError::from)?)
     }
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -212,3 +212,8 @@ impl Benchmark for MathBenchmark {
         Ok(self.evaluate_answer(reference, output))
     }
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -182,3 +182,8 @@ mod tests {
         assert!(AnswerIndex::try_from(4).is_err());
     }
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -7,6 +7,8 @@ mod cassette;
 mod exit;
 mod inspect;
 mod progress;
+mod paths;
+
 mod report_cmds;
 mod runs;
 
@@ -191,12 +193,12 @@ enum SplitArg {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal, and never when NO_COLOR is set: a log file gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
-        .init();
+    // Log lines on stderr (`RUST_LOG`; colour only on a terminal and never with NO_COLOR), and every
+    // span over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; dropped last, the guard sends the
+    // spans still buffered once the runtime is gone.
+    let _telemetry = ann_telemetry::init(&ann_telemetry::Settings::from_env("ann"))
+        .map_err(|e| eprintln!("warning: {e}; continuing without telemetry"))
+        .ok();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -232,9 +234,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// With `ANN_CACHE_DIR` set, the config's default `.cache/...` paths move there (as the fetches do).
+/// The config's default `.cache/...` paths move to the cache folder `ann` found (`paths`):
+/// `ANN_CACHE_DIR`, the checkout's, or the user's.
 fn relocate_cache(config: &mut ExperimentConfig) {
-    let Some(cache) = std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from) else { return };
+    let cache = paths::cache_dir();
     for path in [&mut config.benchmark.data_dir, &mut config.cache.path] {
         if let Ok(rest) = path.strip_prefix(".cache") {
             *path = cache.join(rest);
@@ -248,6 +251,7 @@ async fn run(cli: Cli) -> Result<()> {
         None => std::env::current_dir().context("reading the current folder")?,
     };
     let json = cli.json;
+    paths::resolve(&home);
     match cli.command {
         Cmd::Demo { config } => {
             let mut config = match config {
@@ -558,7 +562,7 @@ fn read_endpoint(m: &ann_experiment::config::ModelSection) -> Result<Option<Open
 }
 
 fn options(home: &Path, openai: Option<OpenAiConfig>) -> RunOptions {
-    let cache = std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| home.join(".cache"));
+    let cache = paths::cache_dir();
     let local_model = std::env::var_os(MODEL_ENV).map(PathBuf::from).unwrap_or_else(|| pinned_model_path(&cache));
     RunOptions {
         base_dir: home.to_path_buf(),
@@ -627,7 +631,9 @@ fn print_report(run_dir: &Path, report: &Report, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(());
     }
-    println!("{}", report.to_markdown());
+    // report.md also explains each training step (read back from the journal).
+    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap_or_else(|_| report.to_markdown());
+    println!("{md}");
     println!("Run directory: {}", run_dir.display());
     println!("Report: {}", html.display());
     Ok(())

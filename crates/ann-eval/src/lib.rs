@@ -199,6 +199,11 @@ pub trait Benchmark: Send + Sync {
     async fn evaluate(&self, example: &Example, output: &str) -> Result<Evaluation, EvalError>;
 }
 
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,7 +149,10 @@ pub async fn load_benchmark(
 
 fn fetch_hint(e: EvalError) -> anyhow::Error {
     match e {
-        EvalError::MissingData { .. } => anyhow::Error::new(e).context("run `cargo xtask fetch-data` first"),
+        EvalError::MissingData { .. } => anyhow::Error::new(e).context(
+            "run `cargo xtask fetch-data` in the agentic-nn checkout first, or set ANN_CACHE_DIR to the folder holding \
+             `data/` (a checkout's `.cache`)",
+        ),
         other => other.into(),
     }
 }

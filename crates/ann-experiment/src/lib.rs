@@ -66,3 +66,8 @@ pub mod reexports {
     pub use ann_llm_openai::OpenAiConfig;
     pub use ann_textgrad::{Checkpoint, JournalEvent, StopReason, TrainError};
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

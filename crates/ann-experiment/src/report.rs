@@ -6,10 +6,12 @@
 
 pub mod artifacts;
 pub mod changes;
+pub mod costs;
 pub mod diagram;
 pub mod html;
 pub mod lineage;
 pub mod plots;
+pub mod steps;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -17,7 +19,7 @@ use std::fmt::Write as _;
 
 use ann_eval::stats::{BootstrapConfig, PairedComparison, Summary, bootstrap_ci, paired_bootstrap};
 use ann_llm::{BudgetSpent, Totals};
-use ann_textgrad::{Cost, OptimizerState, StopReason};
+use ann_textgrad::{Cost, OptimizerState, StopReason, TrainCosts};
 use serde::{Deserialize, Serialize};
 
 use crate::baselines::Baseline;
@@ -113,6 +115,12 @@ fn is_zero(n: &usize) -> bool {
 pub struct RunCosts {
     /// Training: the initial validation, forwards, backward calls and validation gates.
     pub training: Cost,
+    /// Parts of `training` (zero in reports written before they were kept).
+    #[serde(default)]
+    pub training_parts: TrainCosts,
+    /// The starting and the trained network's forwards on the validation split, for the report.
+    #[serde(default)]
+    pub validation: Cost,
     /// The starting network's forwards on the test split.
     pub test_initial: Cost,
     /// The trained network's forwards on the test split.
@@ -168,10 +176,6 @@ fn summary(s: &Option<Summary>) -> String {
     }
 }
 
-fn cost(c: &Cost) -> String {
-    format!("{} calls, {} tokens, ${:.4}", c.calls, c.prompt_tokens.saturating_add(c.completion_tokens), c.dollars)
-}
-
 fn paired(p: &Option<PairedComparison>) -> String {
     match p {
         Some(p) => format!(
@@ -225,46 +229,17 @@ impl Report {
         let _ = writeln!(md, "\nPaired bootstrap, trained - initial on test: {}\n", paired(&self.test.paired));
         if !self.baselines.is_empty() {
             let _ = writeln!(md, "Baselines on test (fixed networks, same model, cache, budget and evaluator):\n");
-            let _ = writeln!(md, "| baseline | test (mean [{level} CI]) | trained - baseline (paired) | cost |");
-            let _ = writeln!(md, "|---|---|---|---|");
+            let _ = writeln!(md, "| baseline | test (mean [{level} CI]) | trained - baseline (paired) |");
+            let _ = writeln!(md, "|---|---|---|");
             for b in &self.baselines {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {} |",
-                    b.baseline,
-                    summary(&b.test),
-                    paired(&b.trained_vs_baseline),
-                    cost(&b.cost)
-                );
+                let _ = writeln!(md, "| {} | {} | {} |", b.baseline, summary(&b.test), paired(&b.trained_vs_baseline));
                 if b.excluded > 0 {
-                    let _ = writeln!(md, "| ({} excluded: infrastructure failures, not scored) | | | |", b.excluded);
+                    let _ = writeln!(md, "| ({} excluded: infrastructure failures, not scored) | | |", b.excluded);
                 }
             }
             let _ = writeln!(md);
         }
-        let costs = &self.costs;
-        let _ = writeln!(
-            md,
-            "Cost as the responses report it (cache hits counted like fresh calls): training {}; test forwards of \
-             the initial network {}, of the trained network {}.\n",
-            cost(&costs.training),
-            cost(&costs.test_initial),
-            cost(&costs.test_trained)
-        );
-        let c = &self.cost;
-        let _ = writeln!(
-            md,
-            "Metered in this process: {} calls ({} cache hits, {} errors), {} prompt + {} completion tokens, ${:.4}; budget counted {} calls, {} tokens, ${:.4}.",
-            c.calls,
-            c.cache_hits,
-            c.errors,
-            c.prompt_tokens,
-            c.completion_tokens,
-            c.dollars,
-            self.budget_spent.calls,
-            self.budget_spent.tokens,
-            self.budget_spent.dollars
-        );
+        md.push_str(&costs::markdown(self));
         if !self.models.is_empty() {
             let _ = writeln!(md, "\nPer model (metered in this process; one budget for all):\n");
             let _ = writeln!(md, "| model | id | backend | calls | cache hits | tokens | cost |");
@@ -302,6 +277,27 @@ pub fn cost_rows(report: &Report) -> Vec<CostRow> {
         .filter_map(|(k, t)| k.strip_prefix("phase=").map(|p| CostRow { label: format!("phase {p}"), totals: *t }));
     let models = report.cost_by_model.iter().map(|(m, t)| CostRow { label: format!("model {m}"), totals: *t });
     phases.chain(models).collect()
+}
+
+/// The report with its training steps explained (`report.md`): [`Report::to_markdown`], then
+/// each step's gradient, patch, changes and decision read back from the run's journal.
+pub fn markdown(run_dir: &std::path::Path, report: &Report) -> anyhow::Result<String> {
+    let view = view::RunView::load(run_dir)?;
+    Ok(format!(
+        "{}
+{}",
+        report.to_markdown(),
+        steps::markdown(&view)
+    ))
+}
+
+/// Write [`markdown`] to the run directory's `report.md`; returns its path.
+pub fn write_markdown(run_dir: &std::path::Path, report: &Report) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let path = run_dir.join(crate::run::REPORT_MD);
+    let text = markdown(run_dir, report)?;
+    ann_llm::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// File name of the HTML report in a run directory.

@@ -463,8 +463,9 @@ async fn train_and_report(
     let p = prepared;
     // The trained network routes with the record of its training; every other network without.
     let (none, trained) = ((None, &RoutingRecord::default()), (None, &outcome.routing));
-    let (val_initial, _) = evaluate(p, none, start, &data.validation, (run_dir, "validation-initial"), options).await?;
-    let (val_trained, _) =
+    let (val_initial, cost_val_initial) =
+        evaluate(p, none, start, &data.validation, (run_dir, "validation-initial"), options).await?;
+    let (val_trained, cost_val_trained) =
         evaluate(p, trained, &outcome.best, &data.validation, (run_dir, "validation-trained"), options).await?;
     options.say(&format!("testing on {} examples", test.len()));
     let (test_initial, cost_initial) = evaluate(p, none, start, &test, (run_dir, "test-initial"), options).await?;
@@ -515,7 +516,13 @@ async fn train_and_report(
         validation: SplitScores::of_present(&val_initial, &val_trained, &bootstrap),
         test: SplitScores::of_present(&test_initial, &test_trained, &bootstrap),
         baselines,
-        costs: RunCosts { training: outcome.cost, test_initial: cost_initial, test_trained: cost_trained },
+        costs: RunCosts {
+            training: outcome.cost,
+            training_parts: outcome.costs,
+            validation: cost_val_initial.plus(&cost_val_trained),
+            test_initial: cost_initial,
+            test_trained: cost_trained,
+        },
         cost: meter.total,
         cost_by_tag: meter.by_tag,
         models: prepared.models.costs(config),
@@ -524,7 +531,7 @@ async fn train_and_report(
     };
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(run_dir.join(REPORT_JSON), json).context("writing report.json")?;
-    std::fs::write(run_dir.join(REPORT_MD), report.to_markdown()).context("writing report.md")?;
+    crate::report::write_markdown(run_dir, &report)?;
     crate::report::artifacts::write(
         config,
         prepared,

@@ -96,7 +96,12 @@ pub fn open_model(
             Backend::Local => {
                 let path = section.local_path.as_deref().map(|p| resolve(base, p)).unwrap_or(local_model.clone());
                 if !path.is_file() {
-                    bail!("the embedded model file {} is missing: run `cargo xtask fetch-model` first", path.display());
+                    bail!(
+                        "the embedded model file {} is missing: run `cargo xtask fetch-model` in the agentic-nn \
+                         checkout, or set ANN_CACHE_DIR to the folder holding `models/` (a checkout's `.cache`), \
+                         or ANN_LOCAL_MODEL to a GGUF file",
+                        path.display()
+                    );
                 }
                 let local = LocalConfig {
                     default_max_tokens: section.max_tokens.unwrap_or(512),

@@ -266,3 +266,58 @@ async fn an_unfinished_run_still_gets_a_page() {
     assert!(page.contains("not written yet") && !page.contains("Test score per method"));
     assert!(page.contains("<section class=\"step\" id=\"step-1\">"), "the accepted step is shown");
 }
+
+/// `report.md` says what each step did and why, and has one cost table whose named rows add up.
+#[tokio::test]
+async fn report_md_explains_each_step_and_names_each_cost_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = run(dir.path()).await;
+    let md = read(&run_dir.join("report.md"));
+    // Each step: the gate's decision with its reason in words, the gradient, the patch, the change.
+    assert!(md.contains("## Training steps") && md.contains("The starting network scored"), "{md}");
+    assert!(md.contains("**accepted**: validation"), "{md}");
+    assert!(
+        md.contains("**rejected** (`no_validation_gain`): the candidate network's validation score did not beat"),
+        "a rejected step says why: {md}"
+    );
+    assert!(md.contains("- global gradient: ") && md.contains("- patch for `answer`: "), "{md}");
+    assert!(md.contains(&format!("{FIX}+}}")), "the accepted change as a word diff: {md}");
+    assert!(md.lines().any(|l| l.starts_with("- change: ") && l.contains("geographer")), "the role change: {md}");
+
+    // One cost table; its part rows add up to its total row, and training's parts to training.
+    let report: ann_experiment::Report = serde_json::from_str(&read(&run_dir.join("report.json"))).unwrap();
+    let c = &report.costs;
+    let parts = &c.training_parts;
+    assert!(parts.initial_validation.calls > 0 && parts.optimizer.calls > 0 && parts.gate.calls > 0, "{c:?}");
+    let forwards = parts.forwards(&c.training);
+    assert!(forwards.calls > 0);
+    assert_eq!(
+        parts.initial_validation.calls + forwards.calls + parts.optimizer.calls + parts.gate.calls,
+        c.training.calls
+    );
+    // The optimiser's part is exactly the backward-phase calls the meter saw in this one process.
+    assert_eq!(parts.optimizer.calls, report.cost_by_tag["phase=backward"].calls);
+    assert!(c.validation.calls > 0, "the report's validation forwards are counted too");
+    let table = &md[md.find("## Cost").expect("one cost table")..];
+    assert_eq!(md.matches("## Cost").count(), 1, "{md}");
+    for row in [
+        "| training: starting network on the validation split |",
+        "| training: forward passes of the training batches |",
+        "| training: optimiser (losses, gradients, patches) |",
+        "| training: validation gate (candidate networks) |",
+        "| report: starting and trained network on the validation split |",
+        "| test: starting network |",
+        "| test: trained network |",
+        "| baseline direct |",
+        "| metered in this process |",
+        "| budget: paid backend requests |",
+    ] {
+        assert!(table.contains(row), "{row} missing from {table}");
+    }
+    let total = c.training.calls
+        + c.validation.calls
+        + c.test_initial.calls
+        + c.test_trained.calls
+        + report.baselines.iter().map(|b| b.cost.calls).sum::<u64>();
+    assert!(table.contains(&format!("| total of the rows above | {total} |")), "{table}");
+}

@@ -52,3 +52,8 @@ pub use cassette::CassetteEntry;
 pub use error::{CacheError, ReadOnlyPart};
 pub use model::{CacheMode, CachedModel};
 pub use store::{CacheConfig, ImportReport};
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -231,3 +231,8 @@ impl ChatModel for LocalModel {
         format!("local:{}:{sha}:{}", self.info.file_name, self.numerics)
     }
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -27,3 +27,8 @@ mod wire;
 pub use client::{ApiKey, OpenAiModel, ReplicaStats};
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use config::{OpenAiConfig, RateLimits, RetryPolicy};
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

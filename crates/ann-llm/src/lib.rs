@@ -25,3 +25,8 @@ pub use tools::{ToolCall, ToolChoice, ToolDefinition};
 pub use types::{
     ChatRequest, ChatResponse, FinishReason, Message, ResponseFormat, Role, Usage, estimate_prompt_tokens,
 };
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

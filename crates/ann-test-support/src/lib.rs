@@ -9,3 +9,8 @@ pub mod server;
 pub mod tool_calls;
 
 pub use scripted::{Reply, ScriptedModel};
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

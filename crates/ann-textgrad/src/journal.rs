@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::TrainError;
 use crate::decision::{ComponentScope, ComponentStatus, Decision};
 use crate::gradient::{GlobalGradient, LanguageLoss, LocalText};
-use crate::meter::Cost;
+use crate::meter::{Cost, TrainCosts};
 use crate::momentum::Momentum;
 use crate::patch::PatchOp;
 
@@ -111,6 +111,10 @@ pub struct Checkpoint {
     pub optimizer: OptimizerState,
     /// Cost of the run so far.
     pub cost: Cost,
+    /// Parts of [`Checkpoint::cost`]: initial validation, optimiser, validation gate (absent in
+    /// checkpoints written before they were kept: zero).
+    #[serde(default)]
+    pub costs: TrainCosts,
     /// Length of the journal in bytes and lines when this checkpoint was written.
     pub journal_bytes: u64,
     pub journal_lines: u64,
@@ -412,6 +416,7 @@ mod tests {
             momentum: Momentum::default(),
             optimizer: OptimizerState::default(),
             cost: Cost::default(),
+            costs: TrainCosts::default(),
             journal_bytes: 0,
             journal_lines: 0,
             stopped: None,

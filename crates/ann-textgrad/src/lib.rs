@@ -67,7 +67,7 @@ pub use gate::{Gate, Standing, Verdict};
 pub use gradient::{GlobalGradient, LanguageLoss, LayerBlame, LocalText, StructuralSuggestion};
 pub use journal::{Checkpoint, ComponentRecord, JournalEvent, OptimizerState, RunFiles, StepRecord, StopReason};
 pub use loss::select_examples;
-pub use meter::Cost;
+pub use meter::{Cost, TrainCosts};
 pub use momentum::{Momentum, MomentumEntry, Scope};
 pub use optimizer::Optimizer;
 pub use patch::{
@@ -75,3 +75,8 @@ pub use patch::{
 };
 pub use step::Merged;
 pub use train::{TrainData, TrainOutcome, Trainer};
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -54,6 +54,23 @@ impl Cost {
     }
 }
 
+/// Training's cost in parts (each as [`Cost`] counts it): the starting network's validation, the
+/// optimiser's calls (loss, gradients, patches) and the validation gate's forwards. The training
+/// batches' own forwards are the rest of the total.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TrainCosts {
+    pub initial_validation: Cost,
+    pub optimizer: Cost,
+    pub gate: Cost,
+}
+
+impl TrainCosts {
+    /// The batches' forwards: `total` less the other parts.
+    pub fn forwards(&self, total: &Cost) -> Cost {
+        total.since(&self.initial_validation).since(&self.optimizer).since(&self.gate)
+    }
+}
+
 /// `dollars` rounded to whole nanodollars: sums of rounded amounts (below millions of dollars) are
 /// then exact, whatever their order.
 fn nanodollars(dollars: f64) -> f64 {

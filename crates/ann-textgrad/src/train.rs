@@ -33,7 +33,7 @@ use crate::journal::{
     StepRecord, StopReason, batch_traces_name,
 };
 use crate::loss::select_examples;
-use crate::meter::{Cost, CountingModel};
+use crate::meter::{Cost, CountingModel, TrainCosts};
 use crate::momentum::{Momentum, MomentumEntry, Scope};
 use crate::optimizer::Optimizer;
 use crate::patch::{PatchOp, summarize_ops};
@@ -58,6 +58,8 @@ pub struct TrainOutcome {
     pub network: Network,
     pub optimizer: OptimizerState,
     pub cost: Cost,
+    /// Parts of `cost`: the starting network's validation, the optimiser's calls, the gate's forwards.
+    pub costs: TrainCosts,
     pub stop: StopReason,
     /// What the run's forwards chose per layer and how they scored.
     pub routing: RoutingRecord,
@@ -72,6 +74,7 @@ impl TrainOutcome {
             network: state.network.clone(),
             optimizer: state.optimizer,
             cost: state.cost,
+            costs: state.costs,
             stop,
             routing: state.routing.clone(),
         }
@@ -87,6 +90,9 @@ pub struct Trainer {
     gate: Gate,
     config: TrainConfig,
     cost: Arc<Mutex<Cost>>,
+    /// The optimiser's and the gate's share of `cost`, counted apart.
+    optimizer_cost: Arc<Mutex<Cost>>,
+    gate_cost: Arc<Mutex<Cost>>,
 }
 
 impl Trainer {
@@ -101,15 +107,21 @@ impl Trainer {
             config.rules.tools = Some(config.forward.tools.as_ref().map(|t| t.names()).unwrap_or_default());
         }
         let cost = Arc::new(Mutex::new(Cost::default()));
-        let worker = CountingModel::wrap(worker, config.prices.clone(), cost.clone());
-        let optimizer = CountingModel::wrap(optimizer, config.prices.clone(), cost.clone());
+        let (optimizer_cost, gate_cost) = (Arc::default(), Arc::default());
+        let prices = &config.prices;
+        let worker = CountingModel::wrap(worker, prices.clone(), cost.clone());
+        let optimizer = CountingModel::wrap(optimizer, prices.clone(), Arc::clone(&optimizer_cost));
+        let optimizer = CountingModel::wrap(optimizer, prices.clone(), cost.clone());
+        let gate_worker = CountingModel::wrap(worker.clone(), prices.clone(), Arc::clone(&gate_cost));
         Self {
             optimizer: Optimizer::new(optimizer, config.clone()),
-            gate: Gate::new(worker.clone(), evaluator.clone(), config.clone()),
+            gate: Gate::new(gate_worker, evaluator.clone(), config.clone()),
             worker,
             evaluator,
             config,
             cost,
+            optimizer_cost,
+            gate_cost,
         }
     }
 
@@ -119,6 +131,11 @@ impl Trainer {
 
     fn cost(&self) -> Cost {
         *self.cost.lock().expect("cost lock")
+    }
+
+    /// The optimiser's and the gate's counts so far.
+    fn part_costs(&self) -> (Cost, Cost) {
+        (*self.optimizer_cost.lock().expect("cost lock"), *self.gate_cost.lock().expect("cost lock"))
     }
 
     /// [`evaluate`] with the trainer's worker, evaluator and forward settings.
@@ -197,6 +214,7 @@ impl Trainer {
                         network: start.clone(),
                         optimizer: OptimizerState::default(),
                         cost: self.cost(),
+                        costs: TrainCosts { initial_validation: self.cost(), ..TrainCosts::default() },
                         stop,
                         routing: RoutingRecord::default(),
                     });
@@ -262,6 +280,7 @@ impl Trainer {
             momentum: Momentum::new(self.config.momentum_window),
             optimizer: OptimizerState::default(),
             cost,
+            costs: TrainCosts { initial_validation: cost, ..TrainCosts::default() },
             journal_bytes: 0,
             journal_lines: 0,
             stopped: None,
@@ -324,9 +343,13 @@ impl Trainer {
         let indices = &state.order[batch * size..((batch + 1) * size).min(state.order.len())];
         let examples: Vec<&Example> = indices.iter().map(|&i| &data.train[i]).collect();
         let before = self.cost();
+        let (optimizer_before, gate_before) = self.part_costs();
         let event = self.step(state, &examples, &data.validation, (epoch, batch), files, before).await?;
         let cost = self.cost().since(&before);
         state.cost = state.cost.plus(&cost);
+        let (optimizer_after, gate_after) = self.part_costs();
+        state.costs.optimizer = state.costs.optimizer.plus(&optimizer_after.since(&optimizer_before));
+        state.costs.gate = state.costs.gate.plus(&gate_after.since(&gate_before));
         state.next_batch += 1;
         self.commit(state, files, &event)
     }

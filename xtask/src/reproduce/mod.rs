@@ -34,9 +34,12 @@ use table::{Meta, Outcome};
 const BASE_URL_ENV: &str = "ANN_OPENAI_BASE_URL";
 const MODEL_ENV: &str = "ANN_OPENAI_MODEL";
 
-/// What `--local` sets unless the command line says otherwise: a short smoke check on a CPU.
+/// What `--local` sets unless the command line says otherwise: a short smoke check on a CPU. One
+/// baseline that calls (`direct`) and the free `start` keep the table's baseline rows exercised;
+/// the other three multiply the calls (self-consistency samples, debate rounds) for no new path.
 const LOCAL_LIMIT: usize = 2;
-const LOCAL_OVERRIDES: [&str; 3] = ["train.epochs=1", "model.max_tokens=64", "model.optimizer_max_tokens=128"];
+const LOCAL_OVERRIDES: [&str; 4] =
+    ["train.epochs=1", "model.max_tokens=64", "model.optimizer_max_tokens=128", "baselines=[\"direct\",\"start\"]"];
 
 #[derive(clap::Args, Debug, Default)]
 pub struct Args {
@@ -52,7 +55,8 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
     /// Run on the embedded offline model instead of an endpoint: a smoke check of the machinery
-    /// whose scores mean nothing. Implies `--limit 2`, one epoch and short answers unless set.
+    /// whose scores mean nothing. Implies `--limit 2`, one epoch, short answers and the baselines
+    /// `direct` and `start` only, unless set.
     #[arg(long)]
     pub local: bool,
     /// Override a value of every experiment's config, as `ann train --set` (repeatable), e.g.

@@ -259,19 +259,22 @@ fn costs(h: &mut String, r: &Report) {
             t.dollars
         );
     }
-    let c = &r.costs;
-    let _ = writeln!(
-        h,
-        "</table>\n<p>As the responses report them (a cache hit counted like the call it replays): training {}; test \
-         forwards of the initial network {}, of the trained network {}. The hard budget counted {} backend calls, {} \
-         tokens, ${:.4}.</p>",
-        super::cost(&c.training),
-        super::cost(&c.test_initial),
-        super::cost(&c.test_trained),
-        r.budget_spent.calls,
-        r.budget_spent.tokens,
-        r.budget_spent.dollars
+    h.push_str(
+        "</table>\n<h3>What each part of the run cost</h3>\n<table><tr><th>part of the run</th><th>calls</th>\
+                <th>tokens</th><th>dollars</th><th>how counted</th></tr>\n",
     );
+    for line in super::costs::part_lines(r).iter().chain(&super::costs::other_lines(r)) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>${:.4}</td><td class=\"muted\">{}</td></tr>",
+            escape(&line.label),
+            line.calls,
+            line.tokens,
+            line.dollars,
+            escape(&line.note)
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 fn change_html(h: &mut String, change: &Change) {
