@@ -85,3 +85,8 @@ pub fn tail(text: &str, max: usize) -> &str {
     }
     &text[start..]
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -37,3 +37,8 @@ pub fn builtin_registry(python: Option<PythonTool>) -> ToolRegistry {
     }
     registry
 }
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
