@@ -1,0 +1,139 @@
+//! The measurement report both engines print (one JSON line), child processes, and the table.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// The prompts, as our engine rendered them, and how many tokens each engine generates after them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Workload {
+    pub prompts: Vec<PromptCase>,
+    /// Tokens generated after each prompt for the generation rate.
+    pub generate: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PromptCase {
+    /// `short` or `long`.
+    pub name: String,
+    /// The rendered chat prompt (special tokens written out).
+    pub text: String,
+    /// Prompt tokens as our engine counts them.
+    pub tokens: usize,
+}
+
+/// One prompt's figures: the best of three rounds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rates {
+    pub name: String,
+    pub prompt_tokens: usize,
+    pub prefill_tok_s: f64,
+    pub generated_tokens: usize,
+    pub generation_tok_s: f64,
+}
+
+/// Concurrent requests decoded together against the same requests one after another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Concurrency {
+    pub requests: usize,
+    pub tokens_each: usize,
+    pub sequential_s: f64,
+    pub concurrent_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measured {
+    pub engine: String,
+    pub load_s: f64,
+    pub workload: Workload,
+    pub rates: Vec<Rates>,
+    pub concurrency: Option<Concurrency>,
+}
+
+/// Run `cmd` to the end, its stderr passed through; returns its stdout and its peak RSS in bytes
+/// (`ru_maxrss` of this very child, from `wait4`).
+pub fn run_child(mut cmd: Command) -> Result<(String, u64)> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd.spawn().with_context(|| format!("starting {shown}"))?;
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("piped"), &mut stdout)?;
+    let mut status = 0;
+    // SAFETY: plain libc call on our own child's pid; rusage is a zeroed out-parameter.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if got != pid {
+        bail!("waiting for {shown}: {}", std::io::Error::last_os_error());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{shown} failed (wait status {status})");
+    }
+    // The child is reaped: keep std from waiting on it again.
+    std::mem::forget(child);
+    Ok((stdout, usage.ru_maxrss as u64 * 1024))
+}
+
+/// The last line of `stdout` that parses as a report.
+pub fn last_json(stdout: &str) -> Result<Measured> {
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).context("no JSON report line")?;
+    serde_json::from_str(line).with_context(|| format!("parsing the report {line:?}"))
+}
+
+/// Same prompt token counts and as many generated tokens on both sides.
+pub fn check_counts(ours: &Measured, theirs: &Measured) -> Result<()> {
+    for (a, b) in ours.rates.iter().zip(&theirs.rates) {
+        if a.name != b.name || a.prompt_tokens != b.prompt_tokens || a.generated_tokens != b.generated_tokens {
+            bail!(
+                "the engines did not run the same work: {} prompt {} tokens / {} generated (ours) against {} \
+                 prompt {} tokens / {} generated (llama.cpp)",
+                a.name,
+                a.prompt_tokens,
+                a.generated_tokens,
+                b.name,
+                b.prompt_tokens,
+                b.generated_tokens
+            );
+        }
+    }
+    if ours.rates.len() != theirs.rates.len() {
+        bail!("the engines measured {} and {} prompts", ours.rates.len(), theirs.rates.len());
+    }
+    Ok(())
+}
+
+pub fn print_table(ours: &Measured, ours_rss: u64, theirs: &Measured, theirs_rss: u64, threads: i32) {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("\nembedded engine against llama.cpp: same Q8_0 file, same prompts, {threads} threads, best of 3");
+    println!("{:<34} {:>12} {:>12} {:>8}", "", "ours", "llama.cpp", "ratio");
+    let row = |label: String, o: f64, t: f64, unit: &str, higher_is_better: bool| {
+        let ratio = if higher_is_better { o / t } else { t / o };
+        println!("{label:<34} {:>9.1}{unit:<3} {:>9.1}{unit:<3} {ratio:>7.2}x", o, t);
+    };
+    for (o, t) in ours.rates.iter().zip(&theirs.rates) {
+        row(format!("prefill, {} prompt ({} tok)", o.name, o.prompt_tokens), o.prefill_tok_s, t.prefill_tok_s, "t/s", true);
+    }
+    for (o, t) in ours.rates.iter().zip(&theirs.rates) {
+        row(
+            format!("generation after {} ({} tok)", o.name, o.generated_tokens),
+            o.generation_tok_s,
+            t.generation_tok_s,
+            "t/s",
+            true,
+        );
+    }
+    row("load".into(), ours.load_s * 1000.0, theirs.load_s * 1000.0, "ms", false);
+    row("peak memory (RSS)".into(), mib(ours_rss), mib(theirs_rss), "MiB", false);
+    if let Some(c) = &ours.concurrency {
+        println!(
+            "ours: {} concurrent requests of {} tokens: {:.2} s together, {:.2} s one after another ({:.2}x)",
+            c.requests,
+            c.tokens_each,
+            c.concurrent_s,
+            c.sequential_s,
+            c.sequential_s / c.concurrent_s
+        );
+    }
+    println!("(ratio: ours relative to llama.cpp, above 1 = ours better)");
+}
