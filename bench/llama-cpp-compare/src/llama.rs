@@ -31,7 +31,7 @@ pub fn quantize_q8(input: &Path, output: &Path) -> Result<()> {
         let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
         params.ftype = llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q8_0;
         params.allow_requantize = true;
-        params.pure = true;
+        params.pure_ = true;
         params.nthread = 2;
         llama_cpp_sys_2::llama_model_quantize(inp.as_ptr(), out.as_ptr(), &params)
     };

@@ -43,7 +43,8 @@ fn main() -> Result<()> {
             let model = flag(&args, "--model").unwrap_or_else(|| usage());
             let prompts = flag(&args, "--prompts").unwrap_or_else(|| usage());
             let text = std::fs::read_to_string(&prompts).with_context(|| format!("reading {prompts}"))?;
-            let workload: report::Workload = serde_json::from_str(&text).with_context(|| format!("parsing {prompts}"))?;
+            let workload: report::Workload =
+                serde_json::from_str(&text).with_context(|| format!("parsing {prompts}"))?;
             let measured = llama::measure(model.as_ref(), &workload, threads)?;
             println!("{}", serde_json::to_string(&measured)?);
             Ok(())
@@ -72,12 +73,17 @@ fn table(ours_bin: &std::path::Path, input: &std::path::Path, work: &std::path::
     }
     eprintln!("both engines read {}", q8.display());
 
-    // Ours first: it renders the prompts (its chat template) and says how many tokens it saw.
-    let mut cmd = Command::new(ours_bin);
-    cmd.arg("--json").arg(&q8).env("CANDLE_NUM_THREADS", threads.to_string());
-    cmd.env("RAYON_NUM_THREADS", threads.to_string());
-    let (stdout, ours_rss) = report::run_child(cmd)?;
-    let ours: report::Measured = report::last_json(&stdout).context("our engine's report")?;
+    // Ours first: it renders the prompts (its chat template) and says how many tokens it saw. Its
+    // settings before VNNI padding and batched decoding run too, for the before/after columns.
+    let ours_run = |extra: Option<&str>| -> Result<(report::Measured, u64)> {
+        let mut cmd = Command::new(ours_bin);
+        cmd.arg("--json").args(extra).arg(&q8);
+        cmd.env("CANDLE_NUM_THREADS", threads.to_string()).env("RAYON_NUM_THREADS", threads.to_string());
+        let (stdout, rss) = report::run_child(cmd)?;
+        Ok((report::last_json(&stdout).context("our engine's report")?, rss))
+    };
+    let (before, before_rss) = ours_run(Some("--baseline"))?;
+    let (ours, ours_rss) = ours_run(None)?;
 
     let prompts = work.join("prompts.json");
     std::fs::write(&prompts, serde_json::to_string_pretty(&ours.workload)?)?;
@@ -87,6 +93,7 @@ fn table(ours_bin: &std::path::Path, input: &std::path::Path, work: &std::path::
     let theirs: report::Measured = report::last_json(&stdout).context("llama.cpp's report")?;
 
     report::check_counts(&ours, &theirs)?;
-    report::print_table(&ours, ours_rss, &theirs, llama_rss, threads);
+    report::check_counts(&before, &theirs)?;
+    report::print_table([(&before, before_rss), (&ours, ours_rss), (&theirs, llama_rss)], threads);
     Ok(())
 }

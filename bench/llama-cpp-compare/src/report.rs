@@ -103,37 +103,43 @@ pub fn check_counts(ours: &Measured, theirs: &Measured) -> Result<()> {
     Ok(())
 }
 
-pub fn print_table(ours: &Measured, ours_rss: u64, theirs: &Measured, theirs_rss: u64, threads: i32) {
+/// Columns: ours before (VNNI padding and batched decoding off), ours, llama.cpp; ratios of ours to
+/// llama.cpp (above 1 = ours better).
+pub fn print_table(runs: [(&Measured, u64); 3], threads: i32) {
+    let [(before, before_rss), (ours, ours_rss), (theirs, theirs_rss)] = runs;
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!("\nembedded engine against llama.cpp: same Q8_0 file, same prompts, {threads} threads, best of 3");
-    println!("{:<34} {:>12} {:>12} {:>8}", "", "ours", "llama.cpp", "ratio");
-    let row = |label: String, o: f64, t: f64, unit: &str, higher_is_better: bool| {
-        let ratio = if higher_is_better { o / t } else { t / o };
-        println!("{label:<34} {:>9.1}{unit:<3} {:>9.1}{unit:<3} {ratio:>7.2}x", o, t);
-    };
-    for (o, t) in ours.rates.iter().zip(&theirs.rates) {
-        row(format!("prefill, {} prompt ({} tok)", o.name, o.prompt_tokens), o.prefill_tok_s, t.prefill_tok_s, "t/s", true);
-    }
-    for (o, t) in ours.rates.iter().zip(&theirs.rates) {
-        row(
-            format!("generation after {} ({} tok)", o.name, o.generated_tokens),
-            o.generation_tok_s,
-            t.generation_tok_s,
-            "t/s",
-            true,
-        );
-    }
-    row("load".into(), ours.load_s * 1000.0, theirs.load_s * 1000.0, "ms", false);
-    row("peak memory (RSS)".into(), mib(ours_rss), mib(theirs_rss), "MiB", false);
-    if let Some(c) = &ours.concurrency {
+    println!("{:<34} {:>13} {:>13} {:>13} {:>7} {:>7}", "", "ours before", "ours", "llama.cpp", "before", "now");
+    let row = |label: String, b: f64, o: f64, t: f64, unit: &str, higher_is_better: bool| {
+        let ratio = |x: f64| if higher_is_better { x / t } else { t / x };
         println!(
-            "ours: {} concurrent requests of {} tokens: {:.2} s together, {:.2} s one after another ({:.2}x)",
-            c.requests,
-            c.tokens_each,
-            c.concurrent_s,
-            c.sequential_s,
-            c.sequential_s / c.concurrent_s
+            "{label:<34} {b:>9.1} {unit:<3} {o:>9.1} {unit:<3} {t:>9.1} {unit:<3} {:>6.2}x {:>6.2}x",
+            ratio(b),
+            ratio(o)
         );
+    };
+    let rates = before.rates.iter().zip(&ours.rates).zip(&theirs.rates);
+    for ((b, o), t) in rates.clone() {
+        let label = format!("prefill, {} prompt ({} tok)", o.name, o.prompt_tokens);
+        row(label, b.prefill_tok_s, o.prefill_tok_s, t.prefill_tok_s, "t/s", true);
     }
-    println!("(ratio: ours relative to llama.cpp, above 1 = ours better)");
+    for ((b, o), t) in rates {
+        let label = format!("generation after {} ({} tok)", o.name, o.generated_tokens);
+        row(label, b.generation_tok_s, o.generation_tok_s, t.generation_tok_s, "t/s", true);
+    }
+    row("load".into(), before.load_s * 1e3, ours.load_s * 1e3, theirs.load_s * 1e3, "ms", false);
+    row("peak memory (RSS)".into(), mib(before_rss), mib(ours_rss), mib(theirs_rss), "MiB", false);
+    for (label, m) in [("before", before), ("now", ours)] {
+        if let Some(c) = &m.concurrency {
+            println!(
+                "ours {label}: {} concurrent requests of {} tokens: {:.2} s together, {:.2} s one after another ({:.2}x)",
+                c.requests,
+                c.tokens_each,
+                c.concurrent_s,
+                c.sequential_s,
+                c.sequential_s / c.concurrent_s
+            );
+        }
+    }
+    println!("(ratios: ours before / ours now relative to llama.cpp, above 1 = ours better)");
 }

@@ -7,6 +7,7 @@
 //! quantized weights for every step), then prints the ratios. With `--json` it measures the default
 //! configuration only and prints one JSON line (load time, the rendered prompts and their token
 //! counts, rates, concurrency): `cargo xtask local-speed --vs-llama-cpp` compares it with llama.cpp.
+//! `--baseline` measures the settings before VNNI padding and batched decoding instead.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -85,8 +86,8 @@ async fn measure(model: &LocalModel, quiet: bool) -> (Vec<Value>, Vec<Value>) {
 
 /// `CONCURRENT` different requests one after another, then the same requests at once, on a model
 /// without a prefix cache (both runs prefill everything); the answers must be the same.
-async fn concurrency(path: &Path) -> Value {
-    let (model, _) = open(path, LocalConfig { prefix_cache_tokens: 0, ..LocalConfig::default() });
+async fn concurrency(path: &Path, config: &LocalConfig) -> Value {
+    let (model, _) = open(path, LocalConfig { prefix_cache_tokens: 0, ..config.clone() });
     let topics = ["rivers", "mountains", "forests", "deserts", "oceans", "cities", "islands", "lakes"];
     let requests: Vec<ChatRequest> = topics[..CONCURRENT]
         .iter()
@@ -120,16 +121,23 @@ async fn concurrency(path: &Path) -> Value {
 async fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let as_json = args.iter().any(|a| a == "--json");
-    args.retain(|a| a != "--json");
-    let path = args.first().map(PathBuf::from).or_else(|| std::env::var_os(MODEL_ENV).map(PathBuf::from)).unwrap_or_else(
-        || ann_llm_local::pinned_model_path(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache")),
-    );
-    let base = LocalConfig::default();
+    // The settings before VNNI padding and batched decoding, to compare within one run.
+    let baseline = args.iter().any(|a| a == "--baseline");
+    args.retain(|a| a != "--json" && a != "--baseline");
+    let path =
+        args.first().map(PathBuf::from).or_else(|| std::env::var_os(MODEL_ENV).map(PathBuf::from)).unwrap_or_else(
+            || ann_llm_local::pinned_model_path(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache")),
+        );
+    let base = if baseline {
+        LocalConfig { vnni_padding: false, max_batch: 1, ..LocalConfig::default() }
+    } else {
+        LocalConfig::default()
+    };
     if as_json {
         let (model, load_s) = open(&path, base);
         let (prompts, rates) = measure(&model, true).await;
         drop(model);
-        let concurrency = concurrency(&path).await;
+        let concurrency = concurrency(&path, &base).await;
         let report = json!({
             "engine": "ann-llm-local", "load_s": load_s,
             "workload": {"prompts": prompts, "generate": GENERATED},
@@ -154,7 +162,7 @@ async fn main() {
             ratio("generation_tok_s")
         );
     }
-    let c = concurrency(&path).await;
+    let c = concurrency(&path, &LocalConfig::default()).await;
     println!(
         "{CONCURRENT} concurrent requests of {CONCURRENT_TOKENS} tokens: {:.2} s together, {:.2} s one after another",
         c["concurrent_s"], c["sequential_s"]

@@ -56,8 +56,8 @@ pub use pin::{
     verify_file,
 };
 pub use sampling::sample_seed;
-pub use worker::DecodeStats;
 pub use template::{CHATML_TEMPLATE, ChatTemplate, RenderedPrompt};
+pub use worker::DecodeStats;
 
 #[cfg(doc)]
 use ann_llm::ResponseFormat;
@@ -164,11 +164,11 @@ impl LocalModel {
             if config.requantize_q8 { "-q8" } else { "" },
             if config.vnni_padding && llama::vnni_available() { "-vnni" } else { "" }
         );
+        let max_batch = config.max_batch;
         let engine = Engine::load(path, sha256, config)?;
         let info = engine.info().clone();
         let tokenizer = engine.tokenizer().clone();
         let (jobs, rx) = mpsc::channel::<Job>(capacity);
-        let max_batch = config.max_batch;
         let counters = std::sync::Arc::new(worker::Counters::default());
         let shared = counters.clone();
         std::thread::Builder::new()

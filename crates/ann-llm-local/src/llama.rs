@@ -79,8 +79,6 @@ pub struct WeightPlan {
     pub pad_for_vnni: bool,
 }
 
-
-
 /// One projection: quantized weights, and optionally a dense copy for long chunks.
 struct Linear {
     quantized: QMatMul,
@@ -415,8 +413,7 @@ impl Llama {
             let shape = att.shape();
             let att = mask.broadcast_as(shape)?.where_cond(&neg_inf.broadcast_as(shape)?, &att)?;
             let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y =
-                att.matmul(&kv(vc)?)?.reshape((1, s.n_head, seq, d))?.transpose(1, 2)?.reshape((1, seq, s.dim))?;
+            let y = att.matmul(&kv(vc)?)?.reshape((1, s.n_head, seq, d))?.transpose(1, 2)?.reshape((1, seq, s.dim))?;
             x = (x + layer.wo.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32)?;
             let act = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;

@@ -13,7 +13,7 @@ use crate::sampling::Sampler;
 use crate::tokenizer::GgufTokenizer;
 
 /// What a sequence needs after choosing its next token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Run this token through the model (then call [`Sequence::next`] again with its logits set).
     Feed(u32),
