@@ -134,7 +134,7 @@ async fn main() {
         LocalConfig::default()
     };
     if as_json {
-        let (model, load_s) = open(&path, base);
+        let (model, load_s) = open(&path, base.clone());
         let (prompts, rates) = measure(&model, true).await;
         drop(model);
         let concurrency = concurrency(&path, &base).await;
