@@ -10,6 +10,7 @@ mod fuzz;
 mod pip;
 mod reproduce;
 mod scrub;
+mod vs_llama_cpp;
 
 pub use scrub::scrub_package_env;
 
@@ -42,6 +43,13 @@ enum Cmd {
     },
     /// Fetch the embedded model as needed, then print its prefill and generation speed (release build).
     LocalSpeed {
+        /// Side by side with llama.cpp on the same 8-bit file (builds llama.cpp: needs cmake, a C++
+        /// compiler and libclang).
+        #[arg(long)]
+        vs_llama_cpp: bool,
+        /// Threads each engine uses (with --vs-llama-cpp).
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
         /// Extra arguments passed to the `speed` example (a GGUF path other than the pinned model).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -70,7 +78,10 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Test { args } => test(&args),
         Cmd::Demo { args } => demo(&args),
-        Cmd::LocalSpeed { args } => local_speed(&args),
+        Cmd::LocalSpeed { vs_llama_cpp: true, threads, args } => {
+            vs_llama_cpp::run(threads, args.first().map(Path::new))
+        }
+        Cmd::LocalSpeed { args, .. } => local_speed(&args),
         Cmd::Reproduce(args) => reproduce::run(&args),
         Cmd::FetchModel(args) => fetch_model::run(&args),
         Cmd::FetchData(args) => fetch_data::run(&args),

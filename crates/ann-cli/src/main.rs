@@ -6,8 +6,8 @@
 mod cassette;
 mod exit;
 mod inspect;
-mod progress;
 mod paths;
+mod progress;
 
 mod report_cmds;
 mod runs;

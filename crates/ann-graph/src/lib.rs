@@ -78,7 +78,6 @@ pub fn example_network() -> Network {
 pub use tools::{DEFAULT_TOOL_STEPS, MAX_TOOL_STEPS};
 pub use trace::{CallKind, CallRecord, LayerTrace, RoutingDecision, RoutingSource, ToolResult, Trace};
 
-
 /// The README's example, run as a doc test.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

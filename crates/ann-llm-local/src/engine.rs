@@ -1,17 +1,17 @@
 //! The synchronous engine: prompt rendering, prefill with a shared-prefix KV cache, and the decoding loop.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::Path;
 use std::time::Instant;
 
-use ann_llm::{ChatRequest, ChatResponse, FinishReason, LlmError, ResponseFormat, Usage};
+use ann_llm::{ChatRequest, ChatResponse, FinishReason, LlmError, ResponseFormat};
 use candle_core::quantized::gguf_file;
 use llguidance::api::TopLevelGrammar;
 use llguidance::{JsonCompileOptions, Matcher, ParserFactory};
 
-use crate::llama::{KvCache, Llama, WeightPlan};
+use crate::llama::{KvCache, Llama, WeightPlan, vnni_available};
 use crate::sampling::Sampler;
+use crate::sequence::{Sequence, Step};
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
 use crate::tokenizer::GgufTokenizer;
 use crate::{LocalConfig, LocalError};
@@ -132,7 +132,11 @@ impl Engine {
         let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let name = meta_str("general.name")
             .unwrap_or_else(|| path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        let plan = WeightPlan { dense_prefill: config.dense_prefill, requantize_q8: config.requantize_q8 };
+        let plan = WeightPlan {
+            dense_prefill: config.dense_prefill,
+            requantize_q8: config.requantize_q8,
+            pad_for_vnni: config.vnni_padding && vnni_available(),
+        };
         let model = Llama::from_gguf(&content, &mut file, context_length, plan).map_err(|e| format(e.to_string()))?;
         let cache = PrefixCache { entries: Vec::new(), capacity_tokens: config.prefix_cache_tokens, clock: 0 };
         let info = ModelInfo { file_name, sha256, name, context_length, vocab_size };
@@ -220,8 +224,9 @@ impl Engine {
         Ok(Some(matcher))
     }
 
-    /// Answer one request.
-    pub fn generate(&mut self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
+    /// Prefill one request's prompt (resuming from the longest cached prefix) and return it ready to
+    /// decode.
+    pub fn start(&mut self, req: &ChatRequest) -> Result<Sequence, LlmError> {
         let started = Instant::now();
         let with_tools = crate::tools::active(req);
         let prompt = if with_tools {
@@ -234,7 +239,7 @@ impl Engine {
         if prompt_len >= context {
             return Err(LlmError::ContextOverflow { prompt_tokens: prompt_len, context });
         }
-        let mut matcher = if with_tools {
+        let matcher = if with_tools {
             let schema = crate::tools::answer_schema(req);
             self.matcher(&ResponseFormat::JsonSchema { name: "tool_calls".into(), schema, strict: true })?
         } else {
@@ -254,69 +259,49 @@ impl Engine {
             }
         }
 
-        let max_new = req.max_tokens.map(|m| m as usize).unwrap_or(self.config.default_max_tokens as usize);
         let temperature = req.temperature.unwrap_or(self.config.default_temperature);
-        let mut sampler = Sampler::new(
+        let sampler = Sampler::new(
             req.seed.unwrap_or(self.config.default_seed),
             req.sample_index,
             temperature,
             req.top_p.unwrap_or(1.0),
         );
-        let stop_ids: &BTreeSet<u32> = &self.tokenizer.stop_ids;
-        let mut generated: Vec<u32> = Vec::new();
-        let mut text = String::new();
-        let mut finish = FinishReason::Length;
-        while generated.len() < max_new {
-            if let Some(m) = matcher.as_mut() {
-                let mask = m.compute_mask().map_err(|e| LocalError::Grammar(e.to_string()))?;
-                for (i, l) in logits.iter_mut().enumerate() {
-                    if !mask.is_allowed(i as u32) {
-                        *l = f32::NEG_INFINITY;
-                    }
-                }
-            }
-            let Some(token) = sampler.sample(&logits) else {
-                return Err(LocalError::Runtime("no token is allowed (every logit masked or not finite)".into()).into());
-            };
-            if stop_ids.contains(&token) {
-                finish = FinishReason::Stop;
-                break;
-            }
-            generated.push(token);
-            text = self.tokenizer.decode(&generated)?;
-            if let Some(cut) = req.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min() {
-                text.truncate(cut);
-                finish = FinishReason::Stop;
-                break;
-            }
-            if let Some(m) = matcher.as_mut() {
-                m.consume_token(token).map_err(|e| LocalError::Grammar(e.to_string()))?;
-                if m.is_stopped() {
-                    finish = FinishReason::Stop;
-                    break;
-                }
-            }
-            if generated.len() >= max_new || prompt_len + generated.len() >= context {
-                break;
-            }
-            logits = self.model.forward(&[token], &mut kv).map_err(LocalError::from)?;
-        }
-        let (text, tool_calls) = if with_tools { crate::tools::read_answer(req, text) } else { (text, Vec::new()) };
-        if !tool_calls.is_empty() {
-            finish = FinishReason::ToolCalls;
-        }
-        Ok(ChatResponse {
-            text,
-            finish_reason: finish,
-            usage: Usage {
-                prompt_tokens: prompt_len as u64,
-                completion_tokens: generated.len() as u64,
-                cached_tokens: cached_tokens as u64,
-            },
-            model: self.info.name.clone(),
-            latency_ms: started.elapsed().as_millis() as u64,
-            cache_hit: false,
-            tool_calls,
+        Ok(Sequence {
+            kv,
+            logits,
+            matcher,
+            sampler,
+            stop: req.stop.clone(),
+            max_new: req.max_tokens.map(|m| m as usize).unwrap_or(self.config.default_max_tokens as usize),
+            prompt_len,
+            cached_tokens,
+            context,
+            started,
+            generated: Vec::new(),
+            text: String::new(),
+            tool_request: with_tools.then(|| Box::new(req.clone())),
         })
+    }
+
+    /// The next step of `seq` (see [`Sequence::next`]).
+    pub fn next(&self, seq: &mut Sequence) -> Result<Step, LlmError> {
+        seq.next(&self.tokenizer, &self.tokenizer.stop_ids)
+    }
+
+    /// The response of a finished sequence.
+    pub fn finish(&self, seq: Sequence, finish_reason: FinishReason) -> ChatResponse {
+        seq.finish(finish_reason, &self.info.name)
+    }
+
+    /// Run one token through the model for each sequence, all in one batch: each sequence's logits
+    /// are the same as if it ran alone.
+    pub fn feed(&self, batch: &mut [(&mut Sequence, u32)]) -> Result<(), LlmError> {
+        let tokens: Vec<u32> = batch.iter().map(|(_, t)| *t).collect();
+        let mut caches: Vec<&mut KvCache> = batch.iter_mut().map(|(s, _)| &mut s.kv).collect();
+        let logits = self.model.forward_decode(&tokens, &mut caches).map_err(LocalError::from)?;
+        for ((seq, _), l) in batch.iter_mut().zip(logits) {
+            seq.logits = l;
+        }
+        Ok(())
     }
 }

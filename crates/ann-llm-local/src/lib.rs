@@ -3,7 +3,9 @@
 //! [`LocalModel`] loads a llama-architecture GGUF file (by default SmolLM2-135M-Instruct Q4_1, fetched
 //! by `cargo xtask fetch-model`), builds the tokenizer and the chat template from the file's metadata,
 //! and answers [`ChatRequest`]s on a dedicated worker thread fed by a bounded queue, so that many
-//! concurrent agents wait their turn instead of blocking the async runtime.
+//! concurrent agents never block the async runtime. The worker decodes the requests in progress
+//! together (up to [`LocalConfig::max_batch`]): one forward pass advances each of them by a token and
+//! reads the weights once for all, and each request gets exactly the answer it gets alone.
 //!
 //! Decoding: greedy at temperature 0 (the default when a request sets none); otherwise temperature and
 //! top-p sampling from a ChaCha RNG seeded by the request's `seed` and `sample_index`, so every answer
@@ -41,9 +43,11 @@ mod llama;
 mod pin;
 mod prompts;
 mod sampling;
+mod sequence;
 mod template;
 mod tokenizer;
 mod tools;
+mod worker;
 
 use std::path::Path;
 
@@ -59,6 +63,7 @@ pub use pin::{
 };
 pub use sampling::sample_seed;
 pub use template::{CHATML_TEMPLATE, ChatTemplate, RenderedPrompt};
+pub use worker::DecodeStats;
 
 #[cfg(doc)]
 use ann_llm::ResponseFormat;
@@ -90,6 +95,13 @@ pub struct LocalConfig {
     /// through those projections, at the cost of about twice their memory and a rounding step far
     /// below the 4-bit format's own.
     pub requantize_q8: bool,
+    /// Most requests decoded together: concurrent requests share each forward pass (one token
+    /// each), and each gets the answer it would get alone. 1 answers one request at a time.
+    pub max_batch: usize,
+    /// On CPUs with AVX-512 VNNI, pad 8-bit projections whose input width is not a multiple of 256
+    /// (SmolLM2's 576) with zero blocks, so that candle runs them on its VNNI kernel instead of a
+    /// 256-bit dot product per row and column. Activations are then quantized in blocks of 256.
+    pub vnni_padding: bool,
 }
 
 impl Default for LocalConfig {
@@ -103,6 +115,8 @@ impl Default for LocalConfig {
             prefix_cache_tokens: 8192,
             dense_prefill: true,
             requantize_q8: true,
+            max_batch: 8,
+            vnni_padding: true,
         }
     }
 }
@@ -112,17 +126,19 @@ enum Job {
     CountPrompt(Vec<Message>, oneshot::Sender<Result<PromptTokens, LlmError>>),
 }
 
-/// The embedded model behind [`ChatModel`]; share it through an `Arc` (one worker thread per instance).
+/// The embedded model behind [`ChatModel`]; share it through an `Arc` (one worker thread per instance,
+/// which decodes concurrent requests together).
 pub struct LocalModel {
     jobs: mpsc::Sender<Job>,
     info: ModelInfo,
     tokenizer: GgufTokenizer,
     numerics: String,
+    counters: std::sync::Arc<worker::Counters>,
 }
 
 /// Bumped whenever a change of the engine changes its outputs (the order or precision of its
 /// arithmetic), so that cached answers of an older engine are never served as this one's.
-const ENGINE_REVISION: u32 = 2;
+const ENGINE_REVISION: u32 = 3;
 
 impl LocalModel {
     /// Open `path` after checking its sha256 against `expected_sha256`; a missing or corrupt file is
@@ -149,37 +165,34 @@ impl LocalModel {
     fn start(path: &Path, sha256: String, config: LocalConfig) -> Result<Self, LocalError> {
         let capacity = config.queue_capacity.max(1);
         let numerics = format!(
-            "e{ENGINE_REVISION}{}{}",
+            "e{ENGINE_REVISION}{}{}{}",
             if config.dense_prefill { "-dense" } else { "" },
-            if config.requantize_q8 { "-q8" } else { "" }
+            if config.requantize_q8 { "-q8" } else { "" },
+            if config.vnni_padding && llama::vnni_available() { "-vnni" } else { "" }
         );
-        let mut engine = Engine::load(path, sha256, config)?;
+        let max_batch = config.max_batch;
+        let engine = Engine::load(path, sha256, config)?;
         let info = engine.info().clone();
         let tokenizer = engine.tokenizer().clone();
-        let (jobs, mut rx) = mpsc::channel::<Job>(capacity);
+        let (jobs, rx) = mpsc::channel::<Job>(capacity);
+        let counters = std::sync::Arc::new(worker::Counters::default());
+        let shared = counters.clone();
         std::thread::Builder::new()
             .name(format!("ann-llm-local:{}", info.file_name))
-            .spawn(move || {
-                // Ends when every LocalModel handle (every sender) is gone.
-                while let Some(job) = rx.blocking_recv() {
-                    // The callers may have gone away (cancelled); nothing to do then.
-                    match job {
-                        Job::Complete(request, reply) => {
-                            let _ = reply.send(guarded(|| engine.generate(&request)));
-                        }
-                        Job::CountPrompt(messages, reply) => {
-                            let _ = reply.send(guarded(|| Ok(engine.prompt_tokens(&messages)?)));
-                        }
-                    }
-                }
-            })
+            // Ends when every LocalModel handle (every sender) is gone.
+            .spawn(move || worker::run(engine, rx, max_batch, shared))
             .map_err(|e| LocalError::Runtime(format!("starting the model worker thread: {e}")))?;
-        Ok(Self { jobs, info, tokenizer, numerics })
+        Ok(Self { jobs, info, tokenizer, numerics, counters })
     }
 
     /// The model file's name, checksum, context window and vocabulary size.
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// How the worker has decoded so far (forward passes, tokens, the largest batch).
+    pub fn decode_stats(&self) -> DecodeStats {
+        self.counters.snapshot()
     }
 
     /// Tokens of `text` as the model sees it (special tokens such as `<|im_end|>` recognised).
@@ -190,6 +203,12 @@ impl LocalModel {
     /// Text of `ids`, special tokens left out.
     pub fn detokenize(&self, ids: &[u32]) -> Result<String, LocalError> {
         self.tokenizer.decode(ids)
+    }
+
+    /// Text of `ids` with special tokens written out (a rendered prompt, as another engine would
+    /// read it).
+    pub fn detokenize_special(&self, ids: &[u32]) -> Result<String, LocalError> {
+        self.tokenizer.decode_special(ids)
     }
 
     /// The rendered, tokenized prompt of `messages` (what `usage.prompt_tokens` counts).

@@ -4,9 +4,10 @@
 //! when enabled, a dequantized f32 copy used for prompt chunks of many tokens (compute-bound, where
 //! a dense matrix multiplication is several times faster than the quantized dot products).
 
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::{D, DType, Device, IndexOp, Module, Result, Tensor};
 use std::io::{Read, Seek};
 
 /// The causal mask of `seq` new positions after `pos` cached ones, for query rows grouped as
@@ -73,12 +74,49 @@ pub struct WeightPlan {
     pub dense_prefill: bool,
     /// Requantize block formats that candle has no SIMD dot product for (Q4_1, Q5_0, Q5_1) to Q8_0.
     pub requantize_q8: bool,
+    /// Pad Q8_0 projections whose input width is not a multiple of 256 so that they take candle's
+    /// AVX-512 VNNI kernel (only where the CPU has it).
+    pub pad_for_vnni: bool,
 }
 
 /// One projection: quantized weights, and optionally a dense copy for long chunks.
 struct Linear {
     quantized: QMatMul,
     dense: Option<QMatMul>,
+    /// Input width the quantized weights were padded to (with zero blocks), when wider than the
+    /// input: see [`pad_q8_0`].
+    padded_k: Option<usize>,
+}
+
+/// candle's AVX-512 VNNI kernel for Q8_0 weights (one pass over the weights for a whole batch of
+/// rows) takes only input widths that are a multiple of 256; other widths (SmolLM2's 576) fall back
+/// to a 256-bit dot product per row and column. Padding each weight row with zero blocks to the
+/// next multiple of 256 (and each input row with zeros) lets every projection take the fast kernel:
+/// the zero blocks add exact zeros.
+const VNNI_K: usize = 256;
+
+pub fn vnni_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `q` (Q8_0, shape `(n, k)`) with each row followed by zero blocks up to `padded_k` columns.
+fn pad_q8_0(q: &QTensor, padded_k: usize) -> Result<QTensor> {
+    let (n, k) = q.shape().dims2()?;
+    let (block, size) = (GgmlDType::Q8_0.block_size(), GgmlDType::Q8_0.type_size());
+    let (row, padded_row) = (k / block * size, padded_k / block * size);
+    let data = q.data()?;
+    let mut out = vec![0u8; n * padded_row];
+    for (src, dst) in data.chunks_exact(row).zip(out.chunks_exact_mut(padded_row)) {
+        dst[..row].copy_from_slice(src);
+    }
+    qtensor_from_ggml(GgmlDType::Q8_0, &out, vec![n, padded_k], &q.device())
 }
 
 impl Linear {
@@ -94,13 +132,32 @@ impl Linear {
             _ => q,
         };
         let dense = if plan.dense_prefill { f32_copy.map(QMatMul::Tensor) } else { None };
-        Ok(Self { quantized: QMatMul::from_qtensor(quantized)?, dense })
+        let k = quantized.shape().dims2()?.1;
+        let (quantized, padded_k) =
+            if plan.pad_for_vnni && quantized.dtype() == GgmlDType::Q8_0 && !k.is_multiple_of(VNNI_K) {
+                let padded_k = k.next_multiple_of(VNNI_K);
+                (pad_q8_0(&quantized, padded_k)?, Some(padded_k))
+            } else {
+                (quantized, None)
+            };
+        Ok(Self { quantized: QMatMul::from_qtensor(quantized)?, dense, padded_k })
+    }
+
+    /// The quantized weights whatever the row count: one row's result does not depend on the others.
+    fn forward_quantized(&self, x: &Tensor) -> Result<Tensor> {
+        match self.padded_k {
+            Some(padded) => {
+                let k = x.dim(D::Minus1)?;
+                self.quantized.forward(&x.pad_with_zeros(D::Minus1, 0, padded - k)?)
+            }
+            None => self.quantized.forward(x),
+        }
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.dense {
             Some(dense) if x.dim(1)? >= DENSE_MIN_ROWS => dense.forward(x),
-            _ => self.quantized.forward(x),
+            _ => self.forward_quantized(x),
         }
     }
 }
@@ -146,7 +203,8 @@ pub struct LlamaShape {
 }
 
 pub struct Llama {
-    embed: Tensor,
+    /// The token embeddings in the file's own format: rows are dequantized as they are looked up.
+    embed: QMatMul,
     layers: Vec<Layer>,
     norm: Tensor,
     output: Linear,
@@ -186,7 +244,7 @@ impl Llama {
         let rope_base = ct.metadata.get("llama.rope.freq_base").map(|v| v.to_f32()).transpose()?.unwrap_or(10_000.0);
         let mut tensor = |name: &str| ct.tensor(reader, name, &device);
         let embed_q = tensor("token_embd.weight")?;
-        let embed = embed_q.dequantize(&device)?;
+        let embed = QMatMul::QTensor(std::sync::Arc::new(tensor("token_embd.weight")?));
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
             let mut t = |n: &str| tensor(&format!("blk.{i}.{n}.weight"));
@@ -227,21 +285,98 @@ impl Llama {
     }
 
     /// Run `tokens` after the positions in `cache` (extending it) and return the logits of the last one.
+    /// A single token takes the batched decoding path, so that a sequence decodes to the same
+    /// logits alone or in a batch.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        if let [token] = tokens {
+            let mut logits = self.forward_decode(&[*token], &mut [cache])?;
+            return Ok(logits.pop().expect("one row"));
+        }
         let pos = cache.len;
         let result = self.forward_inner(tokens, cache);
         // On an error the cache keeps exactly the positions it had.
-        let keep = pos * self.shape.n_kv_head * self.shape.head_dim;
         match result {
             Ok(_) => cache.len = pos + tokens.len(),
-            Err(_) => cache.layers.iter_mut().for_each(|(k, v)| {
-                k.truncate(keep);
-                v.truncate(keep);
-            }),
+            Err(_) => self.truncate(cache, pos),
         }
         result
     }
 
+    fn truncate(&self, cache: &mut KvCache, pos: usize) {
+        let keep = pos * self.shape.n_kv_head * self.shape.head_dim;
+        cache.layers.iter_mut().for_each(|(k, v)| {
+            k.truncate(keep);
+            v.truncate(keep);
+        });
+    }
+
+    /// One new token for each of several independent sequences (`tokens[i]` after `caches[i]`),
+    /// decoded together: each projection reads its weights once for the whole batch, which is what
+    /// a memory-bound decode step costs. Every operation works row by row (the quantized dot
+    /// products, the norms, the rotary embedding at each row's own position, attention over each
+    /// sequence's own cache), so a sequence's logits are bit-identical whatever else is in the batch.
+    pub fn forward_decode(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Vec<Vec<f32>>> {
+        if tokens.len() != caches.len() || tokens.is_empty() {
+            candle_core::bail!("{} tokens for {} sequences", tokens.len(), caches.len());
+        }
+        let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
+        if let Some(&p) = positions.iter().find(|&&p| p + 1 > self.shape.max_positions) {
+            candle_core::bail!("a token at position {p} does not fit {} positions", self.shape.max_positions);
+        }
+        let result = self.decode_inner(tokens, caches, &positions);
+        for (cache, &pos) in caches.iter_mut().zip(&positions) {
+            match result {
+                Ok(_) => cache.len = pos + 1,
+                Err(_) => self.truncate(cache, pos),
+            }
+        }
+        result
+    }
+
+    fn decode_inner(&self, tokens: &[u32], caches: &mut [&mut KvCache], positions: &[usize]) -> Result<Vec<Vec<f32>>> {
+        let s = &self.shape;
+        let (rows, n_kv, d) = (tokens.len(), s.n_kv_head, s.head_dim);
+        let device = &Device::Cpu;
+        let ids = Tensor::new(tokens, device)?;
+        let mut x = self.embed.embedding(&ids)?.unsqueeze(0)?;
+        let at: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
+        let at = Tensor::new(at.as_slice(), device)?;
+        let (cos, sin) = (self.cos.index_select(&at, 0)?, self.sin.index_select(&at, 0)?);
+        let scale = (1.0 / (d as f64).sqrt()) as f32;
+        let heads = |t: Tensor, n: usize| t.reshape((1, rows, n, d))?.transpose(1, 2)?.contiguous();
+        // Back to one row per sequence: `[row][head][dim]`.
+        let rows_of = |t: &Tensor| t.transpose(1, 2)?.contiguous()?.flatten_all()?.to_vec1::<f32>();
+        for cache in caches.iter_mut() {
+            cache.layers.resize_with(self.layers.len(), Default::default);
+        }
+        let kv_width = n_kv * d;
+        for (li, layer) in self.layers.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, s.eps as f32)?;
+            let q = heads(layer.wq.forward_quantized(&h)?, s.n_head)?;
+            let k = heads(layer.wk.forward_quantized(&h)?, n_kv)?;
+            let q = rows_of(&candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?)?;
+            let k = rows_of(&candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?)?;
+            let v = layer.wv.forward_quantized(&h)?.flatten_all()?.to_vec1::<f32>()?;
+            let mut out = vec![0f32; rows * s.dim];
+            for (r, cache) in caches.iter_mut().enumerate() {
+                let (kc, vc) = &mut cache.layers[li];
+                kc.extend_from_slice(&k[r * kv_width..(r + 1) * kv_width]);
+                vc.extend_from_slice(&v[r * kv_width..(r + 1) * kv_width]);
+                let q = &q[r * s.dim..(r + 1) * s.dim];
+                attend_one(q, kc, vc, n_kv, d, scale, &mut out[r * s.dim..(r + 1) * s.dim]);
+            }
+            let y = Tensor::from_vec(out, (1, rows, s.dim), device)?;
+            x = (x + layer.wo.forward_quantized(&y)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32)?;
+            let act = (candle_nn::ops::silu(&layer.gate.forward_quantized(&h)?)? * layer.up.forward_quantized(&h)?)?;
+            x = (x + layer.down.forward_quantized(&act)?)?;
+        }
+        let x = candle_nn::ops::rms_norm(&x, &self.norm, s.eps as f32)?;
+        let logits = self.output.forward_quantized(&x)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        Ok(logits.chunks_exact(logits.len() / rows).map(<[f32]>::to_vec).collect())
+    }
+
+    /// A prompt chunk of two or more tokens after the cached positions.
     fn forward_inner(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
         let s = &self.shape;
         let (seq, pos) = (tokens.len(), cache.len);
@@ -250,12 +385,12 @@ impl Llama {
         }
         let (n_kv, d) = (s.n_kv_head, s.head_dim);
         let rep = s.n_head / n_kv;
-        let device = self.embed.device();
+        let device = &Device::Cpu;
         let ids = Tensor::new(tokens, device)?;
-        let mut x = self.embed.index_select(&ids, 0)?.unsqueeze(0)?;
+        let mut x = self.embed.embedding(&ids)?.unsqueeze(0)?;
         let cos = self.cos.narrow(0, pos, seq)?;
         let sin = self.sin.narrow(0, pos, seq)?;
-        let mask = if seq > 1 { Some(causal_mask(seq, pos, rep, device)?) } else { None };
+        let mask = causal_mask(seq, pos, rep, device)?;
         let neg_inf = Tensor::new(f32::NEG_INFINITY, device)?;
         let scale = 1.0 / (d as f64).sqrt();
         let heads = |t: Tensor, n: usize| t.reshape((1, seq, n, d))?.transpose(1, 2)?.contiguous();
@@ -271,24 +406,14 @@ impl Llama {
             // already are).
             kc.extend(flat(&k.transpose(1, 2)?.contiguous()?)?);
             vc.extend(flat(&layer.wv.forward(&h)?)?);
-            let y = match &mask {
-                None => {
-                    let mut out = vec![0f32; s.dim];
-                    attend_one(&flat(&q)?, kc, vc, n_kv, d, scale as f32, &mut out);
-                    Tensor::from_vec(out, (1, 1, s.dim), device)?
-                }
-                Some(mask) => {
-                    // Query heads grouped by the kv head they share: (kv head, rep * seq, dim).
-                    let kv =
-                        |c: &[f32]| Tensor::from_slice(c, (pos + seq, n_kv, d), device)?.transpose(0, 1)?.contiguous();
-                    let q = q.reshape((n_kv, rep * seq, d))?;
-                    let att = (q.matmul(&kv(kc)?.t()?)? * scale)?;
-                    let shape = att.shape();
-                    let att = mask.broadcast_as(shape)?.where_cond(&neg_inf.broadcast_as(shape)?, &att)?;
-                    let att = candle_nn::ops::softmax_last_dim(&att)?;
-                    att.matmul(&kv(vc)?)?.reshape((1, s.n_head, seq, d))?.transpose(1, 2)?.reshape((1, seq, s.dim))?
-                }
-            };
+            // Query heads grouped by the kv head they share: (kv head, rep * seq, dim).
+            let kv = |c: &[f32]| Tensor::from_slice(c, (pos + seq, n_kv, d), device)?.transpose(0, 1)?.contiguous();
+            let q = q.reshape((n_kv, rep * seq, d))?;
+            let att = (q.matmul(&kv(kc)?.t()?)? * scale)?;
+            let shape = att.shape();
+            let att = mask.broadcast_as(shape)?.where_cond(&neg_inf.broadcast_as(shape)?, &att)?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let y = att.matmul(&kv(vc)?)?.reshape((1, s.n_head, seq, d))?.transpose(1, 2)?.reshape((1, seq, s.dim))?;
             x = (x + layer.wo.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32)?;
             let act = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;

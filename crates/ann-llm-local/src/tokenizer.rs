@@ -77,6 +77,11 @@ impl GgufTokenizer {
         self.inner.decode(ids, true).map_err(|e| LocalError::Tokenizer(e.to_string()))
     }
 
+    /// Text of `ids`, special tokens written out.
+    pub fn decode_special(&self, ids: &[u32]) -> Result<String, LocalError> {
+        self.inner.decode(ids, false).map_err(|e| LocalError::Tokenizer(e.to_string()))
+    }
+
     /// The vocabulary size (including added tokens).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

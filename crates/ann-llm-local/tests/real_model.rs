@@ -239,20 +239,59 @@ fn a_missing_or_corrupt_file_names_the_path_and_the_checksum() {
     assert!(matches!(err, LocalError::Format { .. }), "{err}");
 }
 
+/// The numerics tag of the default configuration on this CPU (VNNI padding only where the CPU has
+/// AVX-512 VNNI).
+fn default_numerics() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni") {
+        return DEFAULT_NUMERICS_VNNI;
+    }
+    DEFAULT_NUMERICS
+}
+const DEFAULT_NUMERICS: &str = "e3-dense-q8";
+const DEFAULT_NUMERICS_VNNI: &str = "e3-dense-q8-vnni";
+
 #[test]
 fn identity_names_the_file_its_checksum_and_the_numerics() {
     let id = model().identity();
     let info = model().info();
-    assert_eq!(id, format!("local:{}:{}:e2-dense-q8", info.file_name, &info.sha256[..16]));
+    assert_eq!(id, format!("local:{}:{}:{}", info.file_name, &info.sha256[..16], default_numerics()));
     if std::env::var_os(MODEL_ENV).is_none() {
-        assert_eq!(id, format!("local:{PINNED_FILE_NAME}:{}:e2-dense-q8", &PINNED_SHA256[..16]));
+        assert_eq!(id, format!("local:{PINNED_FILE_NAME}:{}:{}", &PINNED_SHA256[..16], default_numerics()));
         assert_eq!(info.context_length, 8192);
     }
     // Options that change the arithmetic change the identity, so the response cache keeps their
     // answers apart.
-    let plain = LocalConfig { dense_prefill: false, requantize_q8: false, ..LocalConfig::default() };
+    let plain =
+        LocalConfig { dense_prefill: false, requantize_q8: false, vnni_padding: false, ..LocalConfig::default() };
     let other = LocalModel::open(&model_path(), plain).unwrap();
-    assert_eq!(other.identity(), format!("local:{}:{}:e2", info.file_name, &info.sha256[..16]));
+    assert_eq!(other.identity(), format!("local:{}:{}:e3", info.file_name, &info.sha256[..16]));
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_decoded_together_and_answer_as_they_do_alone() {
+    // A model of its own, so that the decoding counts are this test's.
+    let m = LocalModel::open(&model_path(), LocalConfig { prefix_cache_tokens: 0, ..LocalConfig::default() }).unwrap();
+    let requests: Vec<ChatRequest> = ["rivers", "the moon", "bread"]
+        .iter()
+        .map(|topic| ask(&format!("Write a short poem about {topic}.")).with_max_tokens(10))
+        .collect();
+    let mut alone = Vec::new();
+    for r in &requests {
+        alone.push(m.complete(r).await.unwrap());
+    }
+    let before = m.decode_stats();
+    assert_eq!(before.max_rows, 1, "one request at a time decodes alone: {before:?}");
+    let together = futures::future::join_all(requests.iter().map(|r| m.complete(r))).await;
+    let after = m.decode_stats();
+    for (a, t) in alone.iter().zip(together) {
+        let t = t.unwrap();
+        assert_eq!((&a.text, a.usage), (&t.text, t.usage), "batched decoding changed an answer");
+        assert_eq!(a.usage.completion_tokens, 10, "{:?}", a.text);
+    }
+    // 3 x 9 decoded tokens (the first comes from the prefill) in fewer forward passes.
+    assert_eq!(after.rows - before.rows, 27, "{after:?}");
+    assert!(after.max_rows >= 2 && after.steps - before.steps < 27, "the requests were not batched: {after:?}");
 }
 
 #[test]
