@@ -20,7 +20,7 @@ const ANSWERS: &str = "@mean_price[4.38] @top_city[Lyon] @customers[2] @total_qu
 /// After a tool result, the reply repeats it (so the analysis carries the program's output);
 /// every other text reply is the closed-form answers.
 async fn fake_server() -> FakeServer {
-    FakeServer::start(FakeServerConfig::default().with_reply(|body| {
+    FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(|body| {
         let last = body["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
         if last["role"] == "tool" {
             format!("The program printed: {}", last["content"].as_str().unwrap_or_default())

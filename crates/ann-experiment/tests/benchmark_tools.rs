@@ -143,6 +143,7 @@ async fn humaneval_with_tools_runs_the_prompt_in_the_python_tool_before_verifyin
     // python program (here a piece of the task's text, which Python refuses: an error result).
     let server = FakeServer::start(
         FakeServerConfig::default()
+            .keeping_requests()
             .with_reply(|_| "```python\ndef has_close_elements(numbers, threshold):\n    return False\n```".into()),
     )
     .await

@@ -72,7 +72,7 @@ fn is_construction(r: &RecordedRequest) -> bool {
 }
 
 async fn server(reply: &'static str) -> FakeServer {
-    FakeServer::start(FakeServerConfig::default().with_reply(move |body: &Value| {
+    FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(move |body: &Value| {
         let system = body["messages"][0]["content"].as_str().unwrap_or("");
         if system.starts_with("You design multi-agent LLM systems") { CONSTRUCTED.into() } else { reply.into() }
     }))

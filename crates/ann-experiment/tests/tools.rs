@@ -52,7 +52,7 @@ routing = "fixed"
 
 #[tokio::test]
 async fn an_evaluated_network_calls_its_tools_and_unknown_tools_are_refused_first() {
-    let server = FakeServer::start(FakeServerConfig::default()).await.unwrap();
+    let server = FakeServer::start(FakeServerConfig::default().keeping_requests()).await.unwrap();
     let model: SharedModel = Arc::new(
         OpenAiModel::new(
             OpenAiConfig {

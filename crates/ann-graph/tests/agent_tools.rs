@@ -31,7 +31,8 @@ fn network(max_steps: u32, tools: &str) -> Network {
 }
 
 async fn setup(script: Vec<ToolReply>) -> (FakeServer, SharedModel, ForwardConfig) {
-    let server = FakeServer::start(FakeServerConfig::default().with_tool_script(script)).await.unwrap();
+    let server =
+        FakeServer::start(FakeServerConfig::default().keeping_requests().with_tool_script(script)).await.unwrap();
     let config = OpenAiConfig {
         base_urls: vec![server.url()],
         model: "fake-model".into(),

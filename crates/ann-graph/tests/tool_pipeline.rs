@@ -48,7 +48,7 @@ fn reply(body: &Value) -> String {
 }
 
 async fn setup(with_python: bool) -> (FakeServer, SharedModel, ForwardConfig) {
-    let server = FakeServer::start(FakeServerConfig::default().with_reply(reply)).await.unwrap();
+    let server = FakeServer::start(FakeServerConfig::default().keeping_requests().with_reply(reply)).await.unwrap();
     let config = OpenAiConfig {
         base_urls: vec![server.url()],
         model: "fake-model".into(),

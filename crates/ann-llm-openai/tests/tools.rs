@@ -26,7 +26,7 @@ fn python_tool() -> ToolDefinition {
 
 #[tokio::test]
 async fn a_tool_call_round_trip() {
-    let server = FakeServer::start(FakeServerConfig::default()).await.unwrap();
+    let server = FakeServer::start(FakeServerConfig::default().keeping_requests()).await.unwrap();
     let model = client(&server);
     let request = ChatRequest::new("m", vec![Message::user("print(6 * 7)")]).with_tools(vec![python_tool()]);
     let asked = model.complete(&request).await.unwrap();
@@ -57,7 +57,7 @@ async fn a_tool_call_round_trip() {
 
 #[tokio::test]
 async fn tool_choice_and_malformed_calls_are_data() {
-    let config = FakeServerConfig::default().with_tool_script([
+    let config = FakeServerConfig::default().keeping_requests().with_tool_script([
         ToolReply::BadArguments,
         ToolReply::UnknownTool,
         ToolReply::NotAnObject,

@@ -80,8 +80,11 @@ async fn model_call_spans_reach_an_otlp_collector_with_genai_attributes_and_no_k
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     // A real call through the HTTP backend, then one the server refuses quoting the key back.
-    let srv =
-        FakeServer::start(FakeServerConfig::default().with_script([Fault::None, Fault::Unauthorized])).await.unwrap();
+    let srv = FakeServer::start(
+        FakeServerConfig::default().keeping_requests().with_script([Fault::None, Fault::Unauthorized]),
+    )
+    .await
+    .unwrap();
     let config = OpenAiConfig {
         api_key_env: "ANN_TEST_NO_SUCH_VARIABLE".into(),
         retry: RetryPolicy { max_attempts: 1, ..RetryPolicy::default() },

@@ -93,8 +93,11 @@ fn reply(body: &Value, shell_first: bool) -> String {
 }
 
 async fn train(shell_first: bool, dir: &std::path::Path) -> (FakeServer, ann_textgrad::TrainOutcome) {
-    let server =
-        FakeServer::start(FakeServerConfig::default().with_reply(move |body| reply(body, shell_first))).await.unwrap();
+    let server = FakeServer::start(
+        FakeServerConfig::default().keeping_requests().with_reply(move |body| reply(body, shell_first)),
+    )
+    .await
+    .unwrap();
     let model: SharedModel = Arc::new(
         OpenAiModel::new(
             OpenAiConfig {

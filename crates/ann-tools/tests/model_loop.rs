@@ -11,7 +11,9 @@ use ann_tools::{PythonTool, PythonToolConfig, ToolContext, builtin_registry};
 #[tokio::test]
 async fn the_fake_model_calls_python_and_reads_its_output() {
     let server =
-        FakeServer::start(FakeServerConfig::default().with_tool_script([ToolReply::BadArguments])).await.unwrap();
+        FakeServer::start(FakeServerConfig::default().keeping_requests().with_tool_script([ToolReply::BadArguments]))
+            .await
+            .unwrap();
     let config = OpenAiConfig {
         base_urls: vec![server.url()],
         model: "fake-model".into(),

@@ -49,7 +49,7 @@ pub struct Setup {
 impl Setup {
     /// The model's API key is read from `api_key_env` (a variable that may be unset).
     pub async fn new(api_key_env: &str) -> Self {
-        let server = FakeServer::start(FakeServerConfig::default()).await.unwrap();
+        let server = FakeServer::start(FakeServerConfig::default().keeping_requests()).await.unwrap();
         let openai = OpenAiModel::from_env(OpenAiConfig {
             base_urls: vec![server.url()],
             model: "fake-model".into(),
