@@ -239,10 +239,11 @@ async fn bars_on_a_terminal_honour_no_color() {
     )
     .await
     .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let config = experiment(home.path(), "tty", "");
     let sgr = regex_free_sgr;
     for no_color in [false, true] {
+        // A home per run: two runs started in the same second would want the same run folder.
+        let home = tempfile::tempdir().unwrap();
+        let config = experiment(home.path(), "tty", "");
         let log = home.path().join(format!("tty-{no_color}.log"));
         let command =
             format!("{} --home {} run --openai {}", env!("CARGO_BIN_EXE_ann"), home.path().display(), config.display());
