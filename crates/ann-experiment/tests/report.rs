@@ -320,4 +320,20 @@ async fn report_md_explains_each_step_and_names_each_cost_row() {
         + c.test_trained.calls
         + report.baselines.iter().map(|b| b.cost.calls).sum::<u64>();
     assert!(table.contains(&format!("| total of the rows above | {total} |")), "{table}");
+
+    // report.html holds the same table: the same named rows, the same total.
+    let page = read(&run_dir.join("report.html"));
+    let at = page.find("<h3>What each part of the run cost</h3>").expect("the cost table in report.html");
+    let html_table = &page[at..at + page[at..].find("</table>").unwrap()];
+    for row in [
+        "training: starting network on the validation split",
+        "training: optimiser (losses, gradients, patches)",
+        "training: validation gate (candidate networks)",
+        "test: trained network",
+        "baseline direct",
+        "budget: paid backend requests",
+    ] {
+        assert!(html_table.contains(&format!("<tr><td>{row}</td>")), "{row} missing from {html_table}");
+    }
+    assert!(html_table.contains(&format!("<tr><td>total of the rows above</td><td>{total}</td>")), "{html_table}");
 }

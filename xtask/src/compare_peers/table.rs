@@ -109,14 +109,14 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// One row per setting: the medians of its samples.
 pub fn rows(samples: &[Sample]) -> Vec<Row> {
-    let mut by: BTreeMap<Setting, Vec<&Sample>> = BTreeMap::new();
+    // A setting run at several sizes (the scale run) gives one row per size.
+    let mut by: BTreeMap<(Setting, usize), Vec<&Sample>> = BTreeMap::new();
     for s in samples {
-        by.entry(s.setting).or_default().push(s);
+        by.entry((s.setting, s.questions)).or_default().push(s);
     }
     by.into_iter()
-        .map(|(setting, group)| {
+        .map(|((setting, questions), group)| {
             let pick = |f: &dyn Fn(&Sample) -> f64| median(group.iter().map(|s| f(s)).collect());
-            let questions = group[0].questions;
             Row {
                 setting,
                 questions,
@@ -261,5 +261,16 @@ mod tests {
         let bare = table.lines().find(|l| l.contains("bare tokio")).unwrap();
         assert!(bare.contains("| 0.050 | - | 0.03x | - | - |"), "{bare}");
         assert_eq!(table.lines().count(), 2 + 3);
+    }
+
+    #[test]
+    fn one_setting_at_two_sizes_gives_two_rows() {
+        let mut big = sample(Framework::Ann, 12.0, 2.0, 0.05);
+        big.questions = 2000;
+        let rows = rows(&[sample(Framework::Ann, 2.0, 0.1, 0.05), big]);
+        assert_eq!(
+            rows.iter().map(|r| (r.questions, r.runs, r.wall_s)).collect::<Vec<_>>(),
+            [(200, 1, 2.0), (2000, 1, 12.0)]
+        );
     }
 }

@@ -38,6 +38,9 @@ const MODEL_ENV: &str = "ANN_OPENAI_MODEL";
 /// baseline that calls (`direct`) and the free `start` keep the table's baseline rows exercised;
 /// the other three multiply the calls (self-consistency samples, debate rounds) for no new path.
 const LOCAL_LIMIT: usize = 2;
+/// The one experiment `--local` runs unless `--only` names others: the benchmark with the shortest
+/// answers (a letter), so the smoke check takes minutes, not the better part of an hour.
+const LOCAL_ONLY: &str = "mmlu-ml";
 const LOCAL_OVERRIDES: [&str; 4] =
     ["train.epochs=1", "model.max_tokens=64", "model.optimizer_max_tokens=128", "baselines=[\"direct\",\"start\"]"];
 
@@ -55,8 +58,8 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
     /// Run on the embedded offline model instead of an endpoint: a smoke check of the machinery
-    /// whose scores mean nothing. Implies `--limit 2`, one epoch, short answers and the baselines
-    /// `direct` and `start` only, unless set.
+    /// whose scores mean nothing. Implies `--only mmlu-ml`, `--limit 2`, one epoch, short answers
+    /// and the baselines `direct` and `start` only, unless set.
     #[arg(long)]
     pub local: bool,
     /// Override a value of every experiment's config, as `ann train --set` (repeatable), e.g.
@@ -112,7 +115,9 @@ pub fn run(args: &Args) -> Result<()> {
     if args.ablations {
         all.extend(plan::load_ablations(&dir, &overrides)?);
     }
-    let experiments = plan::select(&all, &args.only)?;
+    // The smoke check runs one benchmark unless the command line names others.
+    let only = if local && args.only.is_empty() { vec![LOCAL_ONLY.to_string()] } else { args.only.clone() };
+    let experiments = plan::select(&all, &only)?;
     let reference = Reference::load(&dir.join(REFERENCE_FILE))?;
     let backend_flag = if local { "--local" } else { "--openai" };
     let started = SystemTime::now();
