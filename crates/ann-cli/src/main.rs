@@ -27,6 +27,8 @@ use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 /// The demo experiment, embedded so that `ann demo` works from any folder.
 const DEMO_CONFIG: &str = include_str!("../../../experiments/demo.toml");
+/// The model, cache and budget settings of `eval`, `construct` and `adapt` without `--config`.
+const DEFAULT_CONFIG: &str = include_str!("../../../experiments/mmlu-ml-small.toml");
 
 #[derive(Parser)]
 #[command(
@@ -49,8 +51,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// A small MMLU-ML training and evaluation on the embedded offline model (or on the
-    /// OpenAI-compatible endpoint when ANN_OPENAI_BASE_URL is set).
+    /// The main job: a one-agent network learns the answer's form (yes/no questions whose replies
+    /// must start with Yes or No) on the embedded offline model (or on the OpenAI-compatible
+    /// endpoint when ANN_OPENAI_BASE_URL is set), then is tested against its start.
     Demo {
         /// Another config instead of `experiments/demo.toml`.
         #[arg(long)]
@@ -102,7 +105,8 @@ enum Cmd {
         /// construction goes beside it as `<name>.construction.json`.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Model, cache, budget and `[construct]` settings from this config (default: the demo's).
+        /// Model, cache, budget and `[construct]` settings from this config (default:
+        /// `experiments/mmlu-ml-small.toml`).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Override a config value: KEY=VALUE (repeatable), as for `ann train`.
@@ -133,7 +137,8 @@ enum Cmd {
         /// The network file to write (the folder, with `--specialise-by`).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Model, cache, budget and `[construct]` settings from this config (default: the demo's).
+        /// Model, cache, budget and `[construct]` settings from this config (default:
+        /// `experiments/mmlu-ml-small.toml`).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Override a config value: KEY=VALUE (repeatable), as for `ann train`.
@@ -160,7 +165,8 @@ enum Cmd {
         /// Only the first N examples of the split.
         #[arg(long)]
         limit: Option<usize>,
-        /// Model, cache and budget settings from this config (its benchmark section is overridden).
+        /// Model, cache and budget settings from this config (its benchmark section is overridden;
+        /// default: `experiments/mmlu-ml-small.toml`).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -384,7 +390,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Eval { benchmark, network, baseline, split, limit, config } => {
             let mut config = match config {
                 Some(path) => ExperimentConfig::load(&path).map_err(exit::bad_input)?,
-                None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
+                None => ExperimentConfig::from_toml(DEFAULT_CONFIG, "experiments/mmlu-ml-small.toml")?,
             };
             relocate_cache(&mut config);
             config.benchmark.name = benchmark;
@@ -428,8 +434,9 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The config and run options of `ann construct` / `ann adapt`: the given config (default: the
-/// demo's) for `benchmark`, and the environment's endpoint when one is set (as `ann eval`).
+/// The config and run options of `ann construct` / `ann adapt`: the given config (default:
+/// `experiments/mmlu-ml-small.toml`) for `benchmark`, and the environment's endpoint when one is
+/// set (as `ann eval`).
 fn construction_setup(
     home: &Path,
     config: Option<PathBuf>,
@@ -439,7 +446,7 @@ fn construction_setup(
     let mut config = match config {
         Some(path) => ExperimentConfig::load_with_overrides(&path, overrides).map_err(exit::bad_input)?,
         None if !overrides.is_empty() => anyhow::bail!("--set applies to a config file: give it with --config FILE"),
-        None => ExperimentConfig::from_toml(DEMO_CONFIG, "experiments/demo.toml")?,
+        None => ExperimentConfig::from_toml(DEFAULT_CONFIG, "experiments/mmlu-ml-small.toml")?,
     };
     relocate_cache(&mut config);
     if let Some(name) = benchmark {

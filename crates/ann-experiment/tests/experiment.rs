@@ -143,8 +143,18 @@ fn assert_same_run(run: &Interrupted, reference: &Report, reference_calls: usize
 
 #[test]
 fn demo_config_parses_and_maps_onto_the_training_config() {
+    // The demo: the built-in answer-format benchmark, trained in the append local form.
     let config = ExperimentConfig::load(&workspace().join("experiments/demo.toml")).unwrap();
-    assert_eq!(config.name, "demo");
+    assert_eq!((config.name.as_str(), config.benchmark.name.as_str()), ("demo", "answer-format"));
+    let train = config.train_config(ann_experiment::answer_format::FORMAT, config.prices());
+    assert_eq!((train.epochs, train.batch_size, train.local_form), (1, 4, ann_textgrad::LocalForm::Append));
+    assert_eq!(train.forward.max_tokens, Some(12));
+    let again = ExperimentConfig::from_toml(&config.to_toml().unwrap(), "copy").unwrap();
+    assert_eq!(again, config);
+
+    // The defaults of `ann eval`/`construct`/`adapt`: a small MMLU-ML experiment.
+    let config = ExperimentConfig::load(&workspace().join("experiments/mmlu-ml-small.toml")).unwrap();
+    assert_eq!(config.name, "mmlu-ml-small");
     assert_eq!(
         (config.benchmark.train, config.benchmark.validation, config.benchmark.test),
         (Some(2), Some(3), Some(6))
@@ -153,7 +163,7 @@ fn demo_config_parses_and_maps_onto_the_training_config() {
     assert_eq!((train.epochs, train.batch_size), (1, 2));
     assert_eq!(train.rules.answer_format.as_deref(), Some("Answer: X"));
     assert_eq!(train.forward.max_tokens, Some(32));
-    // The demo's compact network keeps the benchmark's answer format.
+    // Its compact network keeps the benchmark's answer format.
     let Some(ann_experiment::StartNetwork::File(network)) = &config.benchmark.network else { panic!("a file") };
     let net = Network::load(&workspace().join(network)).unwrap();
     net.validate(&train.rules).unwrap();

@@ -83,7 +83,7 @@ async fn a_tiny_experiment_runs_on_the_embedded_model() {
     assert!(outcome.run_dir.join("report.md").is_file());
 }
 
-/// `experiments/answer-format.toml` on the pinned embedded model with `seed` as the training and
+/// `experiments/demo.toml` (the answer-format job) on the pinned embedded model with `seed` as the training and
 /// model seed and its train and test splits cut to `train` and `test` questions (its cache file
 /// goes to `dir`, the base of relative paths).
 async fn learn(dir: &Path, seed: u64, train: usize, test: usize) -> ann_experiment::RunOutcome {
@@ -99,8 +99,8 @@ async fn learn(dir: &Path, seed: u64, train: usize, test: usize) -> ann_experime
         benchmark: None,
         interrupt: None,
     };
-    let text = std::fs::read_to_string(workspace().join("experiments/answer-format.toml")).unwrap();
-    let mut config = ExperimentConfig::from_toml(&text, "answer-format.toml").unwrap();
+    let text = std::fs::read_to_string(workspace().join("experiments/demo.toml")).unwrap();
+    let mut config = ExperimentConfig::from_toml(&text, "demo.toml").unwrap();
     (config.train.seed, config.model.seed) = (seed, Some(seed));
     (config.benchmark.train, config.benchmark.test) = (Some(train), Some(test));
     ann_experiment::start(&config, &options).await.unwrap()
@@ -127,7 +127,7 @@ fn appended(step: &serde_json::Value, start: &str) -> Option<String> {
 /// questions, one batch): the local update is an instruction appended to the agent's prompt,
 /// decoded under its schema, so it always parses as a `set_prompt` on the layer's own agent, and
 /// the validation gate's decision follows the scores it measured. Whether the 135M optimiser's
-/// instruction is accepted is its own (see the README: on seed 0 it is not); that is not asserted.
+/// instruction is accepted is its own (the README gives the 5-seed tally); that is not asserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backward_step_on_the_embedded_model_appends_a_schema_instruction_and_the_gate_decides_on_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -144,7 +144,7 @@ pub fn local_append(layer: &Layer, gradient: &str, feedback: &[&str], limits: &P
         }
     }
     u.push_str(
-        "\nWrite one short instruction, one sentence, to add at the end of one agent's prompt so that its replies do what the evaluator asks, for every input. Answer with a JSON object {\"agent\": \"<agent id>\", \"instruction\": \"<the instruction>\"}.",
+        "\nWrite one short instruction, one sentence, to add at the end of one agent's prompt so that its replies do what the evaluator asks, for every input. Write it as a command to the agent, in the imperative, starting with a verb (as \"Use ...\" or \"Write ...\"), not as a statement about the answer. Answer with a JSON object {\"agent\": \"<agent id>\", \"instruction\": \"<the instruction>\"}.",
     );
     vec![system(LOCAL_SYSTEM), Message::user(u)]
 }
