@@ -97,6 +97,11 @@ pub(crate) struct Books {
     pub(crate) recording: bool,
     /// The writer is waiting for a change (so a change must wake it).
     pub(crate) writer_idle: bool,
+    /// The latest version a call waits to see recorded (a reservation); later changes only settle.
+    pub(crate) awaited: u64,
+    /// The writer holds changes nobody waits for, briefly, to record them with the next
+    /// reservation (so only a change somebody waits for must wake it).
+    pub(crate) lingering: bool,
     /// Calls of [`Budget::flush_ledger`] so far (the writer flushes until it has done as many).
     pub(crate) flush_requests: u64,
     /// The budget is gone: the writer records the last state, flushes and stops.
@@ -151,7 +156,7 @@ impl Budget {
 
     /// Resume with what an earlier (checkpointed) part of the run already spent.
     pub fn with_spent(self: Arc<Self>, spent: BudgetSpent) -> Arc<Self> {
-        self.change(|ledger| ledger.spent = spent);
+        self.change(true, |ledger| ledger.spent = spent);
         self
     }
 
@@ -232,18 +237,22 @@ impl Budget {
     }
 
     fn wake_writer(&self, books: std::sync::MutexGuard<'_, Books>) {
-        let idle = books.writer_idle;
+        let wake = books.writer_idle || (books.lingering && books.awaited == books.version);
         drop(books);
-        if idle {
+        if wake {
             self.shared.wake.notify_one();
         }
     }
 
-    /// Change the ledger; returns the new version when a writer records it.
-    fn change(&self, f: impl FnOnce(&mut BudgetLedger)) -> Option<u64> {
+    /// Change the ledger; returns the new version when a writer records it. `awaited`: a call
+    /// waits for this change to be recorded (otherwise the writer may hold it back briefly).
+    fn change(&self, awaited: bool, f: impl FnOnce(&mut BudgetLedger)) -> Option<u64> {
         let mut books = self.books();
         f(&mut books.ledger);
         books.version += 1;
+        if awaited {
+            books.awaited = books.version;
+        }
         let version = books.recording.then_some(books.version);
         self.wake_writer(books);
         version
@@ -323,13 +332,13 @@ impl Budget {
             return Err(LlmError::BudgetExhausted(why));
         }
         drop(books);
-        let version = self.change(|ledger| ledger.in_flight = ledger.in_flight.plus(worst));
+        let version = self.change(true, |ledger| ledger.in_flight = ledger.in_flight.plus(worst));
         Ok((worst, version))
     }
 
     /// Give back a reservation whose call was never sent.
     fn withdraw(&self, reserved: BudgetSpent) {
-        self.change(|ledger| ledger.in_flight = ledger.in_flight.minus(reserved));
+        self.change(false, |ledger| ledger.in_flight = ledger.in_flight.minus(reserved));
     }
 
     fn settle(&self, model: &str, reserved: BudgetSpent, usage: Option<&Usage>) {
@@ -338,7 +347,7 @@ impl Budget {
         let actual = BudgetSpent { tokens: usage.total(), dollars: self.prices.cost(model, &usage), calls: 1 };
         // Recorded by the writer without anyone waiting: until then the ledger on record holds the
         // call's worst case, which is what a resumed run would count.
-        self.change(|ledger| {
+        self.change(false, |ledger| {
             ledger.in_flight = ledger.in_flight.minus(reserved);
             ledger.spent = ledger.spent.plus(actual);
         });

@@ -92,6 +92,18 @@ pub(crate) fn write_loop(shared: &Shared, mut sink: Box<dyn LedgerSink>, mut wri
                 books = shared.wake.wait(books).expect("budget lock");
             }
             books.writer_idle = false;
+            // Only settlements (nobody waits for them): hold them back a moment, so that they are
+            // recorded with the next reservation in one write instead of one write each.
+            let until = Instant::now() + LINGER;
+            while books.awaited <= written && books.flush_requests == flushes && !books.stop {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                books.lingering = true;
+                books = shared.wake.wait_timeout(books, left).expect("budget lock").0;
+            }
+            books.lingering = false;
             (books.ledger, books.version, books.flush_requests, books.stop)
         };
         if version != written {
@@ -121,6 +133,11 @@ pub(crate) fn write_loop(shared: &Shared, mut sink: Box<dyn LedgerSink>, mut wri
         }
     }
 }
+
+/// The longest the writer holds back changes nobody waits for (settlements) before recording
+/// them; a reservation, a flush or the budget's drop records them at once. Until then the ledger
+/// on record holds the settled calls' worst cases, which is what a resumed run would count.
+pub const LINGER: Duration = Duration::from_millis(20);
 
 /// The longest a recorded line waits before the syncing thread syncs it (and the shortest time
 /// between two syncs: lines recorded meanwhile are synced together).
@@ -250,8 +267,9 @@ impl Syncer {
         let shared = state.clone();
         let thread = std::thread::Builder::new().name("budget-ledger-sync".into()).spawn(move || {
             while !shared.stop.load(Ordering::Acquire) {
-                std::thread::park();
                 if !shared.dirty.swap(false, Ordering::AcqRel) {
+                    // Woken by the record that makes the log dirty (or by the drop).
+                    std::thread::park();
                     continue;
                 }
                 let file = shared.file.lock().expect("ledger sync lock").clone();
@@ -268,8 +286,11 @@ impl Syncer {
         Ok(Self { state, thread: Some(thread) })
     }
 
+    /// Only the record that makes a clean log dirty wakes the thread (one wake per sync, not per line).
     fn dirty(&self) {
-        self.state.dirty.store(true, Ordering::Release);
+        if self.state.dirty.swap(true, Ordering::AcqRel) {
+            return;
+        }
         if let Some(thread) = &self.thread {
             thread.thread().unpark();
         }

@@ -18,7 +18,7 @@ pub use atomic::write_atomic;
 pub use budget::{Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel, INTERRUPTED};
 pub use call::CallSettings;
 pub use error::LlmError;
-pub use ledger::{FnSink, LedgerFile, LedgerSink, SYNC_PAUSE};
+pub use ledger::{FnSink, LINGER, LedgerFile, LedgerSink, SYNC_PAUSE};
 pub use metering::{Meter, MeterReport, MeteredModel, Price, PriceTable, Totals};
 pub use model::{Attempts, ChatModel, SharedModel};
 pub use tools::{ToolCall, ToolChoice, ToolDefinition};

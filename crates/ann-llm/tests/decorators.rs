@@ -162,6 +162,36 @@ async fn the_ledger_is_recorded_before_each_call_is_sent_and_after_it_settles() 
     assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
 }
 
+/// A settlement nobody waits for is held back only briefly (`ann_llm::LINGER`): without a flush
+/// and without a later call, it still reaches the record.
+#[tokio::test]
+async fn a_settlement_alone_reaches_the_record_without_a_flush() {
+    let inner = fixed(3, 2);
+    let budget = Budget::new(BudgetLimits::default(), PriceTable::empty());
+    let seen: Arc<Mutex<Vec<BudgetLedger>>> = Arc::default();
+    let log = seen.clone();
+    budget
+        .record_with(move |ledger| {
+            log.lock().unwrap().push(*ledger);
+            Ok(())
+        })
+        .unwrap();
+    let model = BudgetedModel::new(inner, budget.clone());
+    model.complete(&ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(10)).await.unwrap();
+    let settled = BudgetLedger { spent: BudgetSpent { tokens: 5, dollars: 0.0, calls: 1 }, ..Default::default() };
+    // Liveness, not timing: the bound is generous (the writer holds it back 20 ms).
+    for _ in 0..2000 {
+        if seen.lock().unwrap().last() == Some(&settled) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.last(), Some(&settled), "{seen:?}");
+    // Installed, reserved, settled: one line each.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}
+
 #[tokio::test]
 async fn a_call_whose_spend_cannot_be_recorded_is_not_sent() {
     let inner = fixed(1, 1);
