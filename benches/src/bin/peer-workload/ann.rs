@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ann_eval::{Benchmark, EvalError, Evaluation, Example, Split};
 use ann_experiment::reexports::OpenAiConfig;
-use ann_experiment::{BackendSource, ExperimentConfig, RunOptions, prepare, run::Prepared};
+use ann_experiment::{BackendSource, ExperimentConfig, Record, RunOptions, prepare, run::Prepared};
 use ann_graph::{Network, RoutingRecord};
 use ann_textgrad::{Optimizer, select_examples};
 use anyhow::{Context, Result, bail};
@@ -146,15 +146,21 @@ impl Setup {
     /// One question outside the workload, through the same stack.
     pub async fn warm_up(&self) -> Result<()> {
         let example = Example::new("warm-up", crate::question(crate::WARM_UP)).with_reference("B");
-        self.prepared.evaluate(&self.network, &[example], None, &RoutingRecord::default()).await?;
+        self.prepared.evaluate_streaming(&self.network, &[example], None, &RoutingRecord::default(), None).await?;
         Ok(())
     }
 
-    /// The forward workload on every question (scored by the benchmark, as `ann eval` does);
-    /// returns the model calls the traces hold.
-    pub async fn forward(&self) -> Result<u64> {
-        let runs = self.prepared.evaluate(&self.network, &self.examples, None, &RoutingRecord::default()).await?;
-        Ok(runs.iter().map(|r| r.trace.as_ref().map_or(0, |t| t.calls().count() as u64)).sum())
+    /// The forward workload on every question, scored by the benchmark in bounded memory as
+    /// `ann eval` does (`Prepared::evaluate_streaming`); with `record`, each question's evaluation
+    /// line and trace are written to `evaluations/` and `traces/` of `record` as a run's test
+    /// evaluation writes them. Returns the model calls the traces hold.
+    pub async fn forward(&self, record: Option<&Path>) -> Result<u64> {
+        let record = record.map(|run_dir| Record { run_dir, name: "test" });
+        let evaluated = self
+            .prepared
+            .evaluate_streaming(&self.network, &self.examples, None, &RoutingRecord::default(), record)
+            .await?;
+        Ok(evaluated.calls)
     }
 
     /// One training step on `batch` questions: forward and score, loss, backward, step; returns

@@ -88,6 +88,7 @@ pub struct ForwardStream<'a> {
     queue: Queue<'a>,
     limit: usize,
     stop: Option<GraphError>,
+    closed: bool,
 }
 
 impl<'a> ForwardStream<'a> {
@@ -130,12 +131,20 @@ impl<'a> ForwardStream<'a> {
             queue,
             limit: config.max_parallel_inputs.max(1),
             stop: None,
+            closed: false,
         })
     }
 
-    /// Start inputs up to the limit (none once the stream stopped).
+    /// Start no further input: those in flight finish and are still handed over (the caller
+    /// drains the stream, as after a stop, so no call in flight is dropped). For a consumer that
+    /// cannot use the rest (its own sink failed).
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// Start inputs up to the limit (none once the stream stopped or was closed).
     fn fill(&mut self) {
-        while self.stop.is_none() && self.queue.len() < self.limit {
+        while self.stop.is_none() && !self.closed && self.queue.len() < self.limit {
             let Some((index, input)) = self.inputs.next() else { return };
             let (model, net, extractor, config, gate) =
                 (self.model, self.net, self.extractor, self.config, self.gate.clone());
