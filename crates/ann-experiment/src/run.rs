@@ -622,12 +622,12 @@ async fn evaluate_split(
     split: Split,
     options: &RunOptions,
 ) -> anyhow::Result<EvalOutcome> {
-    let examples = split_examples(prepared.benchmark.as_ref(), split);
+    let examples = prepared.benchmark.examples(split);
     let name = format!("{split:?}").to_lowercase();
     options.say(&format!("evaluating on {} {name} examples", examples.len()));
     options.phase(crate::progress::Phase::Evaluation { name, examples: examples.len() as u64 });
     let evaluated = prepared
-        .evaluate_streaming(network, &examples, baseline, &RoutingRecord::default(), None)
+        .evaluate_streaming(network, examples, baseline, &RoutingRecord::default(), None)
         .await
         .map_err(|e| {
             let hint = train_error(&e).is_some_and(TrainError::is_infrastructure_failure).then_some(

@@ -113,8 +113,6 @@ batch_size = {questions}
 pub struct Setup {
     prepared: Prepared,
     network: Network,
-    examples: Vec<Example>,
-    train: Vec<Example>,
 }
 
 impl Setup {
@@ -127,6 +125,7 @@ impl Setup {
             Some(o) if o.base_urls == [url.to_string()] => {}
             _ => bail!("ANN_OPENAI_BASE_URL must be {url}"),
         }
+        // The benchmark holds the questions once (`ann-experiment` cuts its splits without a copy).
         let benchmark = Arc::new(Questions::new(questions, questions));
         let options = RunOptions {
             base_dir: dir.to_path_buf(),
@@ -134,13 +133,13 @@ impl Setup {
             backend: BackendSource::Open { local_model: PathBuf::new(), openai },
             clock: Arc::new(std::time::SystemTime::now),
             progress: None,
-            benchmark: Some(benchmark.clone()),
+            benchmark: Some(benchmark),
             interrupt: None,
         };
         let prepared = prepare(&config, &options).await?;
         record_ledger(&prepared, dir)?;
         let network = prepared.start.clone();
-        Ok(Self { network, examples: benchmark.test.clone(), train: benchmark.train.clone(), prepared })
+        Ok(Self { network, prepared })
     }
 
     /// One question outside the workload, through the same stack.
@@ -156,24 +155,22 @@ impl Setup {
     /// evaluation writes them. Returns the model calls the traces hold.
     pub async fn forward(&self, record: Option<&Path>) -> Result<u64> {
         let record = record.map(|run_dir| Record { run_dir, name: "test" });
-        let evaluated = self
-            .prepared
-            .evaluate_streaming(&self.network, &self.examples, None, &RoutingRecord::default(), record)
-            .await?;
+        let examples = self.prepared.benchmark.examples(Split::Test);
+        let evaluated =
+            self.prepared.evaluate_streaming(&self.network, examples, None, &RoutingRecord::default(), record).await?;
         Ok(evaluated.calls)
     }
 
     /// One training step on `batch` questions: forward and score, loss, backward, step; returns
     /// the model calls made (forward calls plus the optimiser's).
     pub async fn train_step(&self, batch: usize) -> Result<u64> {
-        let examples: Vec<&Example> = self.train.iter().take(batch).collect();
+        let train = self.prepared.benchmark.examples(Split::Train);
+        let examples: Vec<&Example> = train.iter().take(batch).collect();
         let optimizer =
             Optimizer::new(self.prepared.models.optimizer().model.clone(), self.prepared.train_config.clone());
         let before = self.prepared.stack.meter.report().total.calls;
-        let runs = self
-            .prepared
-            .evaluate(&self.network, &self.train[..examples.len()], None, &RoutingRecord::default())
-            .await?;
+        let runs =
+            self.prepared.evaluate(&self.network, &train[..examples.len()], None, &RoutingRecord::default()).await?;
         let selected = select_examples(&runs, &optimizer.config().selection);
         let losses = optimizer.loss(&self.network, &examples, &runs, &selected).await?;
         let proposal = optimizer.backward(&self.network, &examples, &runs, &selected, losses, None).await?;
