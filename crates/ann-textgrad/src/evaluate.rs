@@ -158,27 +158,35 @@ where
     let parallel = forward.max_parallel_inputs.max(1);
     let policy = forward.on_infrastructure_failure;
     let mut scoring = FuturesOrdered::new();
+    // Results waiting for a scoring slot: while any waits, no input starts, so at most the
+    // inputs in flight wait (the stream is still polled: a scoring may wait on a forward's call).
+    let mut waiting = std::collections::VecDeque::new();
     let (mut forwards_open, mut failed) = (true, None::<E>);
-    while forwards_open || !scoring.is_empty() {
-        // A finished forward waits while `parallel` scorings are under way (backpressure).
-        let pull = forwards_open && scoring.len() < parallel;
-        let event = if pull && !scoring.is_empty() {
+    while forwards_open || !scoring.is_empty() || !waiting.is_empty() {
+        while scoring.len() < parallel
+            && let Some((index, result)) = waiting.pop_front()
+        {
+            let example = examples[index];
+            scoring.push_back(async move { (index, score_one(evaluator, example, result, policy).await) });
+        }
+        let held = !waiting.is_empty() || scoring.len() >= parallel;
+        stream.hold(held);
+        // Held, the stream is driven only for what it has in flight (then scoring is full).
+        let drive = forwards_open && (!held || stream.in_flight() > 0);
+        let event = if drive && !scoring.is_empty() {
             // Both `next`s may be dropped unfinished: neither loses an item.
             match futures::future::select(std::pin::pin!(stream.next()), scoring.next()).await {
                 Either::Left((forward, _)) => Event::Forward(forward),
                 Either::Right((scored, _)) => Event::Scored(scored.expect("scorings under way")),
             }
-        } else if pull {
+        } else if drive {
             Event::Forward(stream.next().await)
         } else {
             Event::Scored(scoring.next().await.expect("scorings under way"))
         };
         match event {
             Event::Forward(None) => forwards_open = false,
-            Event::Forward(Some((index, result))) => {
-                let example = examples[index];
-                scoring.push_back(async move { (index, score_one(evaluator, example, result, policy).await) });
-            }
+            Event::Forward(Some(result)) => waiting.push_back(result),
             Event::Scored(_) if failed.is_some() => {}
             Event::Scored((index, scored)) => {
                 let handed = match scored {

@@ -89,6 +89,7 @@ pub struct ForwardStream<'a> {
     limit: usize,
     stop: Option<GraphError>,
     closed: bool,
+    held: bool,
 }
 
 impl<'a> ForwardStream<'a> {
@@ -132,6 +133,7 @@ impl<'a> ForwardStream<'a> {
             limit: config.max_parallel_inputs.max(1),
             stop: None,
             closed: false,
+            held: false,
         })
     }
 
@@ -142,9 +144,23 @@ impl<'a> ForwardStream<'a> {
         self.closed = true;
     }
 
-    /// Start inputs up to the limit (none once the stream stopped or was closed).
+    /// While `held`, start no input; those in flight go on and are handed over. For a consumer
+    /// whose own work on the results is full, which must still drive the calls in flight (its
+    /// work may wait on them: a judge's call on the backend's concurrency limit).
+    /// While held with nothing in flight, [`ForwardStream::next`] is `None` although inputs
+    /// remain: check [`ForwardStream::in_flight`] first.
+    pub fn hold(&mut self, held: bool) {
+        self.held = held;
+    }
+
+    /// How many inputs are started and not handed over yet.
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Start inputs up to the limit (none once the stream stopped or was closed, or while held).
     fn fill(&mut self) {
-        while self.stop.is_none() && !self.closed && self.queue.len() < self.limit {
+        while self.stop.is_none() && !self.closed && !self.held && self.queue.len() < self.limit {
             let Some((index, input)) = self.inputs.next() else { return };
             let (model, net, extractor, config, gate) =
                 (self.model, self.net, self.extractor, self.config, self.gate.clone());
