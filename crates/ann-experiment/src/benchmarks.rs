@@ -161,7 +161,8 @@ fn fetch_hint(e: EvalError) -> anyhow::Error {
 /// network chosen by `[benchmark] tools` ([`Subset::with_tools`]).
 pub struct Subset {
     inner: Arc<dyn Benchmark>,
-    splits: [Vec<Example>; 3],
+    /// How many of each split's examples are kept (the first ones): the examples are not copied.
+    splits: [usize; 3],
     /// The starting network when `tools` chose another than the benchmark's own.
     network: Option<String>,
 }
@@ -169,8 +170,8 @@ pub struct Subset {
 impl Subset {
     pub fn new(inner: Arc<dyn Benchmark>, sizes: [Option<usize>; 3]) -> Self {
         let cut = |split: Split, n: Option<usize>| {
-            let all = inner.examples(split);
-            all[..n.unwrap_or(all.len()).min(all.len())].to_vec()
+            let all = inner.examples(split).len();
+            n.unwrap_or(all).min(all)
         };
         let splits = [cut(Split::Train, sizes[0]), cut(Split::Validation, sizes[1]), cut(Split::Test, sizes[2])];
         Self { inner, splits, network: None }
@@ -221,9 +222,9 @@ impl Benchmark for Subset {
     }
     fn examples(&self, split: Split) -> &[Example] {
         match split {
-            Split::Train => &self.splits[0],
-            Split::Validation => &self.splits[1],
-            Split::Test => &self.splits[2],
+            Split::Train => &self.inner.examples(split)[..self.splits[0]],
+            Split::Validation => &self.inner.examples(split)[..self.splits[1]],
+            Split::Test => &self.inner.examples(split)[..self.splits[2]],
         }
     }
     fn extract_answer(&self, output: &str) -> Option<String> {

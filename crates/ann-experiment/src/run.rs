@@ -22,15 +22,14 @@ use ann_eval::stats::bootstrap_ci;
 use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Example, Split};
 use ann_graph::{Network, RoutingRecord, ValidationRules};
 use ann_llm::{Budget, BudgetSpent, LedgerFile, PriceTable};
-use ann_textgrad::{
-    Cost, ExampleRun, RunFiles, StopReason, TrainConfig, TrainData, TrainError, TrainOutcome, Trainer, forward_cost,
-};
+use ann_textgrad::{Cost, ExampleRun, RunFiles, StopReason, TrainConfig, TrainData, TrainError, TrainOutcome, Trainer};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::baselines::Baseline;
 use crate::benchmarks::{Subset, load_benchmark};
 use crate::config::{ExperimentConfig, resolve};
+use crate::evaluation::{Record, train_error};
 use crate::models::RunModels;
 use crate::report::{BaselineScores, Report, RunCosts, SplitScores, paired_present, present};
 use crate::stack::{BackendSource, ModelStack, StackParts};
@@ -195,12 +194,23 @@ impl Prepared {
         baseline: Option<Baseline>,
         routing: &RoutingRecord,
     ) -> Result<Vec<ExampleRun>, ann_textgrad::TrainError> {
+        let refs: Vec<&Example> = examples.iter().collect();
+        let config = self.forward_config(baseline, routing);
+        ann_textgrad::evaluate(&self.stack.model, &self.evaluator, net, &refs, &config).await
+    }
+
+    /// The forward settings of an evaluation: the experiment's, or `baseline`'s; routing sees
+    /// `routing`'s statistics when `forward.routing_statistics` is on.
+    pub(crate) fn forward_config(
+        &self,
+        baseline: Option<Baseline>,
+        routing: &RoutingRecord,
+    ) -> ann_graph::ForwardConfig {
         let mut config = self.train_config.clone();
         if let Some(baseline) = baseline {
             config.forward = baseline.forward_config(&config.forward);
         }
-        let refs: Vec<&Example> = examples.iter().collect();
-        ann_textgrad::evaluate(&self.stack.model, &self.evaluator, net, &refs, &config.forward_with(routing)).await
+        config.forward_with(routing)
     }
 }
 
@@ -301,42 +311,10 @@ pub fn split_examples(benchmark: &dyn Benchmark, split: Split) -> Vec<Example> {
     benchmark.examples(split).to_vec()
 }
 
-/// One example's line in `evaluations/*.jsonl`.
-#[derive(Serialize)]
-struct EvaluationLine<'a> {
-    id: &'a str,
-    score: f64,
-    passed: bool,
-    feedback: &'a str,
-    output: &'a str,
-    /// Left out of the scores (an infrastructure failure under `exclude`); written only when set.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    excluded: bool,
-}
-
-fn write_evaluations(run_dir: &Path, name: &str, runs: &[ExampleRun]) -> anyhow::Result<()> {
-    let dir = run_dir.join("evaluations");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut text = String::new();
-    for r in runs {
-        let line = EvaluationLine {
-            id: &r.id,
-            score: r.evaluation.score,
-            passed: r.evaluation.passed,
-            feedback: &r.evaluation.feedback,
-            output: &r.output,
-            excluded: r.excluded,
-        };
-        text.push_str(&serde_json::to_string(&line)?);
-        text.push('\n');
-    }
-    let path = dir.join(format!("{name}.jsonl"));
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-}
-
 /// Evaluate `net` on `examples` (with `baseline`'s forward settings, if one, and the routing
-/// statistics of `routing`), write the per-example lines and (when the run writes traces) the
-/// traces to `traces/<name>.jsonl`, return the scores (`None`: excluded, an infrastructure failure under
+/// statistics of `routing`) in bounded memory ([`crate::evaluation`]): the per-example lines go to
+/// `evaluations/<name>.jsonl` and (when the run writes traces) the traces to
+/// `traces/<name>.jsonl` as the examples finish; return the scores (`None`: excluded, an infrastructure failure under
 /// `exclude`) and what the forwards cost.
 async fn evaluate(
     prepared: &Prepared,
@@ -347,19 +325,17 @@ async fn evaluate(
     options: &RunOptions,
 ) -> anyhow::Result<(Vec<Option<f64>>, Cost)> {
     options.phase(crate::progress::Phase::Evaluation { name: name.to_string(), examples: examples.len() as u64 });
-    let runs =
-        prepared.evaluate(net, examples, baseline, routing).await.map_err(|e| match resume_hint(&e, run_dir) {
-            Some(hint) => anyhow::Error::new(e).context(format!("evaluating {name} stopped: {hint}")),
-            None => anyhow::Error::new(e).context(format!(
-                "evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)"
-            )),
-        })?;
-    write_evaluations(run_dir, name, &runs)?;
-    let train = &prepared.train_config;
-    if train.write_traces {
-        RunFiles::new(run_dir)?.write_traces(name, &runs, train.trace_examples)?;
-    }
-    Ok((runs.iter().map(ExampleRun::score).collect(), forward_cost(&runs, &prepared.prices)))
+    let record = Some(Record { run_dir, name });
+    let evaluated =
+        prepared.evaluate_streaming(net, examples, baseline, routing, record).await.map_err(
+            |e| match train_error(&e).and_then(|t| resume_hint(t, run_dir)) {
+                Some(hint) => e.context(format!("evaluating {name} stopped: {hint}")),
+                None => e.context(format!(
+                    "evaluating {name} (an exhausted budget can be raised in config.toml, then `ann resume`)"
+                )),
+            },
+        )?;
+    Ok((evaluated.scores(), evaluated.cost))
 }
 
 /// What to tell the user when `e` is an infrastructure failure (never scored): the failure, and
@@ -646,27 +622,30 @@ async fn evaluate_split(
     split: Split,
     options: &RunOptions,
 ) -> anyhow::Result<EvalOutcome> {
-    let examples = split_examples(prepared.benchmark.as_ref(), split);
+    let examples = prepared.benchmark.examples(split);
     let name = format!("{split:?}").to_lowercase();
     options.say(&format!("evaluating on {} {name} examples", examples.len()));
     options.phase(crate::progress::Phase::Evaluation { name, examples: examples.len() as u64 });
-    let runs = prepared.evaluate(network, &examples, baseline, &RoutingRecord::default()).await.map_err(|e| {
-        let hint = e.is_infrastructure_failure().then_some(
-            " stopped: a model call failed for a reason outside the network; nothing was scored for it (every \
-             answer received is in the response cache): run again once the endpoint works, or set \
-             forward.on_infrastructure_failure = \"exclude\" to leave such examples out",
-        );
-        anyhow::Error::new(e).context(format!("evaluating{}", hint.unwrap_or_default()))
-    })?;
-    let (scores, excluded) = present(&runs.iter().map(ExampleRun::score).collect::<Vec<_>>());
+    let evaluated = prepared
+        .evaluate_streaming(network, examples, baseline, &RoutingRecord::default(), None)
+        .await
+        .map_err(|e| {
+            let hint = train_error(&e).is_some_and(TrainError::is_infrastructure_failure).then_some(
+                " stopped: a model call failed for a reason outside the network; nothing was scored for it (every \
+                 answer received is in the response cache): run again once the endpoint works, or set \
+                 forward.on_infrastructure_failure = \"exclude\" to leave such examples out",
+            );
+            e.context(format!("evaluating{}", hint.unwrap_or_default()))
+        })?;
+    let (scores, excluded) = present(&evaluated.scores());
     Ok(EvalOutcome {
         benchmark: prepared.benchmark.name().to_string(),
         baseline,
         split,
         summary: bootstrap_ci(&scores, &config.report.bootstrap()).ok(),
-        passed: runs.iter().filter(|r| r.evaluation.passed).count(),
+        passed: evaluated.passed(),
         excluded,
-        forward_cost: forward_cost(&runs, &prepared.prices),
+        forward_cost: evaluated.cost,
         cost: prepared.stack.meter.report().total,
         models: prepared.models.costs(config),
     })

@@ -240,19 +240,19 @@ pub async fn specialise_to_dir(
             continue;
         }
         let group: Vec<Example> = picked.iter().map(|&i| test[i].clone()).collect();
-        let runs = prepared
-            .evaluate(network, &group, None, &ann_graph::RoutingRecord::default())
+        let evaluated = prepared
+            .evaluate_streaming(network, &group, None, &ann_graph::RoutingRecord::default(), None)
             .await
             .context("evaluating the specialised networks")?;
-        for (&i, run) in picked.iter().zip(&runs) {
-            specialised_scores[i] = run.score();
+        for (&i, score) in picked.iter().zip(evaluated.scores()) {
+            specialised_scores[i] = score;
         }
     }
-    let single_runs = prepared
-        .evaluate(&single, &test, None, &ann_graph::RoutingRecord::default())
+    let single_scores = prepared
+        .evaluate_streaming(&single, &test, None, &ann_graph::RoutingRecord::default(), None)
         .await
-        .context("evaluating the single network")?;
-    let single_scores: Vec<Option<f64>> = single_runs.iter().map(|r| r.score()).collect();
+        .context("evaluating the single network")?
+        .scores();
 
     for (i, r) in reports.iter_mut().enumerate() {
         r.routed = routes.iter().filter(|&&s| s == Some(i)).count();

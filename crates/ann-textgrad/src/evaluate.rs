@@ -21,10 +21,17 @@
 use std::sync::Arc;
 
 use ann_eval::{Evaluation, Evaluator, Example};
+use std::future::Future;
+
 use ann_graph::InfrastructurePolicy::Exclude;
-use ann_graph::{ForwardConfig, ForwardInput, Network, Trace, forward_inputs};
+use ann_graph::{
+    BatchOrder, ForwardConfig, ForwardInput, ForwardResult, ForwardStream, GraphError, InfrastructurePolicy, Network,
+    Trace, forward_inputs,
+};
 use ann_llm::{PriceTable, SharedModel};
 use futures::StreamExt;
+use futures::future::Either;
+use futures::stream::FuturesOrdered;
 
 use crate::TrainError;
 use crate::meter::Cost;
@@ -76,33 +83,127 @@ pub async fn evaluate(
     let results = forward_inputs(worker, net, &inputs, Some(&extractor), forward).await?;
     let parallel = forward.max_parallel_inputs.max(1);
     let scored = futures::stream::iter(examples.iter().zip(results))
-        .map(|(example, result)| async move {
-            match result {
-                Ok(fr) => {
-                    let mut evaluation = evaluator.evaluate(example, &fr.output).await?;
-                    // Scores outside 0..=1 (or NaN) would break the gate's comparisons.
-                    evaluation.score =
-                        if evaluation.score.is_finite() { evaluation.score.clamp(0.0, 1.0) } else { 0.0 };
-                    let trace = Some(fr.trace);
-                    Ok(ExampleRun { id: example.id.clone(), output: fr.output, evaluation, trace, excluded: false })
-                }
-                Err(e) if e.is_infrastructure_failure() && forward.on_infrastructure_failure == Exclude => {
-                    let evaluation = Evaluation::fail(format!("excluded from the scores: {e}"));
-                    let (id, trace) = (example.id.clone(), e.into_trace());
-                    Ok(ExampleRun { id, output: String::new(), evaluation, trace, excluded: true })
-                }
-                Err(e) if e.is_budget_exhausted() || e.is_infrastructure_failure() => Err(TrainError::from(e)),
-                Err(e) => {
-                    let evaluation = Evaluation::fail(format!("the network produced no output: {e}"));
-                    let (id, trace) = (example.id.clone(), e.into_trace());
-                    Ok(ExampleRun { id, output: String::new(), evaluation, trace, excluded: false })
-                }
-            }
-        })
+        .map(|(example, result)| score_one(evaluator, example, result, forward.on_infrastructure_failure))
         .buffered(parallel)
         .collect::<Vec<_>>()
         .await;
     scored.into_iter().collect()
+}
+
+/// Score one forward's result: a verdict of `evaluator` (clamped to 0..=1), a zero with the error
+/// as feedback for a forward that failed for the network's own reason, an excluded example for
+/// an infrastructure failure under `Exclude`, an error for a stop.
+async fn score_one(
+    evaluator: &Arc<dyn Evaluator>,
+    example: &Example,
+    result: Result<ForwardResult, GraphError>,
+    policy: InfrastructurePolicy,
+) -> Result<ExampleRun, TrainError> {
+    match result {
+        Ok(fr) => {
+            let mut evaluation = evaluator.evaluate(example, &fr.output).await?;
+            // Scores outside 0..=1 (or NaN) would break the gate's comparisons.
+            evaluation.score = if evaluation.score.is_finite() { evaluation.score.clamp(0.0, 1.0) } else { 0.0 };
+            let trace = Some(fr.trace);
+            Ok(ExampleRun { id: example.id.clone(), output: fr.output, evaluation, trace, excluded: false })
+        }
+        Err(e) if e.is_infrastructure_failure() && policy == Exclude => {
+            let evaluation = Evaluation::fail(format!("excluded from the scores: {e}"));
+            let (id, trace) = (example.id.clone(), e.into_trace());
+            Ok(ExampleRun { id, output: String::new(), evaluation, trace, excluded: true })
+        }
+        Err(e) if e.is_budget_exhausted() || e.is_infrastructure_failure() => Err(TrainError::from(e)),
+        Err(e) => {
+            let evaluation = Evaluation::fail(format!("the network produced no output: {e}"));
+            let (id, trace) = (example.id.clone(), e.into_trace());
+            Ok(ExampleRun { id, output: String::new(), evaluation, trace, excluded: false })
+        }
+    }
+}
+
+/// [`evaluate`] as a stream: each example's run is handed to `each` (with its index, in input
+/// order) as soon as it is scored, and dropped unless `each` keeps it, so memory holds only the
+/// examples in flight (at most `max_parallel_inputs` forwards, and as many scorings), not the
+/// whole set. For large evaluations whose traces go to a file ([`crate::journal::example_jsonl`]).
+///
+/// The stopping rules are [`evaluate`]'s: an exhausted budget (or an infrastructure failure under
+/// `stop`) starts no further example, the examples in flight finish and are handed over, then the
+/// stop is the error. When `each` or the evaluator fails, no further example starts, those in
+/// flight finish (their calls are not dropped, their runs are not handed over) and the first
+/// failure is the error (a forward's stop comes first).
+pub async fn evaluate_each<E, F, Fut>(
+    worker: &SharedModel,
+    evaluator: &Arc<dyn Evaluator>,
+    net: &Network,
+    examples: &[&Example],
+    forward: &ForwardConfig,
+    mut each: F,
+) -> Result<(), E>
+where
+    E: From<TrainError>,
+    F: FnMut(usize, ExampleRun) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    enum Event {
+        Forward(Option<(usize, Result<ForwardResult, GraphError>)>),
+        Scored((usize, Result<ExampleRun, TrainError>)),
+    }
+    let files: Vec<Vec<std::path::PathBuf>> = examples.iter().map(|e| e.files()).collect();
+    let inputs: Vec<ForwardInput<'_>> =
+        examples.iter().zip(&files).map(|(e, files)| ForwardInput { text: &e.input, files }).collect();
+    let for_votes = evaluator.clone();
+    let extractor = move |s: &str| for_votes.extract_answer(s);
+    let mut stream = ForwardStream::of_inputs(worker, net, inputs, Some(&extractor), forward, BatchOrder::Input)
+        .map_err(|e| E::from(TrainError::from(e)))?;
+    let parallel = forward.max_parallel_inputs.max(1);
+    let policy = forward.on_infrastructure_failure;
+    let mut scoring = FuturesOrdered::new();
+    // Results waiting for a scoring slot: while any waits, no input starts, so at most the
+    // inputs in flight wait (the stream is still polled: a scoring may wait on a forward's call).
+    let mut waiting = std::collections::VecDeque::new();
+    let (mut forwards_open, mut failed) = (true, None::<E>);
+    while forwards_open || !scoring.is_empty() || !waiting.is_empty() {
+        while scoring.len() < parallel
+            && let Some((index, result)) = waiting.pop_front()
+        {
+            let example = examples[index];
+            scoring.push_back(async move { (index, score_one(evaluator, example, result, policy).await) });
+        }
+        let held = !waiting.is_empty() || scoring.len() >= parallel;
+        stream.hold(held);
+        // Held, the stream is driven only for what it has in flight (then scoring is full).
+        let drive = forwards_open && (!held || stream.in_flight() > 0);
+        let event = if drive && !scoring.is_empty() {
+            // Both `next`s may be dropped unfinished: neither loses an item.
+            match futures::future::select(std::pin::pin!(stream.next()), scoring.next()).await {
+                Either::Left((forward, _)) => Event::Forward(forward),
+                Either::Right((scored, _)) => Event::Scored(scored.expect("scorings under way")),
+            }
+        } else if drive {
+            Event::Forward(stream.next().await)
+        } else {
+            Event::Scored(scoring.next().await.expect("scorings under way"))
+        };
+        match event {
+            Event::Forward(None) => forwards_open = false,
+            Event::Forward(Some(result)) => waiting.push_back(result),
+            Event::Scored(_) if failed.is_some() => {}
+            Event::Scored((index, scored)) => {
+                let handed = match scored {
+                    Ok(run) => each(index, run).await,
+                    Err(e) => Err(E::from(e)),
+                };
+                if let Err(e) = handed {
+                    failed = Some(e);
+                    stream.close();
+                }
+            }
+        }
+    }
+    if let Some(stop) = stream.into_stopped() {
+        return Err(E::from(TrainError::from(stop)));
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// Mean score of `net` on `examples` ([`evaluate`], then [`mean_score`]).
@@ -130,12 +231,22 @@ pub fn mean_score(runs: &[ExampleRun]) -> f64 {
 /// (a cache hit like the fresh call it replays), priced by the model that answered.
 pub fn forward_cost(runs: &[ExampleRun], prices: &PriceTable) -> Cost {
     let mut cost = Cost::default();
-    for call in runs.iter().filter_map(|r| r.trace.as_ref()).flat_map(|t| t.calls()) {
-        if call.output.is_some() {
-            cost.add_call(&call.model, &call.usage, prices);
-        } else if call.error.is_some() {
-            cost.errors += 1;
-        }
+    for run in runs {
+        cost.add_forward(run, prices);
     }
     cost
+}
+
+impl Cost {
+    /// Count the calls of `run`'s forward trace as [`forward_cost`] does (for a caller that sums
+    /// runs one by one, as [`evaluate_each`] hands them over).
+    pub fn add_forward(&mut self, run: &ExampleRun, prices: &PriceTable) {
+        for call in run.trace.iter().flat_map(|t| t.calls()) {
+            if call.output.is_some() {
+                self.add_call(&call.model, &call.usage, prices);
+            } else if call.error.is_some() {
+                self.errors += 1;
+            }
+        }
+    }
 }

@@ -372,23 +372,25 @@ pub fn batch_traces_name(epoch: usize, batch: usize) -> String {
 /// Forward traces as JSONL: per example an `example` line (id, score, passed, feedback, and
 /// `excluded` when it was), then its trace's lines.
 pub fn traces_jsonl(runs: &[crate::ExampleRun]) -> String {
-    let mut text = String::new();
-    for run in runs {
-        let mut head = serde_json::json!({
-            "event": "example",
-            "id": run.id,
-            "score": run.evaluation.score,
-            "passed": run.evaluation.passed,
-            "feedback": run.evaluation.feedback,
-        });
-        if run.excluded {
-            head["excluded"] = serde_json::Value::Bool(true);
-        }
-        text.push_str(&head.to_string());
-        text.push('\n');
-        if let Some(trace) = &run.trace {
-            text.push_str(&trace.to_jsonl());
-        }
+    runs.iter().map(example_jsonl).collect()
+}
+
+/// One example's part of [`traces_jsonl`]: its `example` line, then its trace's lines.
+pub fn example_jsonl(run: &crate::ExampleRun) -> String {
+    let mut head = serde_json::json!({
+        "event": "example",
+        "id": run.id,
+        "score": run.evaluation.score,
+        "passed": run.evaluation.passed,
+        "feedback": run.evaluation.feedback,
+    });
+    if run.excluded {
+        head["excluded"] = serde_json::Value::Bool(true);
+    }
+    let mut text = head.to_string();
+    text.push('\n');
+    if let Some(trace) = &run.trace {
+        text.push_str(&trace.to_jsonl());
     }
     text
 }

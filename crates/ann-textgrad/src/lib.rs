@@ -62,7 +62,7 @@ pub use backward::{Candidate, Proposal, global_gradient_format, local_text_forma
 pub use config::{Ablations, Acceptance, GateMode, LocalForm, Selection, TrainConfig};
 pub use decision::{ComponentScope, ComponentStatus, Decision, Reason};
 pub use error::TrainError;
-pub use evaluate::{ExampleRun, evaluate, forward_cost, mean_score, score};
+pub use evaluate::{ExampleRun, evaluate, evaluate_each, forward_cost, mean_score, score};
 pub use gate::{Gate, Standing, Verdict};
 pub use gradient::{GlobalGradient, LanguageLoss, LayerBlame, LocalText, StructuralSuggestion};
 pub use journal::{Checkpoint, ComponentRecord, JournalEvent, OptimizerState, RunFiles, StepRecord, StopReason};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ann_eval::{Benchmark, EvalError, Evaluation, Example, Split};
 use ann_experiment::reexports::OpenAiConfig;
-use ann_experiment::{BackendSource, ExperimentConfig, RunOptions, prepare, run::Prepared};
+use ann_experiment::{BackendSource, ExperimentConfig, Record, RunOptions, prepare, run::Prepared};
 use ann_graph::{Network, RoutingRecord};
 use ann_textgrad::{Optimizer, select_examples};
 use anyhow::{Context, Result, bail};
@@ -113,8 +113,6 @@ batch_size = {questions}
 pub struct Setup {
     prepared: Prepared,
     network: Network,
-    examples: Vec<Example>,
-    train: Vec<Example>,
 }
 
 impl Setup {
@@ -127,6 +125,7 @@ impl Setup {
             Some(o) if o.base_urls == [url.to_string()] => {}
             _ => bail!("ANN_OPENAI_BASE_URL must be {url}"),
         }
+        // The benchmark holds the questions once (`ann-experiment` cuts its splits without a copy).
         let benchmark = Arc::new(Questions::new(questions, questions));
         let options = RunOptions {
             base_dir: dir.to_path_buf(),
@@ -134,40 +133,44 @@ impl Setup {
             backend: BackendSource::Open { local_model: PathBuf::new(), openai },
             clock: Arc::new(std::time::SystemTime::now),
             progress: None,
-            benchmark: Some(benchmark.clone()),
+            benchmark: Some(benchmark),
             interrupt: None,
         };
         let prepared = prepare(&config, &options).await?;
         record_ledger(&prepared, dir)?;
         let network = prepared.start.clone();
-        Ok(Self { network, examples: benchmark.test.clone(), train: benchmark.train.clone(), prepared })
+        Ok(Self { network, prepared })
     }
 
     /// One question outside the workload, through the same stack.
     pub async fn warm_up(&self) -> Result<()> {
         let example = Example::new("warm-up", crate::question(crate::WARM_UP)).with_reference("B");
-        self.prepared.evaluate(&self.network, &[example], None, &RoutingRecord::default()).await?;
+        self.prepared.evaluate_streaming(&self.network, &[example], None, &RoutingRecord::default(), None).await?;
         Ok(())
     }
 
-    /// The forward workload on every question (scored by the benchmark, as `ann eval` does);
-    /// returns the model calls the traces hold.
-    pub async fn forward(&self) -> Result<u64> {
-        let runs = self.prepared.evaluate(&self.network, &self.examples, None, &RoutingRecord::default()).await?;
-        Ok(runs.iter().map(|r| r.trace.as_ref().map_or(0, |t| t.calls().count() as u64)).sum())
+    /// The forward workload on every question, scored by the benchmark in bounded memory as
+    /// `ann eval` does (`Prepared::evaluate_streaming`); with `record`, each question's evaluation
+    /// line and trace are written to `evaluations/` and `traces/` of `record` as a run's test
+    /// evaluation writes them. Returns the model calls the traces hold.
+    pub async fn forward(&self, record: Option<&Path>) -> Result<u64> {
+        let record = record.map(|run_dir| Record { run_dir, name: "test" });
+        let examples = self.prepared.benchmark.examples(Split::Test);
+        let evaluated =
+            self.prepared.evaluate_streaming(&self.network, examples, None, &RoutingRecord::default(), record).await?;
+        Ok(evaluated.calls)
     }
 
     /// One training step on `batch` questions: forward and score, loss, backward, step; returns
     /// the model calls made (forward calls plus the optimiser's).
     pub async fn train_step(&self, batch: usize) -> Result<u64> {
-        let examples: Vec<&Example> = self.train.iter().take(batch).collect();
+        let train = self.prepared.benchmark.examples(Split::Train);
+        let examples: Vec<&Example> = train.iter().take(batch).collect();
         let optimizer =
             Optimizer::new(self.prepared.models.optimizer().model.clone(), self.prepared.train_config.clone());
         let before = self.prepared.stack.meter.report().total.calls;
-        let runs = self
-            .prepared
-            .evaluate(&self.network, &self.train[..examples.len()], None, &RoutingRecord::default())
-            .await?;
+        let runs =
+            self.prepared.evaluate(&self.network, &train[..examples.len()], None, &RoutingRecord::default()).await?;
         let selected = select_examples(&runs, &optimizer.config().selection);
         let losses = optimizer.loss(&self.network, &examples, &runs, &selected).await?;
         let proposal = optimizer.backward(&self.network, &examples, &runs, &selected, losses, None).await?;

@@ -48,6 +48,11 @@ struct Cli {
     /// Run one training step on this many questions instead of the forward workload.
     #[arg(long)]
     train_step: Option<usize>,
+    /// Also write each question's evaluation line and trace under `--dir` (`evaluations/test.jsonl`,
+    /// `traces/test.jsonl`), as a run's test evaluation does (`ann` stacks only; `ann eval`, and so
+    /// the comparison, writes none).
+    #[arg(long)]
+    record: bool,
 }
 
 /// The warm-up question's index (before `ready`: lazy set-up and first connections), outside
@@ -110,7 +115,7 @@ fn main() -> Result<()> {
                 say_ready();
                 let (started, cpu) = (Instant::now(), rusage().0);
                 let n = match train_step {
-                    None => setup.forward().await?,
+                    None => setup.forward(cli.record.then_some(cli.dir.as_path())).await?,
                     Some(batch) => setup.train_step(batch).await?,
                 };
                 (n, started.elapsed().as_secs_f64(), rusage().0 - cpu)

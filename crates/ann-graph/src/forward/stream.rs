@@ -88,6 +88,8 @@ pub struct ForwardStream<'a> {
     queue: Queue<'a>,
     limit: usize,
     stop: Option<GraphError>,
+    closed: bool,
+    held: bool,
 }
 
 impl<'a> ForwardStream<'a> {
@@ -130,12 +132,35 @@ impl<'a> ForwardStream<'a> {
             queue,
             limit: config.max_parallel_inputs.max(1),
             stop: None,
+            closed: false,
+            held: false,
         })
     }
 
-    /// Start inputs up to the limit (none once the stream stopped).
+    /// Start no further input: those in flight finish and are still handed over (the caller
+    /// drains the stream, as after a stop, so no call in flight is dropped). For a consumer that
+    /// cannot use the rest (its own sink failed).
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// While `held`, start no input; those in flight go on and are handed over. For a consumer
+    /// whose own work on the results is full, which must still drive the calls in flight (its
+    /// work may wait on them: a judge's call on the backend's concurrency limit).
+    /// While held with nothing in flight, [`ForwardStream::next`] is `None` although inputs
+    /// remain: check [`ForwardStream::in_flight`] first.
+    pub fn hold(&mut self, held: bool) {
+        self.held = held;
+    }
+
+    /// How many inputs are started and not handed over yet.
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Start inputs up to the limit (none once the stream stopped or was closed, or while held).
     fn fill(&mut self) {
-        while self.stop.is_none() && self.queue.len() < self.limit {
+        while self.stop.is_none() && !self.closed && !self.held && self.queue.len() < self.limit {
             let Some((index, input)) = self.inputs.next() else { return };
             let (model, net, extractor, config, gate) =
                 (self.model, self.net, self.extractor, self.config, self.gate.clone());

@@ -426,3 +426,22 @@ async fn a_stream_hands_over_results_as_they_finish_or_in_input_order() {
     assert_eq!(order(BatchOrder::Finished).await, [1, 2, 3, 0]);
     assert_eq!(order(BatchOrder::Input).await, [0, 1, 2, 3]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_stream_starts_no_input_and_hands_over_those_in_flight() {
+    let net = one_layer(1, &[AggregatorName::Single]);
+    let inputs: Vec<String> = (0..6).map(|i| format!("fast {i}")).collect();
+    let model: SharedModel = Arc::new(SlowOnSome);
+    let config = ForwardConfig { routing: crate::RoutingMode::Fixed, max_parallel_inputs: 2, ..Default::default() };
+    let mut stream = ForwardStream::new(&model, &net, &inputs, None, &config, BatchOrder::Input).unwrap();
+    let (first, _) = stream.next().await.unwrap();
+    stream.close();
+    let mut rest = Vec::new();
+    while let Some((index, result)) = stream.next().await {
+        assert!(result.is_ok());
+        rest.push(index);
+    }
+    // Two were started together; the second is still handed over, no third starts.
+    assert_eq!((first, rest), (0, vec![1]));
+    assert!(stream.into_stopped().is_none(), "closing is no stop");
+}
