@@ -577,7 +577,7 @@ pub struct EvalOutcome {
     /// Examples left out of `summary`: their forward hit an infrastructure failure under the
     /// `exclude` policy (never scored 0).
     pub excluded: usize,
-    /// What the network's forwards cost, as the responses report it ([`forward_cost`]).
+    /// What the network's forwards cost, as the responses report it ([`ann_textgrad::forward_cost`]).
     pub forward_cost: Cost,
     /// Every call of this process as the meter saw it (evaluator calls and cache hits included).
     pub cost: ann_llm::Totals,
