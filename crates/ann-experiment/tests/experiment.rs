@@ -4,23 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ann_bench_mmlu_ml::MmluMl;
 use ann_eval::{Benchmark, BenchmarkEvaluator, Evaluator, Split};
 use ann_experiment::{BackendSource, Baseline, ExperimentConfig, Report, RunOptions, check_network};
 use ann_graph::Network;
 use ann_llm::{BudgetLedger, SharedModel};
 use ann_test_support::ScriptedModel;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The four committed MMLU-ML fixture rows, split 2 train / 1 validation / 1 test.
-fn fixture_benchmark() -> Arc<dyn Benchmark> {
-    let rows = ann_bench_mmlu_ml::load_rows(&workspace().join("datasets/mmlu-ml/mmlu-ml-sample.jsonl")).unwrap();
-    let examples: Vec<_> = rows.iter().enumerate().map(|(i, r)| ann_bench_mmlu_ml::to_example(i, r)).collect();
-    Arc::new(MmluMl::from_examples(&examples, &[2, 1, 1], 7).unwrap())
-}
+mod mmlu_fixture;
+use mmlu_fixture::{fixture_benchmark, workspace};
 
 const SMALL: &str = r#"
 name = "small"

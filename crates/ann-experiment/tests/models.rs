@@ -7,23 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ann_bench_mmlu_ml::MmluMl;
-use ann_eval::{Benchmark, Split};
+use ann_eval::Split;
 use ann_experiment::reexports::OpenAiConfig;
 use ann_experiment::{BackendSource, ExperimentConfig, RunOptions};
 use ann_test_support::server::{FakeServer, FakeServerConfig, RecordedRequest};
 use serde_json::Value;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The four committed MMLU-ML fixture rows, split 2 train / 1 validation / 1 test.
-fn fixture_benchmark() -> Arc<dyn Benchmark> {
-    let rows = ann_bench_mmlu_ml::load_rows(&workspace().join("datasets/mmlu-ml/mmlu-ml-sample.jsonl")).unwrap();
-    let examples: Vec<_> = rows.iter().enumerate().map(|(i, r)| ann_bench_mmlu_ml::to_example(i, r)).collect();
-    Arc::new(MmluMl::from_examples(&examples, &[2, 1, 1], 7).unwrap())
-}
+mod mmlu_fixture;
+use mmlu_fixture::fixture_benchmark;
 
 /// Worker and optimiser on two endpoints named by different variables.
 const TWO_MODELS: &str = r#"
