@@ -141,9 +141,21 @@ pub async fn start(config: &ExperimentConfig, options: &RunOptions) -> anyhow::R
     config.check()?;
     let prepared = prepare(config, options).await?;
     let started = (options.clock)();
-    let run_dir = options.runs_dir.join(format!("{}-{}", config.name, folder_stamp(started)));
+    let stem = format!("{}-{}", config.name, folder_stamp(started));
     std::fs::create_dir_all(&options.runs_dir).with_context(|| format!("creating {}", options.runs_dir.display()))?;
-    std::fs::create_dir(&run_dir).with_context(|| format!("creating the run directory {}", run_dir.display()))?;
+    // Two runs of one config started in the same second (two processes) get `-2`, `-3`, ...
+    let mut run_dir = options.runs_dir.join(&stem);
+    for n in 2.. {
+        match std::fs::create_dir(&run_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
+                run_dir = options.runs_dir.join(format!("{stem}-{n}"));
+            }
+            made => {
+                made.with_context(|| format!("creating the run directory {}", run_dir.display()))?;
+                break;
+            }
+        }
+    }
     std::fs::write(run_dir.join(CONFIG_FILE), config.to_toml()?)
         .with_context(|| format!("writing {}", run_dir.join(CONFIG_FILE).display()))?;
     options.say(&format!("run directory {}", run_dir.display()));
