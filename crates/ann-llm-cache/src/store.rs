@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ann_llm::ChatResponse;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -100,33 +100,7 @@ pub(crate) struct Store {
 impl Store {
     pub(crate) fn open(path: &Path, config: &CacheConfig) -> Result<Self, CacheError> {
         let open_err = |source| CacheError::open(path, source);
-        let mut conn = connect(path, config).map_err(open_err)?;
-        // WAL is a property of the file: set once, every later connection and process sees it.
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(path = %path.display(), mode, "response cache: WAL mode unavailable, concurrent use will be slower");
-        }
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(open_err)?;
-        if version == 0 {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
-            tx.execute_batch(SCHEMA).map_err(open_err)?;
-            tx.commit().map_err(open_err)?;
-        } else if version != SCHEMA_VERSION {
-            return Err(CacheError::SchemaVersion { path: path.to_owned(), found: version, supported: SCHEMA_VERSION });
-        }
-        let has_claims: bool = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'claims'", [], |r| r.get::<_, i64>(0))
-            .map_err(open_err)?
-            > 0;
-        if !has_claims {
-            // A read-only file has no claims table: lookups work, claims (before any backend call) fail.
-            if let Err(e) = conn.execute_batch(CLAIMS).map_err(open_err) {
-                if !e.is_read_only() {
-                    return Err(e);
-                }
-                tracing::debug!(path = %path.display(), error = %e, "response cache: cannot add the claims table");
-            }
-        }
+        let conn = initialise(path, config)?;
         let reader = connect(path, config).map_err(open_err)?;
         let writer = Arc::new(Writer::new(path.to_owned(), config.clone(), conn));
         Ok(Self { path: path.to_owned(), config: config.clone(), idle: Mutex::new(vec![reader]), writer })
@@ -288,6 +262,62 @@ impl Drop for Store {
 pub(crate) fn response_json(response: &ChatResponse) -> String {
     let stored = ChatResponse { cache_hit: false, ..response.clone() };
     serde_json::to_string(&stored).expect("a ChatResponse always serializes")
+}
+
+/// Open a connection to `path` and make the file a cache: WAL mode, the schema, the claims table.
+///
+/// Processes that create one new file at the same moment race for the locks these steps take, and
+/// SQLite answers some of those races with "database is locked" without waiting in its busy handler
+/// (changing the journal mode, for one). So a busy answer starts the steps again on a new
+/// connection until the busy timeout has passed; every step is idempotent.
+fn initialise(path: &Path, config: &CacheConfig) -> Result<Connection, CacheError> {
+    let started = Instant::now();
+    loop {
+        match set_up(path, config) {
+            Err(CacheError::Open { source, .. }) if is_busy(&source) && started.elapsed() < config.busy_timeout => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    matches!(error.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked))
+}
+
+/// One attempt of [`initialise`].
+fn set_up(path: &Path, config: &CacheConfig) -> Result<Connection, CacheError> {
+    let open_err = |source| CacheError::open(path, source);
+    let mut conn = connect(path, config).map_err(open_err)?;
+    // WAL is a property of the file: set once, every later connection and process sees it.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %path.display(), mode, "response cache: WAL mode unavailable, concurrent use will be slower");
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(open_err)?;
+    if version == 0 {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
+        tx.execute_batch(SCHEMA).map_err(open_err)?;
+        tx.commit().map_err(open_err)?;
+    } else if version != SCHEMA_VERSION {
+        return Err(CacheError::SchemaVersion { path: path.to_owned(), found: version, supported: SCHEMA_VERSION });
+    }
+    let has_claims: bool = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'claims'", [], |r| r.get::<_, i64>(0))
+        .map_err(open_err)?
+        > 0;
+    if !has_claims {
+        // A read-only file has no claims table: lookups work, claims (before any backend call) fail.
+        if let Err(e) = conn.execute_batch(CLAIMS).map_err(open_err) {
+            if !e.is_read_only() {
+                return Err(e);
+            }
+            tracing::debug!(path = %path.display(), error = %e, "response cache: cannot add the claims table");
+        }
+    }
+    Ok(conn)
 }
 
 pub(crate) fn connect(path: &Path, config: &CacheConfig) -> rusqlite::Result<Connection> {

@@ -52,6 +52,10 @@ async fn run_child(spec: &str) {
             }
             println!("backend calls: {}", model.inner().calls());
         }
+        "open" => {
+            let cache = ResponseCache::open(Path::new(path)).unwrap_or_else(|e| panic!("opening a new file: {e:?}"));
+            assert_eq!(cache.len().unwrap(), 0);
+        }
         "hang" => {
             let cache = ResponseCache::open_with(Path::new(path), &short_lease()).unwrap();
             let model = CachedModel::new(slow_echo(Duration::from_secs(3600)), cache);
@@ -82,6 +86,24 @@ async fn processes_sharing_a_file_call_the_backend_once_per_request() {
     }
     assert_eq!(calls, KEYS, "{PROCESSES} processes × {KEYS} requests: each request paid once");
     assert_eq!(cache.len().unwrap(), KEYS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_creating_one_new_file_at_once_all_open_it() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return run_child(&spec).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let test = "processes_creating_one_new_file_at_once_all_open_it";
+    // Each round a fresh file that several processes create, set to WAL and give a schema together.
+    for round in 0..8 {
+        let path = dir.path().join(format!("new-{round}.sqlite"));
+        let opens = (0..PROCESSES).map(|_| async { child(test, "open", &path).output().await.unwrap() });
+        for output in futures::future::join_all(opens).await {
+            assert!(output.status.success(), "round {round}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        assert_eq!(ResponseCache::open(&path).unwrap().len().unwrap(), 0);
+    }
 }
 
 fn claim_expiry(path: &Path, key: &str) -> Option<i64> {

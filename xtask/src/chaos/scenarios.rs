@@ -40,14 +40,14 @@ pub fn resume(ann: &Ann, home: &Home, row: &mut Row) -> Result<Outcome> {
 
 /// Compare a finished run with the reference: files, scores (a change with exit 0 is silent).
 pub fn compare(row: &mut Row, reference: &Baseline, home: &Home, outcome: &Outcome) {
-    let Some(dir) = home.run_dir() else {
-        row.problem("no run directory");
-        return;
-    };
     if !outcome.ok() {
         let last = outcome.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
         row.problem(format!("the run did not finish (last exit {:?}): {last}", outcome.code));
     }
+    let Some(dir) = home.run_dir() else {
+        row.problem("no run directory");
+        return;
+    };
     let differ = experiment::differing(&reference.files, &dir);
     let equal = differ.is_empty();
     row.files_equal = Some(row.files_equal.unwrap_or(true) && equal);
