@@ -293,10 +293,40 @@ fn change_html(h: &mut String, change: &Change) {
     }
 }
 
+/// Lines of a gradient shown before the rest is folded away.
+const FOLD_AFTER_LINES: usize = 8;
+/// Characters of a gradient shown before the rest is folded away (a small model may repeat one
+/// sentence for pages).
+const FOLD_AFTER_CHARS: usize = 800;
+
+/// `text` in a `<pre>`; past [`FOLD_AFTER_LINES`] lines or [`FOLD_AFTER_CHARS`] characters the rest
+/// goes into a closed `<details>` that says how much it holds.
+fn folded_pre(h: &mut String, text: &str) {
+    let by_lines = text.match_indices('\n').nth(FOLD_AFTER_LINES - 1).map_or(text.len(), |(i, _)| i + 1);
+    let by_chars = match text.char_indices().nth(FOLD_AFTER_CHARS) {
+        // Cut after the last space before the limit, or at the limit in a text without one.
+        Some((limit, _)) => text[..limit].rfind(' ').map_or(limit, |i| i + 1),
+        None => text.len(),
+    };
+    let cut = by_lines.min(by_chars);
+    let (shown, rest) = text.split_at(cut);
+    let _ = write!(h, "<pre>{}</pre>", escape(shown.trim_end()));
+    if !rest.trim().is_empty() {
+        let _ = write!(
+            h,
+            "<details><summary>the rest ({} more lines, {} characters)</summary><pre>{}</pre></details>",
+            rest.lines().count(),
+            rest.chars().count(),
+            escape(rest)
+        );
+    }
+}
+
 fn step_body(h: &mut String, step: &StepView) {
     let s = step.record;
     let g = &s.global;
-    let _ = write!(h, "<p><b>Global gradient</b> (diagnosis):</p><pre>{}</pre>", escape(&g.diagnosis));
+    h.push_str("<p><b>Global gradient</b> (diagnosis):</p>");
+    folded_pre(h, &g.diagnosis);
     let blamed: Vec<String> = g
         .layers
         .iter()
@@ -332,7 +362,8 @@ fn step_body(h: &mut String, step: &StepView) {
         }
         h.push_str("</p>");
         if let Some(text) = &c.text {
-            let _ = write!(h, "<p class=\"muted\">local gradient:</p><pre>{}</pre>", escape(&text.gradient));
+            h.push_str("<p class=\"muted\">local gradient:</p>");
+            folded_pre(h, &text.gradient);
         }
     }
     match &step.candidate {
@@ -424,4 +455,37 @@ fn example_section(h: &mut String, e: &ExampleTrace) {
         None => h.push_str("<p class=\"muted\">No forward trace.</p>"),
     }
     h.push_str("</details>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_gradient_is_shown_whole() {
+        let mut h = String::new();
+        folded_pre(&mut h, "The answer must be Yes.\nIt was No.");
+        assert_eq!(h, "<pre>The answer must be Yes.\nIt was No.</pre>");
+    }
+
+    #[test]
+    fn a_long_gradient_shows_its_first_lines_and_folds_the_rest() {
+        let text: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        let mut h = String::new();
+        folded_pre(&mut h, &text);
+        assert!(h.starts_with("<pre>line 1\n"), "{h}");
+        assert!(h.contains("line 8</pre><details><summary>the rest (12 more lines, "), "{h}");
+        assert!(h.ends_with("line 20\n</pre></details>"), "{h}");
+    }
+
+    #[test]
+    fn one_endless_line_is_cut_at_a_space_before_the_limit() {
+        let text = "The answer must be Yes. ".repeat(100);
+        let mut h = String::new();
+        folded_pre(&mut h, &text);
+        let shown = h.strip_prefix("<pre>").unwrap().split("</pre>").next().unwrap();
+        assert!(shown.len() < FOLD_AFTER_CHARS && shown.len() > FOLD_AFTER_CHARS - 12, "{shown}");
+        assert!(text.starts_with(shown) && text[shown.len()..].starts_with(' '), "{shown}");
+        assert!(h.contains("<details><summary>the rest (1 more lines, "), "{h}");
+    }
 }
