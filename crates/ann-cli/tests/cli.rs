@@ -1,7 +1,11 @@
 //! The `ann` binary as a subprocess: clear errors for a missing model, a bad config, a non-run folder.
 
+mod support;
+
 use std::process::{Command, Output};
 use std::time::Duration;
+
+use support::{ann_at, mmlu_experiment, stderr, synthetic_mmlu};
 
 fn ann(home: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ann"))
@@ -12,10 +16,6 @@ fn ann(home: &std::path::Path, args: &[&str]) -> Output {
         .env_remove("ANN_LOCAL_MODEL")
         .output()
         .unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 #[test]
@@ -55,29 +55,12 @@ fn resume_of_a_folder_that_is_no_run_fails_clearly() {
 async fn train_on_an_openai_compatible_endpoint_writes_a_report() {
     use ann_test_support::server::{FakeServer, FakeServerConfig};
 
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cache = std::env::var_os("ANN_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or(workspace.join(".cache"));
-    let data = cache.join("data");
-    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
     let server =
         FakeServer::start(FakeServerConfig::default().with_reply(|_| "Reasoning.\nAnswer: B".into())).await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    let config = home.path().join("exp.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "name = \"fake\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = 2\nvalidation = 2\ntest = 4\ndata_dir = {:?}\n\
-             network = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\nepochs = 1\nbatch_size = 2\n",
-            data.to_str().unwrap(),
-            workspace.join("experiments/demo-network.json").to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let config = mmlu_experiment(home.path(), "fake", (2, 2, 4), 1, "");
     let secret = "sk-cli-test-secret-42";
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"))
-        .args(["--home", home.path().to_str().unwrap(), "train", "--openai", "--config", config.to_str().unwrap()])
-        .env("ANN_OPENAI_BASE_URL", server.url())
-        .env("ANN_OPENAI_MODEL", "fake-model")
+    let out = ann_at(home.path(), &server.url(), &["train", "--openai", "--config", config.to_str().unwrap()])
         .env("ANN_OPENAI_API_KEY", secret)
         .env("RUST_LOG", "info")
         .output()
@@ -108,22 +91,6 @@ async fn train_on_an_openai_compatible_endpoint_writes_a_report() {
     server.shutdown().await;
 }
 
-/// `n` synthetic MMLU machine-learning rows (the format of `mmlu-ml.jsonl`), correct answer `B`.
-fn synthetic_mmlu(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            serde_json::json!({
-                "question": format!("Synthetic question {i}: which choice is right?"),
-                "type": "machine_learning",
-                "choices": ["wrong", "right", "wrong too", "also wrong"],
-                "answer": 1,
-            })
-            .to_string()
-                + "\n"
-        })
-        .collect()
-}
-
 /// `ann eval --baseline` against a fake OpenAI-compatible server: the baseline's network runs with
 /// the config's data, cache and budget, and its forward cost is reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,10 +108,9 @@ async fn eval_of_a_baseline_on_an_openai_compatible_endpoint() {
         "name = \"eval\"\n[benchmark]\ndata_dir = \"data\"\n[cache]\npath = \"responses.sqlite\"\n",
     )
     .unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"))
-        .args(["--home", home.path().to_str().unwrap(), "eval", "--benchmark", "mmlu-ml"])
-        .args(["--baseline", "self_consistency", "--limit", "3", "--config", config.to_str().unwrap()])
-        .env("ANN_OPENAI_BASE_URL", server.url())
+    let config = config.to_str().unwrap();
+    let args = ["eval", "--benchmark", "mmlu-ml", "--baseline", "self_consistency", "--limit", "3", "--config", config];
+    let out = ann_at(home.path(), &server.url(), &args)
         .env("ANN_OPENAI_MODEL", "gpt-4o-mini")
         .env_remove("ANN_CACHE_DIR")
         .output()
@@ -188,13 +154,9 @@ async fn eval_excludes_an_example_whose_call_failed_and_counts_it() {
             ),
         )
         .unwrap();
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"))
-            .args(["--home", home.path().to_str().unwrap(), "eval", "--benchmark", "mmlu-ml"])
-            .args(["--baseline", "direct", "--limit", "3", "--config", config.to_str().unwrap()])
-            .env("ANN_OPENAI_BASE_URL", url)
-            .env("ANN_OPENAI_MODEL", "gpt-4o-mini")
-            .env_remove("ANN_CACHE_DIR")
-            .output()
+        let config = config.to_str().unwrap();
+        let args = ["eval", "--benchmark", "mmlu-ml", "--baseline", "direct", "--limit", "3", "--config", config];
+        ann_at(home.path(), &url, &args).env("ANN_OPENAI_MODEL", "gpt-4o-mini").env_remove("ANN_CACHE_DIR").output()
     };
     let faulty =
         || FakeServerConfig::default().with_reply(|_| "Reasoning.\nAnswer: B".into()).with_script([Fault::Status(400)]);
@@ -214,47 +176,6 @@ async fn eval_excludes_an_example_whose_call_failed_and_counts_it() {
     server.shutdown().await;
 }
 
-/// Write an `mmlu-ml` experiment `name` on the fetched data into `home/exp.toml` (the demo's
-/// network, a response cache in the home, batches of 2); returns its path.
-fn mmlu_experiment(
-    home: &std::path::Path,
-    name: &str,
-    (train, validation, test): (usize, usize, usize),
-    epochs: usize,
-) -> std::path::PathBuf {
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cache = std::env::var_os("ANN_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or(workspace.join(".cache"));
-    let data = cache.join("data");
-    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
-    let config = home.join("exp.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "name = \"{name}\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = {train}\nvalidation = {validation}\n\
-             test = {test}\ndata_dir = {:?}\nnetwork = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\n\
-             epochs = {epochs}\nbatch_size = 2\n",
-            data.to_str().unwrap(),
-            workspace.join("experiments/demo-network.json").to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    config
-}
-
-/// `ann --home HOME ARGS` against the OpenAI-compatible endpoint at `url`, output captured.
-fn ann_at(home: &std::path::Path, url: &str, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"));
-    command
-        .args(["--home", home.to_str().unwrap()])
-        .args(args)
-        .env("ANN_OPENAI_BASE_URL", url)
-        .env("ANN_OPENAI_MODEL", "fake-model")
-        .env("ANN_OPENAI_API_KEY", "sk-test-endpoint")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    command
-}
-
 /// `ann train` against a closed port stops at the first infrastructure failure with a message
 /// naming the endpoint and the failure and the `ann resume` hint, exit non-zero and no report of
 /// zeros; once an endpoint answers on that port, `ann resume` finishes the run, paying as many
@@ -265,7 +186,7 @@ async fn train_against_a_closed_port_stops_early_and_resume_finishes_the_run() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/v1");
-    let write_config = |home: &std::path::Path| mmlu_experiment(home, "closed", (2, 2, 2), 1);
+    let write_config = |home: &std::path::Path| mmlu_experiment(home, "closed", (2, 2, 2), 1, "");
     let ann = |home: &std::path::Path, url: &str, args: &[&str]| ann_at(home, url, args).output();
     let reply = |_: &serde_json::Value| "Reasoning.\nAnswer: B".to_string();
 
@@ -311,7 +232,7 @@ async fn train_against_a_closed_port_stops_early_and_resume_finishes_the_run() {
 async fn ctrl_c_stops_at_the_last_checkpoint_and_resume_pays_no_call_twice() {
     use ann_test_support::server::{FakeServer, FakeServerConfig};
 
-    let write_config = |home: &std::path::Path| mmlu_experiment(home, "sigint", (6, 2, 2), 3);
+    let write_config = |home: &std::path::Path| mmlu_experiment(home, "sigint", (6, 2, 2), 3, "");
     let ann = ann_at;
     // Each answer takes a while, so that the interrupt lands while calls are in flight.
     let server_config = || {

@@ -1,15 +1,14 @@
 //! `ann construct`, `ann train --network` and the user-data benchmarks (`trivia-cw`, `dabench`)
 //! as subprocesses against the fake OpenAI-compatible server, on the project's own fixtures.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod support;
 
 use ann_experiment::reexports::Network;
 use ann_test_support::server::{FakeServer, FakeServerConfig};
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::{stderr, workspace};
 
 /// A valid network for Trivia CW, as a model would answer the decomposition call.
 const TRIVIA_NETWORK: &str = r#"{"version": 1, "task_description": "t", "layers": [{"id": "recall",
@@ -37,22 +36,11 @@ async fn fake_server() -> FakeServer {
     .unwrap()
 }
 
+/// `ann` against `url`, without the user-data folders of the developer's environment.
 fn ann(home: &Path, url: &str, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"));
-    cmd.current_dir(home)
-        .args(["--home", home.to_str().unwrap()])
-        .args(args)
-        .env("ANN_CACHE_DIR", home.join("cache"))
-        .env("ANN_OPENAI_BASE_URL", url)
-        .env("ANN_OPENAI_MODEL", "fake-model")
-        .env_remove("ANN_OPENAI_API_KEY")
-        .env_remove("ANN_TRIVIA_CW_PATH")
-        .env_remove("ANN_DABENCH_DIR");
-    cmd
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
+    let mut command = support::ann_at(home, url, args);
+    command.env_remove("ANN_TRIVIA_CW_PATH").env_remove("ANN_DABENCH_DIR");
+    command
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

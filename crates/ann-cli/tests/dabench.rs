@@ -4,14 +4,13 @@
 //! its working directory); the traces hold the calls and the tables' contents, and the closed-form
 //! answers are scored with partial credit.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 
 use ann_test_support::server::{FakeServer, FakeServerConfig};
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::{stderr, workspace};
 
 /// Every fixture answer right but `customers` (3 in the table): question 1 scores 1/2.
 const ANSWERS: &str = "@mean_price[4.38] @top_city[Lyon] @customers[2] @total_quantity[3] @mean_age[33.67] \
@@ -32,21 +31,11 @@ async fn fake_server() -> FakeServer {
     .unwrap()
 }
 
+/// `ann` against `url`, DABench read from the project's fixture.
 fn ann(home: &Path, url: &str, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"));
-    cmd.current_dir(home)
-        .args(["--home", home.to_str().unwrap()])
-        .args(args)
-        .env("ANN_CACHE_DIR", home.join("cache"))
-        .env("ANN_OPENAI_BASE_URL", url)
-        .env("ANN_OPENAI_MODEL", "fake-model")
-        .env("ANN_DABENCH_DIR", workspace().join("datasets/dabench"))
-        .env_remove("ANN_OPENAI_API_KEY");
-    cmd
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
+    let mut command = support::ann_at(home, url, args);
+    command.env("ANN_DABENCH_DIR", workspace().join("datasets/dabench"));
+    command
 }
 
 /// The calls of a trace file (`traces/<name>.jsonl`: one event a line) that asked for tools.

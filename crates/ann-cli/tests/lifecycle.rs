@@ -2,43 +2,21 @@
 //! server: `ann run` then `ann runs`, `ann inspect` (network, checkpoint, trace), `--json` output
 //! parsed, the documented exit codes, completions, and progress output without colour codes.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use ann_test_support::server::{FakeServer, FakeServerConfig};
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
+use support::{stderr, stdout, synthetic_mmlu, workspace};
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
 }
 
-/// `n` synthetic MMLU machine-learning rows, correct answer `B`.
-fn synthetic_mmlu(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            serde_json::json!({
-                "question": format!("Synthetic question {i}: which choice is right?"),
-                "type": "machine_learning",
-                "choices": ["wrong", "right", "wrong too", "also wrong"],
-                "answer": 1,
-            })
-            .to_string()
-                + "\n"
-        })
-        .collect()
-}
-
 /// An experiment on synthetic data in `home` (the demo's network, a cache in the home, one epoch
 /// of batches of 2), with `extra` TOML appended; returns the config's path.
 fn experiment(home: &Path, name: &str, extra: &str) -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     std::fs::create_dir_all(home.join("data")).unwrap();
     std::fs::write(home.join("data/mmlu-ml.jsonl"), synthetic_mmlu(112)).unwrap();
     let config = home.join(format!("{name}.toml"));
@@ -48,26 +26,21 @@ fn experiment(home: &Path, name: &str, extra: &str) -> PathBuf {
             "name = \"{name}\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = 2\nvalidation = 2\ntest = 3\n\
              data_dir = \"data\"\nnetwork = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\nepochs = 1\n\
              batch_size = 2\n{extra}",
-            workspace.join("experiments/demo-network.json").to_str().unwrap()
+            workspace().join("experiments/demo-network.json").to_str().unwrap()
         ),
     )
     .unwrap();
     config
 }
 
-/// `ann --home HOME ARGS` against the endpoint at `url`.
+/// `ann --home HOME ARGS` against the endpoint at `url`, as `gpt-4o-mini` (priced) with a key.
 fn ann(home: &Path, url: &str, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"));
+    let mut command = support::ann_at(home, url, args);
     command
-        .args(["--home", home.to_str().unwrap()])
-        .args(args)
-        .env("ANN_OPENAI_BASE_URL", url)
         .env("ANN_OPENAI_MODEL", "gpt-4o-mini")
         .env("ANN_OPENAI_API_KEY", "sk-lifecycle-test")
         .env_remove("ANN_CACHE_DIR")
-        .env_remove("NO_COLOR")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+        .env_remove("NO_COLOR");
     command
 }
 

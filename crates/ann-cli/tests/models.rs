@@ -1,14 +1,13 @@
 //! `ann train` with the example config of a separate optimiser and two model profiles
 //! (`experiments/teams.toml`), each model's endpoint read from its own environment variables.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 
 use ann_test_support::server::{FakeServer, FakeServerConfig, RecordedRequest};
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::workspace;
 
 /// The system message of a request.
 fn system(r: &RecordedRequest) -> &str {

@@ -1,45 +1,25 @@
 //! `ann report`, `ann blame` and `ann diff` as subprocesses, on a run `ann train` made against the
 //! fake OpenAI-compatible server; its `manifest.json` hashes the data file it read.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use support::{stderr, stdout};
 
 fn ann(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ann")).args(args).env_remove("ANN_OPENAI_BASE_URL").output().unwrap()
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
 /// Train the demo network on two MMLU-ML examples per split against the fake server.
 async fn train(home: &Path) -> PathBuf {
     use ann_test_support::server::{FakeServer, FakeServerConfig};
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cache = std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from).unwrap_or(workspace.join(".cache"));
-    let data = cache.join("data");
-    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
+    let data = support::fetched_data();
     let server =
         FakeServer::start(FakeServerConfig::default().with_reply(|_| "Reasoning.\nAnswer: B".into())).await.unwrap();
-    let config = home.join("exp.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "name = \"cli\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = 2\nvalidation = 2\ntest = 2\ndata_dir = {:?}\n\
-             network = {:?}\n[cache]\npath = \"responses.sqlite\"\n[train]\nepochs = 1\nbatch_size = 2\n",
-            data.to_str().unwrap(),
-            workspace.join("experiments/demo-network.json").to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"))
-        .args(["--home", home.to_str().unwrap(), "train", "--openai", "--config", config.to_str().unwrap()])
-        .env("ANN_OPENAI_BASE_URL", server.url())
-        .env("ANN_OPENAI_MODEL", "fake-model")
+    let config = support::mmlu_experiment(home, "cli", (2, 2, 2), 1, "");
+    let out = support::ann_at(home, &server.url(), &["train", "--openai", "--config", config.to_str().unwrap()])
         .output()
         .await
         .unwrap();

@@ -3,51 +3,30 @@
 //! the cache works again `ann resume` imports them first, so no call is paid twice and the results
 //! equal an uninterrupted run's.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ann_test_support::server::{FakeServer, FakeServerConfig, echo_reply};
+use support::stderr;
 
 const UNSAVED: &str = "unsaved-responses.jsonl";
 
 /// An `mmlu-ml` experiment on the fetched data with the demo's network, its cache at
 /// `home/responses.sqlite` waiting at most 200 ms for a write lock.
 fn experiment(home: &Path) -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cache = std::env::var_os("ANN_CACHE_DIR").map(PathBuf::from).unwrap_or(workspace.join(".cache"));
-    let data = cache.join("data");
-    assert!(data.join("mmlu-ml.jsonl").is_file(), "run `cargo xtask fetch-data` first");
-    let config = home.join("exp.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "name = \"unsaved\"\n[benchmark]\nname = \"mmlu-ml\"\ntrain = 4\nvalidation = 2\ntest = 2\n\
-             data_dir = {:?}\nnetwork = {:?}\n[cache]\npath = \"responses.sqlite\"\nbusy_timeout_ms = 200\n\
-             [train]\nepochs = 1\nbatch_size = 2\n",
-            data.to_str().unwrap(),
-            workspace.join("experiments/demo-network.json").to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    config
+    support::mmlu_experiment(home, "unsaved", (4, 2, 2), 1, "busy_timeout_ms = 200\n")
 }
 
 async fn ann(home: &Path, url: &str, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_ann"))
-        .args(["--home", home.to_str().unwrap()])
-        .args(args)
-        .env("ANN_OPENAI_BASE_URL", url)
-        .env("ANN_OPENAI_MODEL", "fake-model")
+    support::ann_at(home, url, args)
         .env("ANN_OPENAI_API_KEY", "sk-test-unsaved")
         .env_remove("ANN_CACHE_DIR")
         .output()
         .await
         .unwrap()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The calls a run's `budget.json` counts as spent, and those it holds in flight.
