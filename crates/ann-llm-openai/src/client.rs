@@ -506,23 +506,28 @@ impl ChatModel for OpenAiModel {
             cache_hit = false,
             tags = field::Empty,
         );
-        if let Some(t) = request.temperature {
-            span.record("gen_ai.request.temperature", f32_as_f64(t));
-        }
-        if let Some(p) = request.top_p {
-            span.record("gen_ai.request.top_p", f32_as_f64(p));
-        }
-        if let Some(n) = request.max_tokens {
-            span.record("gen_ai.request.max_tokens", n);
-        }
-        if let Some(seed) = request.seed {
-            span.record("gen_ai.request.seed", seed);
-        }
-        if !request.tags.is_empty() {
-            span.record("tags", field::debug(&request.tags));
+        // A span no subscriber wants records nothing: its fields are not even computed.
+        let traced = !span.is_disabled();
+        if traced {
+            if let Some(t) = request.temperature {
+                span.record("gen_ai.request.temperature", f32_as_f64(t));
+            }
+            if let Some(p) = request.top_p {
+                span.record("gen_ai.request.top_p", f32_as_f64(p));
+            }
+            if let Some(n) = request.max_tokens {
+                span.record("gen_ai.request.max_tokens", n);
+            }
+            if let Some(seed) = request.seed {
+                span.record("gen_ai.request.seed", seed);
+            }
+            if !request.tags.is_empty() {
+                span.record("tags", field::debug(&request.tags));
+            }
         }
         let result = self.call(request, model, &span, attempts).instrument(span.clone()).await;
         match &result {
+            Ok(_) if !traced => {}
             Ok(response) => {
                 span.record("gen_ai.response.model", response.model.as_str());
                 span.record("gen_ai.response.finish_reasons", finish_reason_name(&response.finish_reason));
