@@ -215,12 +215,21 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    let result = tokio::runtime::Runtime::new().context("starting the async runtime").and_then(|rt| {
-        rt.block_on(async {
-            tokio::spawn(watch_ctrl_c());
-            run(cli).await
-        })
+    // Ctrl-C is watched on a thread of its own, so a second one quits at once even while the
+    // run's thread is busy.
+    let _ = std::thread::Builder::new().name("ctrl-c".into()).spawn(|| {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(watch_ctrl_c());
+        }
     });
+    // One thread drives the run: its model calls are I/O (or the embedded model's own worker
+    // thread, or SQLite on the blocking pool), so a multi-threaded scheduler would only hand every
+    // call from thread to thread (see ARCHITECTURE.md, "The async runtime").
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run(cli)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

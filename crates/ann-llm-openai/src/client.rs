@@ -54,7 +54,8 @@ pub struct ReplicaStats {
 
 struct Replica {
     base_url: String,
-    endpoint: String,
+    /// `<base_url>/chat/completions`, parsed once.
+    url: reqwest::Url,
     in_flight: AtomicUsize,
     attempts: AtomicU64,
     failures: AtomicU64,
@@ -125,20 +126,27 @@ impl OpenAiModel {
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .timeout(config.timeout())
             .user_agent(concat!("agentic-nn/", env!("CARGO_PKG_VERSION")))
+            // Retries happen in `call` only: reqwest's own layer would copy every request in case
+            // it retries one.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .build()
             .map_err(|e| LlmError::Config(format!("openai: cannot build the HTTP client: {e}")))?;
         let replicas = config
             .base_urls
             .iter()
-            .map(|base| Replica {
-                base_url: base.clone(),
-                endpoint: format!("{}/chat/completions", base.trim_end_matches('/')),
-                in_flight: AtomicUsize::new(0),
-                attempts: AtomicU64::new(0),
-                failures: AtomicU64::new(0),
-                down_until_ms: AtomicU64::new(0),
+            .map(|base| {
+                let endpoint = format!("{}/chat/completions", base.trim_end_matches('/'));
+                Ok(Replica {
+                    base_url: base.clone(),
+                    url: reqwest::Url::parse(&endpoint)
+                        .map_err(|e| LlmError::Config(format!("openai: the endpoint {endpoint} is not a URL: {e}")))?,
+                    in_flight: AtomicUsize::new(0),
+                    attempts: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
+                    down_until_ms: AtomicU64::new(0),
+                })
             })
-            .collect();
+            .collect::<Result<_, LlmError>>()?;
         let limits = &config.rate_limits;
         Ok(Self {
             requests_per_minute: limits.requests_per_minute.map(|n| TokenBucket::new(n as f64, limits.burst_seconds)),
@@ -308,8 +316,11 @@ impl OpenAiModel {
 
     /// Send one request to `replica`: the body of a 2xx answer, or the error.
     async fn fetch(&self, replica: &Replica, body: &[u8]) -> Result<Vec<u8>, LlmError> {
-        let mut request =
-            self.http.post(&replica.endpoint).header(CONTENT_TYPE, "application/json").body(body.to_vec());
+        let mut request = self
+            .http
+            .post(replica.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body.to_vec());
         if let Some(auth) = &self.authorization {
             request = request.header(AUTHORIZATION, auth.clone());
         }
@@ -495,23 +506,28 @@ impl ChatModel for OpenAiModel {
             cache_hit = false,
             tags = field::Empty,
         );
-        if let Some(t) = request.temperature {
-            span.record("gen_ai.request.temperature", f32_as_f64(t));
-        }
-        if let Some(p) = request.top_p {
-            span.record("gen_ai.request.top_p", f32_as_f64(p));
-        }
-        if let Some(n) = request.max_tokens {
-            span.record("gen_ai.request.max_tokens", n);
-        }
-        if let Some(seed) = request.seed {
-            span.record("gen_ai.request.seed", seed);
-        }
-        if !request.tags.is_empty() {
-            span.record("tags", field::debug(&request.tags));
+        // A span no subscriber wants records nothing: its fields are not even computed.
+        let traced = !span.is_disabled();
+        if traced {
+            if let Some(t) = request.temperature {
+                span.record("gen_ai.request.temperature", f32_as_f64(t));
+            }
+            if let Some(p) = request.top_p {
+                span.record("gen_ai.request.top_p", f32_as_f64(p));
+            }
+            if let Some(n) = request.max_tokens {
+                span.record("gen_ai.request.max_tokens", n);
+            }
+            if let Some(seed) = request.seed {
+                span.record("gen_ai.request.seed", seed);
+            }
+            if !request.tags.is_empty() {
+                span.record("tags", field::debug(&request.tags));
+            }
         }
         let result = self.call(request, model, &span, attempts).instrument(span.clone()).await;
         match &result {
+            Ok(_) if !traced => {}
             Ok(response) => {
                 span.record("gen_ai.response.model", response.model.as_str());
                 span.record("gen_ai.response.finish_reasons", finish_reason_name(&response.finish_reason));

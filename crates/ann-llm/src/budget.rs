@@ -99,9 +99,11 @@ pub(crate) struct Books {
     pub(crate) writer_idle: bool,
     /// The latest version a call waits to see recorded (a reservation); later changes only settle.
     pub(crate) awaited: u64,
-    /// The writer holds changes nobody waits for, briefly, to record them with the next
-    /// reservation (so only a change somebody waits for must wake it).
+    /// The writer sleeps with a timeout (holding changes nobody waits for, or looking for them
+    /// while calls are in flight), so only a change somebody waits for must wake it.
     pub(crate) lingering: bool,
+    /// When the writer first saw a change nobody waits for that it has not recorded yet.
+    pub(crate) unawaited_since: Option<std::time::Instant>,
     /// Calls of [`Budget::flush_ledger`] so far (the writer flushes until it has done as many).
     pub(crate) flush_requests: u64,
     /// The budget is gone: the writer records the last state, flushes and stops.
@@ -211,7 +213,7 @@ impl Budget {
             }
             books.flush_requests += 1;
             let request = books.flush_requests;
-            self.wake_writer(books);
+            self.wake_writer(books, true);
             request
         };
         let mut rx = self.shared.recorded.subscribe();
@@ -227,7 +229,7 @@ impl Budget {
         let Some(thread) = self.writer.lock().expect("ledger writer lock").take() else { return };
         let mut books = self.books();
         books.stop = true;
-        self.wake_writer(books);
+        self.wake_writer(books, true);
         if thread.join().is_err() {
             tracing::warn!("the budget's ledger writer panicked");
         }
@@ -236,8 +238,11 @@ impl Budget {
         books.stop = false;
     }
 
-    fn wake_writer(&self, books: std::sync::MutexGuard<'_, Books>) {
-        let wake = books.writer_idle || (books.lingering && books.awaited == books.version);
+    /// Wake the writer if it sleeps and must act now: for a change somebody waits for, a flush
+    /// or a stop (`urgent`); a change nobody waits for wakes it only when it sleeps without a timeout.
+    fn wake_writer(&self, books: std::sync::MutexGuard<'_, Books>, urgent: bool) {
+        let urgent = urgent || books.awaited == books.version;
+        let wake = books.writer_idle || (books.lingering && urgent);
         drop(books);
         if wake {
             self.shared.wake.notify_one();
@@ -252,9 +257,11 @@ impl Budget {
         books.version += 1;
         if awaited {
             books.awaited = books.version;
+        } else if books.recording && books.unawaited_since.is_none() {
+            books.unawaited_since = Some(std::time::Instant::now());
         }
         let version = books.recording.then_some(books.version);
-        self.wake_writer(books);
+        self.wake_writer(books, false);
         version
     }
 

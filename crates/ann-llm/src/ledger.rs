@@ -87,23 +87,38 @@ pub(crate) fn write_loop(shared: &Shared, mut sink: Box<dyn LedgerSink>, mut wri
     loop {
         let (ledger, version, flush_to, stop) = {
             let mut books = shared.books.lock().expect("budget lock");
-            while books.version == written && books.flush_requests == flushes && !books.stop {
-                books.writer_idle = true;
-                books = shared.wake.wait(books).expect("budget lock");
-            }
-            books.writer_idle = false;
-            // Only settlements (nobody waits for them): hold them back a moment, so that they are
-            // recorded with the next reservation in one write instead of one write each.
-            let until = Instant::now() + LINGER;
             while books.awaited <= written && books.flush_requests == flushes && !books.stop {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                books.lingering = true;
-                books = shared.wake.wait_timeout(books, left).expect("budget lock").0;
+                let wait = if books.version != written {
+                    // Only settlements (nobody waits for them): held back until `LINGER` after the
+                    // first of them, so that they are recorded with the next reservation in one
+                    // write instead of one write each.
+                    let since = *books.unawaited_since.get_or_insert_with(Instant::now);
+                    let left = (since + LINGER).saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    Some(left)
+                } else if books.ledger.in_flight.calls > 0 {
+                    // Nothing to record, but calls in flight will settle: a settlement does not
+                    // wake the writer, which looks again after `LINGER`.
+                    Some(LINGER)
+                } else {
+                    None
+                };
+                books = match wait {
+                    Some(left) => {
+                        books.lingering = true;
+                        shared.wake.wait_timeout(books, left).expect("budget lock").0
+                    }
+                    None => {
+                        books.writer_idle = true;
+                        shared.wake.wait(books).expect("budget lock")
+                    }
+                };
+                books.lingering = false;
+                books.writer_idle = false;
             }
-            books.lingering = false;
+            books.unawaited_since = None;
             (books.ledger, books.version, books.flush_requests, books.stop)
         };
         if version != written {
@@ -135,7 +150,8 @@ pub(crate) fn write_loop(shared: &Shared, mut sink: Box<dyn LedgerSink>, mut wri
 }
 
 /// The longest the writer holds back changes nobody waits for (settlements) before recording
-/// them; a reservation, a flush or the budget's drop records them at once. Until then the ledger
+/// them (they do not wake it: while calls are in flight it looks for them this often); a
+/// reservation, a flush or the budget's drop records them at once. Until then the ledger
 /// on record holds the settled calls' worst cases, which is what a resumed run would count.
 pub const LINGER: Duration = Duration::from_millis(20);
 

@@ -141,36 +141,27 @@ impl Meter {
         &self.prices
     }
 
-    /// Record one finished call.
+    /// Record one finished call. Allocates only for a model or tag seen for the first time.
     pub fn record(&self, request: &ChatRequest, outcome: Result<&ChatResponse, &LlmError>) {
+        let dollars = outcome.map_or(0.0, |resp| self.prices.cost(&request.model, &resp.usage));
+        let add = |totals: &mut Totals| match outcome {
+            Ok(resp) => totals.add(&resp.usage, dollars, resp.cache_hit, resp.tool_calls.len()),
+            Err(_) => totals.errors += 1,
+        };
+        let mut key = String::new();
         let mut report = self.report.lock().expect("meter lock");
         let report = &mut *report;
-        let keys = request.tags.iter().map(|(k, v)| format!("{k}={v}"));
-        match outcome {
-            Ok(resp) => {
-                let dollars = self.prices.cost(&request.model, &resp.usage);
-                report.total.add(&resp.usage, dollars, resp.cache_hit, resp.tool_calls.len());
-                report.by_model.entry(request.model.clone()).or_default().add(
-                    &resp.usage,
-                    dollars,
-                    resp.cache_hit,
-                    resp.tool_calls.len(),
-                );
-                for key in keys {
-                    report.by_tag.entry(key).or_default().add(
-                        &resp.usage,
-                        dollars,
-                        resp.cache_hit,
-                        resp.tool_calls.len(),
-                    );
-                }
-            }
-            Err(_) => {
-                report.total.errors += 1;
-                report.by_model.entry(request.model.clone()).or_default().errors += 1;
-                for key in keys {
-                    report.by_tag.entry(key).or_default().errors += 1;
-                }
+        add(&mut report.total);
+        match report.by_model.get_mut(&request.model) {
+            Some(totals) => add(totals),
+            None => add(report.by_model.entry(request.model.clone()).or_default()),
+        }
+        for (k, v) in &request.tags {
+            key.clear();
+            key.extend([k.as_str(), "=", v.as_str()]);
+            match report.by_tag.get_mut(&key) {
+                Some(totals) => add(totals),
+                None => add(report.by_tag.entry(key.clone()).or_default()),
             }
         }
     }

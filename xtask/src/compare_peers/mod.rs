@@ -89,7 +89,7 @@ fn compare(args: &Args, runner: &Runner, server_bin: &Path) -> Result<String> {
     let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
     let latencies: &[u64] = if args.quick { &[0, 10] } else { &[0, 50] };
     let in_flights: &[usize] = if args.quick { &[1, 4] } else { &[1, 16] };
-    let mut frameworks = vec![Framework::Ann, Framework::AnnNoCache, Framework::Bare];
+    let mut frameworks = vec![Framework::Ann, Framework::AnnNoCache, Framework::AnnNoLedger, Framework::Bare];
     if runner.python.is_some() {
         frameworks.extend([Framework::Dspy, Framework::TextGrad]);
     }
@@ -141,7 +141,7 @@ fn compare(args: &Args, runner: &Runner, server_bin: &Path) -> Result<String> {
 fn scale(runner: &Runner, server_bin: &Path) -> Result<String> {
     let mut samples = Vec::new();
     for questions in [2_000, 20_000] {
-        for framework in [Framework::Ann, Framework::AnnNoCache, Framework::Bare] {
+        for framework in [Framework::Ann, Framework::AnnNoCache, Framework::AnnNoLedger, Framework::Bare] {
             // A fresh server per run: the server's memory is not the client's.
             let server = Server::start(server_bin, 50)?;
             let setting = Setting { latency_ms: 50, in_flight: 256, framework };
@@ -155,7 +155,7 @@ fn scale(runner: &Runner, server_bin: &Path) -> Result<String> {
         "| framework | questions | requests | wall s | ideal s | wall / ideal | peak RSS MiB | client CPU ms/req |\n",
     );
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    for framework in [Framework::Ann, Framework::AnnNoCache, Framework::Bare] {
+    for framework in [Framework::Ann, Framework::AnnNoCache, Framework::AnnNoLedger, Framework::Bare] {
         for r in rows.iter().filter(|r| r.setting.framework == framework) {
             out.push_str(&format!(
                 "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {:.0} | {:.3} |\n",
@@ -190,11 +190,12 @@ impl Runner {
         let dir = self.work.join(format!("{n:03}"));
         std::fs::create_dir_all(&dir)?;
         let mut command = match setting.framework {
-            Framework::Ann | Framework::AnnNoCache | Framework::Bare => {
+            Framework::Ann | Framework::AnnNoCache | Framework::AnnNoLedger | Framework::Bare => {
                 let mut c = Command::new(&self.workload);
                 let stack = match setting.framework {
                     Framework::Ann => "ann",
                     Framework::AnnNoCache => "ann-no-cache",
+                    Framework::AnnNoLedger => "ann-no-ledger",
                     _ => "bare",
                 };
                 c.args(["--stack", stack]);

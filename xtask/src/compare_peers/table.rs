@@ -37,6 +37,8 @@ pub enum Framework {
     /// agentic-nn as `ann` stacks it (cache on, the run's budget ledger on).
     Ann,
     AnnNoCache,
+    /// Cache off and no run ledger: what `ann eval` runs.
+    AnnNoLedger,
     Bare,
     Dspy,
     TextGrad,
@@ -47,6 +49,7 @@ impl Framework {
         match self {
             Framework::Ann => "agentic-nn (ann defaults)",
             Framework::AnnNoCache => "agentic-nn (cache off)",
+            Framework::AnnNoLedger => "agentic-nn (cache off, no ledger)",
             Framework::Bare => "bare tokio + reqwest",
             Framework::Dspy => "DSPy",
             Framework::TextGrad => "TextGrad",

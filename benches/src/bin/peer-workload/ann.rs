@@ -116,8 +116,16 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Prepare the run as `ann` does, in the fresh folder `dir`, and record its budget ledger there.
-    pub async fn open(url: &str, dir: &Path, cache: bool, questions: usize, in_flight: usize) -> Result<Self> {
+    /// Prepare the run as `ann` does, in the fresh folder `dir`, and with `ledger` record its
+    /// budget ledger there (as `ann train` does; `ann eval` records none).
+    pub async fn open(
+        url: &str,
+        dir: &Path,
+        cache: bool,
+        ledger: bool,
+        questions: usize,
+        in_flight: usize,
+    ) -> Result<Self> {
         let config = config(dir, cache, questions, in_flight)?;
         // `ann` reads the endpoint from ANN_OPENAI_*; the caller sets them to `url`.
         let openai = OpenAiConfig::from_env().context("reading ANN_OPENAI_*")?;
@@ -137,7 +145,9 @@ impl Setup {
             interrupt: None,
         };
         let prepared = prepare(&config, &options).await?;
-        record_ledger(&prepared, dir)?;
+        if ledger {
+            record_ledger(&prepared, dir)?;
+        }
         let network = prepared.start.clone();
         Ok(Self { network, prepared })
     }

@@ -4,8 +4,10 @@
 //! over their answers, then a formatter call (5 requests, 3 in a row); `--in-flight` questions at
 //! once. `--stack ann` builds the model stack the way `ann` does (through `ann-experiment`: the
 //! response cache on, the run's budget ledger recorded in `--dir`), `ann-no-cache` the same with
-//! `cache.mode = "off"`, `bare` is a plain tokio + reqwest client. `--train-step B` runs one
-//! training step instead (forward of B questions, loss, backward, step; `ann` only).
+//! `cache.mode = "off"`, `ann-no-ledger` the same without the run's budget ledger (`ann eval`
+//! records none: it has no run directory), `bare` is a plain tokio + reqwest client; each on the runtime `ann`
+//! runs on (tokio's current-thread runtime). `--train-step B` runs one training step instead
+//! (forward of B questions, loss, backward, step; `ann` only).
 //!
 //! Prints `ready` once set up and warmed up by one question outside the workload (the caller
 //! times the startup to that line), then one JSON line: requests sent, workload wall time, this
@@ -26,6 +28,8 @@ enum Stack {
     Ann,
     /// agentic-nn with the response cache off (ledger still on).
     AnnNoCache,
+    /// agentic-nn with the response cache off and no budget ledger (as `ann eval` runs).
+    AnnNoLedger,
     /// A bare tokio + reqwest client.
     Bare,
 }
@@ -96,7 +100,9 @@ fn main() -> Result<()> {
     if cli.in_flight == 0 || cli.questions == 0 {
         bail!("--questions and --in-flight must be at least 1");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The runtime `ann` runs on (one thread, `crates/ann-cli/src/main.rs`), for every stack: the
+    // bare client is measured on the same runtime, so the comparison holds only what the framework adds.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let requests = match (cli.stack, cli.train_step) {
             (Stack::Bare, None) => {
@@ -109,8 +115,8 @@ fn main() -> Result<()> {
             }
             (Stack::Bare, Some(_)) => bail!("--train-step runs on --stack ann"),
             (stack, train_step) => {
-                let setup =
-                    ann::Setup::open(&cli.url, &cli.dir, stack == Stack::Ann, cli.questions, cli.in_flight).await?;
+                let (cache, ledger) = (stack == Stack::Ann, stack != Stack::AnnNoLedger);
+                let setup = ann::Setup::open(&cli.url, &cli.dir, cache, ledger, cli.questions, cli.in_flight).await?;
                 setup.warm_up().await?;
                 say_ready();
                 let (started, cpu) = (Instant::now(), rusage().0);

@@ -2,13 +2,14 @@
 //! at once, sharing the `max_parallel_calls` bound), and each result is handed over as soon as
 //! it may be, so memory holds only what is in flight; the caller keeps or drops each trace.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use ann_llm::SharedModel;
 use futures::StreamExt;
-use futures::stream::{FuturesOrdered, FuturesUnordered};
+use futures::stream::FuturesUnordered;
 
 use super::{ForwardInput, check, run, stops_the_batch, warn_if_capped};
 use crate::call::CallGate;
@@ -17,41 +18,68 @@ use crate::{Extractor, ForwardConfig, ForwardResult, GraphError, Network};
 /// In which order a [`ForwardStream`] hands over its results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BatchOrder {
-    /// In input order: a finished result waits for the inputs before it (the look-ahead is
-    /// bounded by `max_parallel_inputs`: no input starts while that many are unfinished or
-    /// waiting).
+    /// In input order: a finished result waits for the inputs before it, while inputs after it
+    /// start in its place (the look-ahead is bounded: no input starts more than twice
+    /// `max_parallel_inputs` after the next one to hand over, so at most that many results wait).
     #[default]
     Input,
     /// As they finish.
     Finished,
 }
 
-type Running<'a> = Pin<Box<dyn Future<Output = (usize, Result<ForwardResult, GraphError>)> + Send + 'a>>;
+/// An input's result, with its index.
+type Indexed = (usize, Result<ForwardResult, GraphError>);
 
-enum Queue<'a> {
-    Input(FuturesOrdered<Running<'a>>),
-    Finished(FuturesUnordered<Running<'a>>),
+/// Finished results by index, waiting for their turn.
+type Waiting = BTreeMap<usize, Result<ForwardResult, GraphError>>;
+
+type Running<'a> = Pin<Box<dyn Future<Output = Indexed> + Send + 'a>>;
+
+/// The started inputs: running (at most `max_parallel_inputs`), and in input order the
+/// finished results that wait for an earlier one.
+struct Queue<'a> {
+    running: FuturesUnordered<Running<'a>>,
+    /// `Some` in input order: finished results by index, and the next index to hand over.
+    waiting: Option<(Waiting, usize)>,
 }
 
 impl<'a> Queue<'a> {
+    fn new(order: BatchOrder) -> Self {
+        let waiting = (order == BatchOrder::Input).then(|| (BTreeMap::new(), 0));
+        Self { running: FuturesUnordered::new(), waiting }
+    }
+
     fn push(&mut self, run: Running<'a>) {
-        match self {
-            Queue::Input(q) => q.push_back(run),
-            Queue::Finished(q) => q.push(run),
-        }
+        self.running.push(run);
     }
 
+    /// Started and not handed over yet.
     fn len(&self) -> usize {
-        match self {
-            Queue::Input(q) => q.len(),
-            Queue::Finished(q) => q.len(),
-        }
+        self.running.len() + self.waiting.as_ref().map_or(0, |(w, _)| w.len())
     }
 
-    async fn next(&mut self) -> Option<(usize, Result<ForwardResult, GraphError>)> {
-        match self {
-            Queue::Input(q) => q.next().await,
-            Queue::Finished(q) => q.next().await,
+    /// Whether the input `index` may start: always as they finish; in input order, at most
+    /// `2 * limit` after the next one to hand over.
+    fn may_start(&self, index: usize, limit: usize) -> bool {
+        self.running.len() < limit && self.waiting.as_ref().is_none_or(|(_, next)| index < next + 2 * limit)
+    }
+
+    /// In input order, the next result to hand over if it has finished.
+    fn ready(&mut self) -> Option<Indexed> {
+        let (waiting, next) = self.waiting.as_mut()?;
+        let result = waiting.remove(next)?;
+        *next += 1;
+        Some((*next - 1, result))
+    }
+
+    /// A finished result: handed back as it finishes, or kept until its turn in input order.
+    fn finished(&mut self, (index, result): Indexed) -> Option<Indexed> {
+        match &mut self.waiting {
+            None => Some((index, result)),
+            Some((waiting, _)) => {
+                waiting.insert(index, result);
+                None
+            }
         }
     }
 }
@@ -81,13 +109,16 @@ impl<'a> Queue<'a> {
 pub struct ForwardStream<'a> {
     model: &'a SharedModel,
     net: &'a Network,
-    inputs: std::iter::Enumerate<std::vec::IntoIter<ForwardInput<'a>>>,
+    inputs: std::iter::Peekable<std::iter::Enumerate<std::vec::IntoIter<ForwardInput<'a>>>>,
     extractor: Option<&'a Extractor>,
     config: &'a ForwardConfig,
     gate: Arc<CallGate>,
     queue: Queue<'a>,
     limit: usize,
     stop: Option<GraphError>,
+    /// A result that stops the batch has finished (it is kept in `stop` once handed over in
+    /// order): no input starts.
+    stopping: bool,
     closed: bool,
     held: bool,
 }
@@ -118,20 +149,18 @@ impl<'a> ForwardStream<'a> {
     ) -> Result<Self, GraphError> {
         check(net, config)?;
         warn_if_capped(model, config);
-        let queue = match order {
-            BatchOrder::Input => Queue::Input(FuturesOrdered::new()),
-            BatchOrder::Finished => Queue::Finished(FuturesUnordered::new()),
-        };
+        let queue = Queue::new(order);
         Ok(Self {
             model,
             net,
-            inputs: inputs.into_iter().enumerate(),
+            inputs: inputs.into_iter().enumerate().peekable(),
             extractor,
             config,
             gate: Arc::new(CallGate::new(config.max_parallel_calls, config.on_infrastructure_failure)),
             queue,
             limit: config.max_parallel_inputs.max(1),
             stop: None,
+            stopping: false,
             closed: false,
             held: false,
         })
@@ -160,7 +189,11 @@ impl<'a> ForwardStream<'a> {
 
     /// Start inputs up to the limit (none once the stream stopped or was closed, or while held).
     fn fill(&mut self) {
-        while self.stop.is_none() && !self.closed && !self.held && self.queue.len() < self.limit {
+        while self.stop.is_none() && !self.stopping && !self.closed && !self.held {
+            let Some((index, _)) = self.inputs.peek() else { return };
+            if !self.queue.may_start(*index, self.limit) {
+                return;
+            }
             let Some((index, input)) = self.inputs.next() else { return };
             let (model, net, extractor, config, gate) =
                 (self.model, self.net, self.extractor, self.config, self.gate.clone());
@@ -171,8 +204,20 @@ impl<'a> ForwardStream<'a> {
     /// The next result, with its input's index; `None` once every started input is done.
     pub async fn next(&mut self) -> Option<(usize, Result<ForwardResult, GraphError>)> {
         loop {
-            self.fill();
-            let (index, result) = self.queue.next().await?;
+            let (index, result) = match self.queue.ready() {
+                Some(ready) => ready,
+                None => {
+                    // Inputs start only while the next result is awaited.
+                    self.fill();
+                    let finished = self.queue.running.next().await?;
+                    // A stop is known as soon as it finishes: no input starts after it.
+                    self.stopping |= matches!(&finished.1, Err(e) if stops_the_batch(e, self.config));
+                    match self.queue.finished(finished) {
+                        Some(handed) => handed,
+                        None => continue,
+                    }
+                }
+            };
             match result {
                 Err(e) if stops_the_batch(&e, self.config) => {
                     self.stop.get_or_insert(e);
@@ -192,3 +237,6 @@ impl<'a> ForwardStream<'a> {
         self.stop
     }
 }
+
+#[cfg(test)]
+mod tests;
