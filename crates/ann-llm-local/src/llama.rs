@@ -12,15 +12,6 @@ use std::io::{Read, Seek};
 use crate::linear::{Linear, forward_fused};
 pub use crate::linear::{WeightPlan, vnni_available};
 
-/// The causal mask of `seq` new positions after `pos` cached ones, for query rows grouped as
-/// `rep` copies of the `seq` positions (the query heads that share one key/value head): 1 where a
-/// query may not look.
-pub(crate) fn causal_mask(seq: usize, pos: usize, rep: usize, device: &Device) -> Result<Tensor> {
-    let kv = pos + seq;
-    let mask: Vec<u8> = (0..rep * seq).flat_map(|row| (0..kv).map(move |j| u8::from(j > pos + row % seq))).collect();
-    Tensor::from_vec(mask, (rep * seq, kv), device)
-}
-
 /// Dot product with eight independent accumulators, so that it vectorises.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
@@ -285,13 +276,6 @@ impl Llama {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn causal_mask_hides_only_later_positions_for_every_query_head_of_a_group() {
-        let m = causal_mask(2, 1, 2, &Device::Cpu).unwrap();
-        let rows: Vec<Vec<u8>> = m.to_vec2().unwrap();
-        assert_eq!(rows, vec![vec![0, 0, 1], vec![0, 0, 0], vec![0, 0, 1], vec![0, 0, 0]]);
-    }
 
     #[test]
     fn dot_matches_the_plain_sum_with_a_remainder() {
