@@ -342,3 +342,46 @@ impl Engine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ann_llm::Message;
+
+    fn engine() -> Engine {
+        let cache = std::env::var_os("ANN_CACHE_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache"));
+        let path = crate::pinned_model_path(&cache);
+        Engine::load(&path, String::new(), LocalConfig::default())
+            .unwrap_or_else(|e| panic!("{e}\nRun `cargo xtask fetch-model` first."))
+    }
+
+    #[test]
+    fn requests_started_together_get_the_state_they_get_alone_or_from_the_prefix_cache() {
+        let ask =
+            |q: &str| ChatRequest::new("local", vec![Message::system("You answer in one word."), Message::user(q)]);
+        let (a, b) = (ask("What colour is the sky?"), ask("What colour is grass on a sunny day?"));
+        let bad = ChatRequest::new("local", vec![Message::user("x".repeat(40_000))]);
+
+        // Together, with a request that cannot start: one prefill for the two that can.
+        let mut together = engine();
+        let started = together.start_many(&[&a, &bad, &b]);
+        assert!(matches!(started[1], Err(LlmError::ContextOverflow { .. })), "{:?}", started[1].as_ref().err());
+        let (ta, tb) = (started[0].as_ref().unwrap(), started[2].as_ref().unwrap());
+        assert_eq!((ta.cached_tokens, tb.cached_tokens), (0, 0));
+
+        // One after another: the second resumes from the first's system-prompt snapshot.
+        let mut alone = engine();
+        let sa = alone.start_many(&[&a]).pop().unwrap().unwrap();
+        let sb = alone.start_many(&[&b]).pop().unwrap().unwrap();
+        assert!(sb.cached_tokens > 0 && sb.cached_tokens < sb.prompt_len, "{} of {}", sb.cached_tokens, sb.prompt_len);
+        for (x, y) in [(ta, &sa), (tb, &sb)] {
+            assert_eq!(x.logits, y.logits, "the next token's logits differ");
+            assert!(x.kv.layers == y.kv.layers && x.kv.len() == x.prompt_len, "the keys and values differ");
+        }
+        // And again: the whole prompt comes from the cache.
+        let again = alone.start_many(&[&a]).pop().unwrap().unwrap();
+        assert_eq!((again.cached_tokens, &again.logits), (again.prompt_len, &sa.logits));
+    }
+}
