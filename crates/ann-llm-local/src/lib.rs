@@ -40,6 +40,7 @@
 //! generation tokens per second. candle's CPU kernels spin-wait on a thread barrier: on a machine
 //! whose cores are busy with other work, throughput drops sharply.
 
+mod attention;
 mod engine;
 mod error;
 mod linear;

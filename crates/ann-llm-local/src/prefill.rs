@@ -9,6 +9,7 @@
 
 use candle_core::{DType, Device, IndexOp, Result, Tensor};
 
+use crate::attention::{Chunk, Heads, attend};
 use crate::linear::forward_prefill;
 use crate::llama::{KvCache, Llama};
 
@@ -18,24 +19,6 @@ pub struct PrefillPart<'a> {
     pub tokens: &'a [u32],
     pub cache: &'a mut KvCache,
     pub ends: &'a [usize],
-}
-
-/// Attention weights from raw scores, in place: `scores` holds rows of `pos + seq` scores, row `r`
-/// for the query at position `pos + r % seq` (the query heads sharing a key/value head are stacked
-/// as copies of the `seq` positions). Each row is scaled by `scale` and soft-maxed over the
-/// positions its query may see; the later ones get 0.
-fn causal_softmax(scores: &mut [f32], seq: usize, pos: usize, scale: f32) {
-    for (r, row) in scores.chunks_exact_mut(pos + seq).enumerate() {
-        let (seen, hidden) = row.split_at_mut(pos + r % seq + 1);
-        let max = seen.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x * scale));
-        let mut sum = 0.0;
-        for x in seen.iter_mut() {
-            *x = (*x * scale - max).exp();
-            sum += *x;
-        }
-        seen.iter_mut().for_each(|x| *x /= sum);
-        hidden.fill(0.0);
-    }
 }
 
 impl Llama {
@@ -68,7 +51,7 @@ impl Llama {
     fn prefill_inner(&self, parts: &mut [PrefillPart<'_>]) -> Result<Vec<Vec<Vec<f32>>>> {
         let s = &self.shape;
         let (n_kv, d) = (s.n_kv_head, s.head_dim);
-        let (rep, kv_width) = (s.n_head / n_kv, n_kv * d);
+        let kv_width = n_kv * d;
         let device = &Device::Cpu;
         let tokens: Vec<u32> = parts.iter().flat_map(|p| p.tokens.iter().copied()).collect();
         let at: Vec<u32> =
@@ -77,7 +60,6 @@ impl Llama {
         let mut x = self.embedding(&Tensor::new(tokens.as_slice(), device)?)?;
         let at = Tensor::new(at.as_slice(), device)?;
         let (cos, sin) = (self.cos.index_select(&at, 0)?, self.sin.index_select(&at, 0)?);
-        let scale = (1.0 / (d as f64).sqrt()) as f32;
         let heads = |t: Tensor, n: usize| t.reshape((1, rows, n, d))?.transpose(1, 2)?.contiguous();
         let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
         // Each chunk: (part, first row of the part, chunk start, chunk end), offsets within the part.
@@ -108,26 +90,16 @@ impl Llama {
                 vc.extend_from_slice(&v[span]);
                 row += p.tokens.len();
             }
-            let mut ys = Vec::with_capacity(chunks.len());
-            for &(i, first, start, end) in &chunks {
-                let (seq, pos) = (end - start, parts[i].cache.len + start);
-                let (kc, vc) = &parts[i].cache.layers[li];
-                let kv = |c: &[f32]| {
-                    Tensor::from_slice(&c[..(pos + seq) * kv_width], (pos + seq, n_kv, d), device)?
-                        .transpose(0, 1)?
-                        .contiguous()
-                };
-                // Query heads grouped by the kv head they share: (kv head, rep * seq, dim).
-                let q = q.narrow(2, first + start, seq)?.contiguous()?.reshape((n_kv, rep * seq, d))?;
-                let att = q.matmul(&kv(kc)?.t()?)?;
-                let shape = att.shape().clone();
-                let mut att = att.flatten_all()?.to_vec1::<f32>()?;
-                causal_softmax(&mut att, seq, pos, scale);
-                let att = Tensor::from_vec(att, shape, device)?;
-                let y = att.matmul(&kv(vc)?)?.reshape((1, s.n_head, seq, d))?.transpose(1, 2)?;
-                ys.push(y.reshape((1, seq, s.dim))?);
-            }
-            let y = Tensor::cat(&ys, 1)?;
+            let q = flat(&q)?;
+            let attending: Vec<Chunk<'_>> = chunks
+                .iter()
+                .map(|&(i, first, start, end)| {
+                    let (keys, values) = &parts[i].cache.layers[li];
+                    Chunk { first: first + start, seq: end - start, pos: parts[i].cache.len + start, keys, values }
+                })
+                .collect();
+            let y = attend(&q, rows, &attending, Heads { n_head: s.n_head, n_kv, d });
+            let y = Tensor::from_vec(y, (1, rows, s.dim), device)?;
             let [out] = forward_prefill([&layer.wo], &y)?;
             x = (x + out)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32)?;
@@ -148,22 +120,6 @@ impl Llama {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn causal_softmax_weighs_only_the_positions_a_query_may_see() {
-        // Two cached positions, two new ones, two query heads per key/value head: 4 rows of 4.
-        let raw: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
-        let mut att = raw.clone();
-        causal_softmax(&mut att, 2, 2, 0.5);
-        for (r, (row, raw)) in att.chunks_exact(4).zip(raw.chunks_exact(4)).enumerate() {
-            let seen = 2 + r % 2 + 1;
-            let z: f32 = raw[..seen].iter().map(|x| (x * 0.5).exp()).sum();
-            for j in 0..4 {
-                let want = if j < seen { (raw[j] * 0.5).exp() / z } else { 0.0 };
-                assert!((row[j] - want).abs() < 1e-6, "row {r} position {j}: {} vs {want}", row[j]);
-            }
-        }
-    }
     use crate::linear::WeightPlan;
 
     /// The pinned model (`$ANN_CACHE_DIR` or `<workspace>/.cache`), read as the engine reads it.
