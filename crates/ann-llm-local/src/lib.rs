@@ -45,6 +45,7 @@ mod engine;
 mod error;
 mod linear;
 mod llama;
+mod ops;
 mod pin;
 mod prefill;
 mod prefix_cache;

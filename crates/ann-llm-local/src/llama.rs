@@ -247,10 +247,10 @@ impl Llama {
         }
         let kv_width = n_kv * d;
         for (li, layer) in self.layers.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, s.eps as f32)?;
+            let h = crate::ops::rms_norm(&x, &layer.attn_norm, s.eps as f32)?;
             let [q, k, v] = forward_fused([&layer.wq, &layer.wk, &layer.wv], &h)?;
-            let q = rows_of(&candle_nn::rotary_emb::rope_i(&heads(q, s.n_head)?, &cos, &sin)?)?;
-            let k = rows_of(&candle_nn::rotary_emb::rope_i(&heads(k, n_kv)?, &cos, &sin)?)?;
+            let q = rows_of(&crate::ops::rope_i(&heads(q, s.n_head)?, &cos, &sin)?)?;
+            let k = rows_of(&crate::ops::rope_i(&heads(k, n_kv)?, &cos, &sin)?)?;
             let v = v.flatten_all()?.to_vec1::<f32>()?;
             let mut out = vec![0f32; rows * s.dim];
             for (r, cache) in caches.iter_mut().enumerate() {
@@ -262,12 +262,12 @@ impl Llama {
             }
             let y = Tensor::from_vec(out, (1, rows, s.dim), device)?;
             x = (x + layer.wo.forward_quantized(&y)?)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32)?;
+            let h = crate::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32)?;
             let [gate, up] = forward_fused([&layer.gate, &layer.up], &h)?;
             let act = (candle_nn::ops::silu(&gate)? * up)?;
             x = (x + layer.down.forward_quantized(&act)?)?;
         }
-        let x = candle_nn::ops::rms_norm(&x, &self.norm, s.eps as f32)?;
+        let x = crate::ops::rms_norm(&x, &self.norm, s.eps as f32)?;
         let logits = self.output.forward_quantized(&x)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         Ok(logits.chunks_exact(logits.len() / rows).map(<[f32]>::to_vec).collect())
     }

@@ -75,10 +75,10 @@ impl Llama {
             first += p.tokens.len();
         }
         for (li, layer) in self.layers.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, s.eps as f32)?;
+            let h = crate::ops::rms_norm(&x, &layer.attn_norm, s.eps as f32)?;
             let [q, k, v] = forward_prefill([&layer.wq, &layer.wk, &layer.wv], &h)?;
-            let q = candle_nn::rotary_emb::rope_i(&heads(q, s.n_head)?, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope_i(&heads(k, n_kv)?, &cos, &sin)?;
+            let q = crate::ops::rope_i(&heads(q, s.n_head)?, &cos, &sin)?;
+            let k = crate::ops::rope_i(&heads(k, n_kv)?, &cos, &sin)?;
             // Appended in the cache's `[position][kv head][dim]` layout (the value projection's
             // rows already are).
             let (k, v) = (flat(&k.transpose(1, 2)?.contiguous()?)?, flat(&v)?);
@@ -102,7 +102,7 @@ impl Llama {
             let y = Tensor::from_vec(y, (1, rows, s.dim), device)?;
             let [out] = forward_prefill([&layer.wo], &y)?;
             x = (x + out)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32)?;
+            let h = crate::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32)?;
             let [gate, up] = forward_prefill([&layer.gate, &layer.up], &h)?;
             let [down] = forward_prefill([&layer.down], &(candle_nn::ops::silu(&gate)? * up)?)?;
             x = (x + down)?;
@@ -110,7 +110,7 @@ impl Llama {
         // Logits after each chunk's last row (the output projection is quantized: row by row).
         let last: Vec<u32> = chunks.iter().map(|&(_, first, _, end)| (first + end - 1) as u32).collect();
         let x = x.i(0)?.index_select(&Tensor::new(last.as_slice(), device)?, 0)?.unsqueeze(0)?;
-        let x = candle_nn::ops::rms_norm(&x, &self.norm, s.eps as f32)?;
+        let x = crate::ops::rms_norm(&x, &self.norm, s.eps as f32)?;
         let logits = self.output.forward_quantized(&x)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         let mut rows = logits.chunks_exact(logits.len() / chunks.len()).map(<[f32]>::to_vec);
         Ok(parts.iter().map(|p| rows.by_ref().take(p.ends.len()).collect()).collect())
