@@ -322,7 +322,8 @@ impl Engine {
 
     /// The next step of `seq` (see [`Sequence::next`]).
     pub fn next(&self, seq: &mut Sequence) -> Result<Step, LlmError> {
-        seq.next(&self.tokenizer, &self.tokenizer.stop_ids)
+        static NONE: std::collections::BTreeSet<u32> = std::collections::BTreeSet::new();
+        seq.next(&self.tokenizer, if self.config.ignore_end_of_turn { &NONE } else { &self.tokenizer.stop_ids })
     }
 
     /// The response of a finished sequence.

@@ -112,6 +112,9 @@ pub struct LocalConfig {
     /// (SmolLM2's 576) with zero blocks, so that candle runs them on its VNNI kernel instead of a
     /// 256-bit dot product per row and column. Activations are then quantized in blocks of 256.
     pub vnni_padding: bool,
+    /// Keep generating past the end-of-turn token, up to `max_tokens` (for benchmarks that must
+    /// generate an exact number of tokens, as llama.cpp's `ignore_eos`); off by default.
+    pub ignore_end_of_turn: bool,
 }
 
 impl Default for LocalConfig {
@@ -127,6 +130,7 @@ impl Default for LocalConfig {
             requantize_q8: true,
             max_batch: 8,
             vnni_padding: true,
+            ignore_end_of_turn: false,
         }
     }
 }
@@ -178,8 +182,9 @@ impl LocalModel {
             "e{ENGINE_REVISION}{}{}{}",
             if config.dense_prefill { "-dense" } else { "" },
             if config.requantize_q8 { "-q8" } else { "" },
-            if config.vnni_padding && llama::vnni_available() { "-vnni" } else { "" }
+            if config.vnni_padding && llama::vnni_available() { "-vnni" } else { "" },
         );
+        let numerics = if config.ignore_end_of_turn { numerics + "-no-eot" } else { numerics };
         let max_batch = config.max_batch;
         let engine = Engine::load(path, sha256, config)?;
         let info = engine.info().clone();

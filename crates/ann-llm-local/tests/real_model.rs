@@ -351,3 +351,15 @@ async fn offered_tools_are_called_through_constrained_decoding() {
     assert_eq!(resp.tool_calls[0].id, "call_0_0");
     eprintln!("the embedded model called: {:?}", resp.tool_calls);
 }
+
+#[tokio::test]
+async fn ignoring_the_end_of_turn_generates_exactly_max_tokens_under_its_own_identity() {
+    let config = LocalConfig { ignore_end_of_turn: true, ..LocalConfig::default() };
+    let m = LocalModel::open(&model_path(), config).unwrap();
+    assert_eq!(m.identity(), format!("{}-no-eot", model().identity()));
+    let req = ask("Say hi.").with_max_tokens(40);
+    let short = model().complete(&req).await.unwrap();
+    assert!(short.usage.completion_tokens < 40, "the usual answer ends by itself: {short:?}");
+    let long = m.complete(&req).await.unwrap();
+    assert_eq!((long.usage.completion_tokens, &long.finish_reason), (40, &FinishReason::Length), "{long:?}");
+}
