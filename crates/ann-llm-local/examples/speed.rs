@@ -128,11 +128,10 @@ async fn main() {
         args.first().map(PathBuf::from).or_else(|| std::env::var_os(MODEL_ENV).map(PathBuf::from)).unwrap_or_else(
             || ann_llm_local::pinned_model_path(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache")),
         );
-    let base = if baseline {
-        LocalConfig { vnni_padding: false, max_batch: 1, ..LocalConfig::default() }
-    } else {
-        LocalConfig::default()
-    };
+    // Every answer is exactly as long as asked (llama.cpp's side ignores its end-of-turn token too).
+    let measured = LocalConfig { ignore_end_of_turn: true, ..LocalConfig::default() };
+    let base =
+        if baseline { LocalConfig { vnni_padding: false, max_batch: 1, ..measured.clone() } } else { measured.clone() };
     if as_json {
         let (model, load_s) = open(&path, base.clone());
         let (prompts, rates) = measure(&model, true).await;
@@ -162,7 +161,7 @@ async fn main() {
             ratio("generation_tok_s")
         );
     }
-    let c = concurrency(&path, &LocalConfig::default()).await;
+    let c = concurrency(&path, &measured).await;
     println!(
         "{CONCURRENT} concurrent requests of {CONCURRENT_TOKENS} tokens: {:.2} s together, {:.2} s one after another",
         c["concurrent_s"], c["sequential_s"]

@@ -10,6 +10,8 @@ use llguidance::api::TopLevelGrammar;
 use llguidance::{JsonCompileOptions, Matcher, ParserFactory};
 
 use crate::llama::{KvCache, Llama, WeightPlan, vnni_available};
+use crate::prefill::PrefillPart;
+use crate::prefix_cache::PrefixCache;
 use crate::sampling::Sampler;
 use crate::sequence::{Sequence, Step};
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
@@ -31,55 +33,16 @@ pub struct ModelInfo {
     pub vocab_size: usize,
 }
 
-/// The model's state after a prompt prefix: its KV cache and the logits of the next token.
-struct Snapshot {
-    tokens: Vec<u32>,
-    cache: KvCache,
-    logits: Vec<f32>,
-    last_used: u64,
-}
-
-/// Least-recently-used snapshots, bounded by the sum of their token counts.
-struct PrefixCache {
-    entries: Vec<Snapshot>,
-    capacity_tokens: usize,
-    clock: u64,
-}
-
-impl PrefixCache {
-    /// The longest cached prefix of `tokens` whose length is one of `lengths`.
-    fn lookup(&mut self, tokens: &[u32], lengths: &[usize]) -> Option<&Snapshot> {
-        self.clock += 1;
-        let clock = self.clock;
-        let best = self
-            .entries
-            .iter_mut()
-            .filter(|s| lengths.contains(&s.tokens.len()) && tokens.starts_with(&s.tokens))
-            .max_by_key(|s| s.tokens.len())?;
-        best.last_used = clock;
-        Some(best)
-    }
-
-    fn insert(&mut self, tokens: &[u32], cache: &KvCache, logits: &[f32]) {
-        if tokens.len() > self.capacity_tokens || self.entries.iter().any(|s| s.tokens == tokens) {
-            return;
-        }
-        self.clock += 1;
-        self.entries.push(Snapshot {
-            tokens: tokens.to_vec(),
-            cache: cache.clone(),
-            logits: logits.to_vec(),
-            last_used: self.clock,
-        });
-        while self.entries.iter().map(|s| s.tokens.len()).sum::<usize>() > self.capacity_tokens {
-            let oldest = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_used).expect("not empty");
-            self.entries.swap_remove(oldest);
-        }
-    }
-}
-
 /// Most prompt tokens run through the model at once.
 const MAX_CHUNK: usize = 512;
+
+/// A request before its prefill: its prompt, the chunk ends past its cached prefix (offsets from
+/// it) and its sequence holding that prefix.
+struct Prepared {
+    tokens: Vec<u32>,
+    ends: Vec<usize>,
+    sequence: Sequence,
+}
 
 /// One loaded model; not thread-safe by itself (the worker owns it).
 pub struct Engine {
@@ -138,7 +101,7 @@ impl Engine {
             pad_for_vnni: config.vnni_padding && vnni_available(),
         };
         let model = Llama::from_gguf(&content, &mut file, context_length, plan).map_err(|e| format(e.to_string()))?;
-        let cache = PrefixCache { entries: Vec::new(), capacity_tokens: config.prefix_cache_tokens, clock: 0 };
+        let cache = PrefixCache::new(config.prefix_cache_tokens);
         let info = ModelInfo { file_name, sha256, name, context_length, vocab_size };
         Ok(Self { model, tokenizer, template, info, config, cache, factory: None })
     }
@@ -224,9 +187,89 @@ impl Engine {
         Ok(Some(matcher))
     }
 
-    /// Prefill one request's prompt (resuming from the longest cached prefix) and return it ready to
-    /// decode.
-    pub fn start(&mut self, req: &ChatRequest) -> Result<Sequence, LlmError> {
+    /// Prefill several requests' prompts together (each resuming from its longest cached prefix)
+    /// and return each ready to decode, or its error: one forward pass reads the weights once for
+    /// every prompt, and each gets exactly the state it gets alone (see `prefill.rs`).
+    pub fn start_many(&mut self, reqs: &[&ChatRequest]) -> Vec<Result<Sequence, LlmError>> {
+        let mut prepared: Vec<Result<Prepared, LlmError>> = reqs.iter().map(|r| self.prepare(r)).collect();
+        let mut ready: Vec<&mut Prepared> = prepared.iter_mut().filter_map(|p| p.as_mut().ok()).collect();
+        // With f32 weights, which projection runs depends on a chunk's row count: each chunk then
+        // runs alone, so that a resumed prompt computes exactly what a cold one does.
+        let outcome = if self.config.dense_prefill {
+            ready.iter_mut().try_for_each(|p| {
+                let ends = p.ends.clone();
+                let mut start = 0;
+                for end in ends {
+                    self.prefill(std::slice::from_mut(p), start, end)?;
+                    start = end;
+                }
+                Ok(())
+            })
+        } else {
+            let ends: Vec<usize> = ready.iter().map(|p| p.ends.last().copied().unwrap_or(0)).collect();
+            self.prefill_all(&mut ready, &ends)
+        };
+        if let Err(e) = outcome {
+            return reqs.iter().map(|_| Err(e.clone())).collect();
+        }
+        prepared.into_iter().map(|p| p.map(|p| p.sequence)).collect()
+    }
+
+    /// Run `ready[0]`'s chunks ending after `start` up to `end` (both offsets past its cached
+    /// prefix).
+    fn prefill(&mut self, ready: &mut [&mut Prepared], start: usize, end: usize) -> Result<(), LlmError> {
+        let p = &mut ready[0];
+        let ends: Vec<usize> = p.ends.iter().filter(|&&e| e > start && e <= end).map(|e| e - start).collect();
+        let base = p.sequence.cached_tokens + start;
+        let mut parts =
+            [PrefillPart { tokens: &p.tokens[base..base + end - start], cache: &mut p.sequence.kv, ends: &ends }];
+        let logits = self.model.prefill(&mut parts).map_err(LocalError::from)?;
+        let p = &mut ready[0];
+        self.keep(p, &ends.iter().map(|e| e + base).collect::<Vec<_>>(), logits.into_iter().next().unwrap_or_default());
+        Ok(())
+    }
+
+    /// Run every prompt's uncached tokens (up to `ends[i]` past its cached prefix) in one pass.
+    fn prefill_all(&mut self, ready: &mut [&mut Prepared], ends: &[usize]) -> Result<(), LlmError> {
+        let todo: Vec<usize> = (0..ready.len()).filter(|&i| ends[i] > 0).collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let logits = {
+            let mut parts: Vec<PrefillPart<'_>> = ready
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| ends[*i] > 0)
+                .map(|(_, p)| {
+                    let base = p.sequence.cached_tokens;
+                    PrefillPart { tokens: &p.tokens[base..], cache: &mut p.sequence.kv, ends: &p.ends }
+                })
+                .collect();
+            self.model.prefill(&mut parts).map_err(LocalError::from)?
+        };
+        for (i, logits) in todo.into_iter().zip(logits) {
+            let p = &mut ready[i];
+            let absolute: Vec<usize> = p.ends.iter().map(|e| e + p.sequence.cached_tokens).collect();
+            self.keep(p, &absolute, logits);
+        }
+        Ok(())
+    }
+
+    /// After a prefill up to `ends` (absolute token counts) with these logits at each: the
+    /// sequence takes the last logits, and the prefix cache a snapshot at each end.
+    fn keep(&mut self, p: &mut Prepared, ends: &[usize], logits: Vec<Vec<f32>>) {
+        let mut kept = Vec::new();
+        for (&end, l) in ends.iter().zip(logits) {
+            if self.cache.wants(&p.tokens[..end]) {
+                kept.push((end, l.clone()));
+            }
+            p.sequence.logits = l;
+        }
+        self.cache.insert(&p.tokens, &p.sequence.kv, kept);
+    }
+
+    /// Render, tokenize and check one request, with its cached prefix (if any) in its sequence.
+    fn prepare(&mut self, req: &ChatRequest) -> Result<Prepared, LlmError> {
         let started = Instant::now();
         let with_tools = crate::tools::active(req);
         let prompt = if with_tools {
@@ -246,18 +289,11 @@ impl Engine {
             self.matcher(&req.response_format)?
         };
 
-        // Prefill, resuming from the longest cached prefix that ends where one of our chunks ends.
-        let (mut kv, mut logits) = match self.cache.lookup(&prompt.tokens, &prompt.chunk_ends) {
-            Some(s) => (s.cache.clone(), s.logits.clone()),
-            None => (KvCache::default(), Vec::new()),
-        };
+        // Resume from the longest cached prefix that ends where one of our chunks ends.
+        let (kv, logits) = self.cache.lookup(&prompt.tokens, &prompt.chunk_ends).unwrap_or_default();
         let cached_tokens = kv.len();
-        for &end in prompt.chunk_ends.iter().filter(|&&e| e > cached_tokens) {
-            logits = self.model.forward(&prompt.tokens[kv.len()..end], &mut kv).map_err(LocalError::from)?;
-            if self.config.prefix_cache_tokens > 0 {
-                self.cache.insert(&prompt.tokens[..end], &kv, &logits);
-            }
-        }
+        let ends: Vec<usize> =
+            prompt.chunk_ends.iter().filter(|&&e| e > cached_tokens).map(|e| e - cached_tokens).collect();
 
         let temperature = req.temperature.unwrap_or(self.config.default_temperature);
         let sampler = Sampler::new(
@@ -266,7 +302,7 @@ impl Engine {
             temperature,
             req.top_p.unwrap_or(1.0),
         );
-        Ok(Sequence {
+        let sequence = Sequence {
             kv,
             logits,
             matcher,
@@ -280,12 +316,14 @@ impl Engine {
             generated: Vec::new(),
             text: String::new(),
             tool_request: with_tools.then(|| Box::new(req.clone())),
-        })
+        };
+        Ok(Prepared { tokens: prompt.tokens, ends, sequence })
     }
 
     /// The next step of `seq` (see [`Sequence::next`]).
     pub fn next(&self, seq: &mut Sequence) -> Result<Step, LlmError> {
-        seq.next(&self.tokenizer, &self.tokenizer.stop_ids)
+        static NONE: std::collections::BTreeSet<u32> = std::collections::BTreeSet::new();
+        seq.next(&self.tokenizer, if self.config.ignore_end_of_turn { &NONE } else { &self.tokenizer.stop_ids })
     }
 
     /// The response of a finished sequence.
@@ -303,5 +341,48 @@ impl Engine {
             seq.logits = l;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ann_llm::Message;
+
+    fn engine() -> Engine {
+        let cache = std::env::var_os("ANN_CACHE_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache"));
+        let path = crate::pinned_model_path(&cache);
+        Engine::load(&path, String::new(), LocalConfig::default())
+            .unwrap_or_else(|e| panic!("{e}\nRun `cargo xtask fetch-model` first."))
+    }
+
+    #[test]
+    fn requests_started_together_get_the_state_they_get_alone_or_from_the_prefix_cache() {
+        let ask =
+            |q: &str| ChatRequest::new("local", vec![Message::system("You answer in one word."), Message::user(q)]);
+        let (a, b) = (ask("What colour is the sky?"), ask("What colour is grass on a sunny day?"));
+        let bad = ChatRequest::new("local", vec![Message::user("x".repeat(40_000))]);
+
+        // Together, with a request that cannot start: one prefill for the two that can.
+        let mut together = engine();
+        let started = together.start_many(&[&a, &bad, &b]);
+        assert!(matches!(started[1], Err(LlmError::ContextOverflow { .. })), "{:?}", started[1].as_ref().err());
+        let (ta, tb) = (started[0].as_ref().unwrap(), started[2].as_ref().unwrap());
+        assert_eq!((ta.cached_tokens, tb.cached_tokens), (0, 0));
+
+        // One after another: the second resumes from the first's system-prompt snapshot.
+        let mut alone = engine();
+        let sa = alone.start_many(&[&a]).pop().unwrap().unwrap();
+        let sb = alone.start_many(&[&b]).pop().unwrap().unwrap();
+        assert!(sb.cached_tokens > 0 && sb.cached_tokens < sb.prompt_len, "{} of {}", sb.cached_tokens, sb.prompt_len);
+        for (x, y) in [(ta, &sa), (tb, &sb)] {
+            assert_eq!(x.logits, y.logits, "the next token's logits differ");
+            assert!(x.kv.layers == y.kv.layers && x.kv.len() == x.prompt_len, "the keys and values differ");
+        }
+        // And again: the whole prompt comes from the cache.
+        let again = alone.start_many(&[&a]).pop().unwrap().unwrap();
+        assert_eq!((again.cached_tokens, &again.logits), (again.prompt_len, &sa.logits));
     }
 }

@@ -27,20 +27,28 @@
 //! Shared prefixes: the prefill is split where whole messages end, and the model state after each
 //! split is kept (bounded by [`LocalConfig::prefix_cache_tokens`]). Agents with the same system prompt
 //! and repeated samples of one prompt then skip the shared part. The split depends only on the prompt,
-//! so a cache hit gives exactly the answer a cold run gives.
+//! so a cache hit gives exactly the answer a cold run gives. The chunks of a prompt, and the prompts
+//! of requests that arrive together, still run in one forward pass (`prefill.rs`): only attention
+//! works chunk by chunk.
 //!
 //! Speed: the transformer (`llama.rs`) is our own code over candle's public tensor ops. Generation
 //! runs on the quantized weights, with Q4_1 requantized to Q8_0, whose dot product candle vectorises
-//! ([`LocalConfig::requantize_q8`]), and attention read in place from an append-only KV cache; prompt
-//! chunks of 16 tokens or more run on a dequantized f32 copy ([`LocalConfig::dense_prefill`]), where
-//! dense matrix products are several times faster. `cargo xtask local-speed` prints prefill and
+//! ([`LocalConfig::requantize_q8`]), and attention read in place from an append-only KV cache. Prompts
+//! run on the same 8-bit weights (on AVX-512 VNNI, query/key/value and gate/up each as one fused
+//! call that quantizes its input once), which on such CPUs is faster than the optional f32 copy
+//! ([`LocalConfig::dense_prefill`], off by default). `cargo xtask local-speed` prints prefill and
 //! generation tokens per second. candle's CPU kernels spin-wait on a thread barrier: on a machine
 //! whose cores are busy with other work, throughput drops sharply.
 
+mod attention;
 mod engine;
 mod error;
+mod linear;
 mod llama;
+mod ops;
 mod pin;
+mod prefill;
+mod prefix_cache;
 mod prompts;
 mod sampling;
 mod sequence;
@@ -87,8 +95,10 @@ pub struct LocalConfig {
     /// Prompt tokens of shared-prefix KV snapshots kept (about 46 KB each for SmolLM2-135M); 0 turns
     /// the cache off.
     pub prefix_cache_tokens: usize,
-    /// Keep a dequantized f32 copy of the weights (about 4 bytes a parameter) for prompt chunks of 16
-    /// tokens or more: prefill then runs as dense matrix products, several times faster.
+    /// Keep a dequantized f32 copy of the weights (about 4 bytes a parameter, ~425 MB for SmolLM2-135M)
+    /// for prompt chunks of 16 tokens or more, which then run as dense matrix products, each chunk
+    /// on its own. Off by default: with AVX-512 VNNI the 8-bit path prefills faster; a CPU without
+    /// it may prefill faster with it on.
     pub dense_prefill: bool,
     /// Requantize weights stored in block formats that candle has no SIMD dot product for (Q4_1,
     /// Q5_0, Q5_1; the pinned model is Q4_1) to Q8_0 at load: generation runs several times faster
@@ -102,6 +112,9 @@ pub struct LocalConfig {
     /// (SmolLM2's 576) with zero blocks, so that candle runs them on its VNNI kernel instead of a
     /// 256-bit dot product per row and column. Activations are then quantized in blocks of 256.
     pub vnni_padding: bool,
+    /// Keep generating past the end-of-turn token, up to `max_tokens` (for benchmarks that must
+    /// generate an exact number of tokens, as llama.cpp's `ignore_eos`); off by default.
+    pub ignore_end_of_turn: bool,
 }
 
 impl Default for LocalConfig {
@@ -113,10 +126,11 @@ impl Default for LocalConfig {
             context_length: None,
             queue_capacity: 64,
             prefix_cache_tokens: 8192,
-            dense_prefill: true,
+            dense_prefill: false,
             requantize_q8: true,
             max_batch: 8,
             vnni_padding: true,
+            ignore_end_of_turn: false,
         }
     }
 }
@@ -138,7 +152,7 @@ pub struct LocalModel {
 
 /// Bumped whenever a change of the engine changes its outputs (the order or precision of its
 /// arithmetic), so that cached answers of an older engine are never served as this one's.
-const ENGINE_REVISION: u32 = 3;
+const ENGINE_REVISION: u32 = 4;
 
 impl LocalModel {
     /// Open `path` after checking its sha256 against `expected_sha256`; a missing or corrupt file is
@@ -168,8 +182,9 @@ impl LocalModel {
             "e{ENGINE_REVISION}{}{}{}",
             if config.dense_prefill { "-dense" } else { "" },
             if config.requantize_q8 { "-q8" } else { "" },
-            if config.vnni_padding && llama::vnni_available() { "-vnni" } else { "" }
+            if config.vnni_padding && llama::vnni_available() { "-vnni" } else { "" },
         );
+        let numerics = if config.ignore_end_of_turn { numerics + "-no-eot" } else { numerics };
         let max_batch = config.max_batch;
         let engine = Engine::load(path, sha256, config)?;
         let info = engine.info().clone();
@@ -244,7 +259,7 @@ impl ChatModel for LocalModel {
     }
 
     /// `local:<file name>:<first 16 hex digits of its sha256>:<numerics>`, where the numerics name
-    /// the engine revision and the options that change answers (`e2-dense-q8` by default).
+    /// the engine revision and the options that change answers (`e4-q8-vnni` by default on a CPU with AVX-512 VNNI).
     fn identity(&self) -> String {
         let sha = &self.info.sha256[..16.min(self.info.sha256.len())];
         format!("local:{}:{sha}:{}", self.info.file_name, self.numerics)

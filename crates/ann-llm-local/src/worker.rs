@@ -1,7 +1,8 @@
 //! The model's worker thread: it takes requests off the queue and decodes every request in progress
 //! together, one token each per forward pass, so concurrent agents share each read of the weights.
 //!
-//! A request joins the batch as soon as it arrives (after its own prefill) and leaves it when its
+//! Requests that arrive together are prefilled together (`Engine::start_many`, one forward pass for
+//! their prompts). A request joins the batch as soon as it arrives (after that prefill) and leaves it when its
 //! answer is complete; each answer is the one the request gets alone (the batched forward pass is
 //! row-independent, see `Llama::forward_decode`). A request whose caller has gone away is dropped
 //! at the next step.
@@ -57,19 +58,21 @@ pub(crate) fn run(mut engine: Engine, mut jobs: mpsc::Receiver<Job>, max_batch: 
     let mut active: Vec<Active> = Vec::new();
     let mut open = true;
     loop {
+        let mut arrived = Vec::new();
         if active.is_empty() {
             match jobs.blocking_recv() {
-                Some(job) => accept(&mut engine, job, &mut active),
+                Some(job) => arrived.push(job),
                 None => return,
             }
         }
-        while open && active.len() < max_batch {
+        while open && active.len() + arrived.len() < max_batch {
             match jobs.try_recv() {
-                Ok(job) => accept(&mut engine, job, &mut active),
+                Ok(job) => arrived.push(job),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => open = false,
             }
         }
+        accept(&mut engine, arrived, &mut active);
         step(&engine, &mut active, &counters);
         if !open && active.is_empty() {
             return;
@@ -77,21 +80,32 @@ pub(crate) fn run(mut engine: Engine, mut jobs: mpsc::Receiver<Job>, max_batch: 
     }
 }
 
-/// Answer a prompt count at once; prefill a completion and add it to the batch.
-fn accept(engine: &mut Engine, job: Job, active: &mut Vec<Active>) {
-    match job {
-        Job::CountPrompt(messages, reply) => {
-            let _ = reply.send(guarded(|| Ok(engine.prompt_tokens(&messages)?)));
-        }
-        Job::Complete(request, reply) => {
-            if reply.is_closed() {
-                return;
+/// Answer prompt counts at once; prefill the arrived completions together (one forward pass) and
+/// add them to the batch.
+fn accept(engine: &mut Engine, jobs: Vec<Job>, active: &mut Vec<Active>) {
+    let mut starting = Vec::new();
+    for job in jobs {
+        match job {
+            Job::CountPrompt(messages, reply) => {
+                let _ = reply.send(guarded(|| Ok(engine.prompt_tokens(&messages)?)));
             }
-            match guarded(|| engine.start(&request)) {
-                Ok(seq) => active.push(Active { seq, reply }),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
+            Job::Complete(request, reply) if !reply.is_closed() => starting.push((request, reply)),
+            Job::Complete(..) => {}
+        }
+    }
+    if starting.is_empty() {
+        return;
+    }
+    let requests: Vec<&ann_llm::ChatRequest> = starting.iter().map(|(r, _)| r.as_ref()).collect();
+    let started = match guarded(|| Ok(engine.start_many(&requests))) {
+        Ok(started) => started,
+        Err(e) => starting.iter().map(|_| Err(e.clone())).collect(),
+    };
+    for ((_, reply), seq) in starting.into_iter().zip(started) {
+        match seq {
+            Ok(seq) => active.push(Active { seq, reply }),
+            Err(e) => {
+                let _ = reply.send(Err(e));
             }
         }
     }

@@ -248,8 +248,8 @@ fn default_numerics() -> &'static str {
     }
     DEFAULT_NUMERICS
 }
-const DEFAULT_NUMERICS: &str = "e3-dense-q8";
-const DEFAULT_NUMERICS_VNNI: &str = "e3-dense-q8-vnni";
+const DEFAULT_NUMERICS: &str = "e4-q8";
+const DEFAULT_NUMERICS_VNNI: &str = "e4-q8-vnni";
 
 #[test]
 fn identity_names_the_file_its_checksum_and_the_numerics() {
@@ -265,7 +265,7 @@ fn identity_names_the_file_its_checksum_and_the_numerics() {
     let plain =
         LocalConfig { dense_prefill: false, requantize_q8: false, vnni_padding: false, ..LocalConfig::default() };
     let other = LocalModel::open(&model_path(), plain).unwrap();
-    assert_eq!(other.identity(), format!("local:{}:{}:e3", info.file_name, &info.sha256[..16]));
+    assert_eq!(other.identity(), format!("local:{}:{}:e4", info.file_name, &info.sha256[..16]));
 }
 
 #[tokio::test]
@@ -334,7 +334,7 @@ async fn offered_tools_are_called_through_constrained_decoding() {
             serde_json::json!({"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}),
         ),
     ];
-    let req = ChatRequest::new("local", vec![Message::user("What is 17 times 23? Use the calculator.")])
+    let req = ChatRequest::new("local", vec![Message::user("Use the calculator to compute 17 * 23.")])
         .with_tools(tools)
         .with_tool_choice(ann_llm::ToolChoice::Tool("calculator".into()))
         .with_max_tokens(48);
@@ -350,4 +350,16 @@ async fn offered_tools_are_called_through_constrained_decoding() {
     }
     assert_eq!(resp.tool_calls[0].id, "call_0_0");
     eprintln!("the embedded model called: {:?}", resp.tool_calls);
+}
+
+#[tokio::test]
+async fn ignoring_the_end_of_turn_generates_exactly_max_tokens_under_its_own_identity() {
+    let config = LocalConfig { ignore_end_of_turn: true, ..LocalConfig::default() };
+    let m = LocalModel::open(&model_path(), config).unwrap();
+    assert_eq!(m.identity(), format!("{}-no-eot", model().identity()));
+    let req = ask("Say hi.").with_max_tokens(40);
+    let short = model().complete(&req).await.unwrap();
+    assert!(short.usage.completion_tokens < 40, "the usual answer ends by itself: {short:?}");
+    let long = m.complete(&req).await.unwrap();
+    assert_eq!((long.usage.completion_tokens, &long.finish_reason), (40, &FinishReason::Length), "{long:?}");
 }
