@@ -61,6 +61,14 @@ impl BudgetSpent {
             calls: self.calls.saturating_add(other.calls),
         }
     }
+    /// Nothing at all.
+    pub fn is_zero(&self) -> bool {
+        *self == BudgetSpent::default()
+    }
+    /// At least `other` in every dimension.
+    fn covers(&self, other: &BudgetSpent) -> bool {
+        self.tokens >= other.tokens && self.dollars >= other.dollars && self.calls >= other.calls
+    }
     fn minus(self, other: BudgetSpent) -> BudgetSpent {
         BudgetSpent {
             tokens: self.tokens.saturating_sub(other.tokens),
@@ -76,15 +84,25 @@ impl BudgetSpent {
 pub struct BudgetLedger {
     pub spent: BudgetSpent,
     pub in_flight: BudgetSpent,
+    /// Set aside for calls about to start: once on record, a call it covers is sent without
+    /// waiting for a recording of its own (see [`Budget::record_to`]). Zero whenever the ledger is
+    /// flushed; a resumed run counts it as spent, since calls may have used it.
+    #[serde(default, skip_serializing_if = "BudgetSpent::is_zero")]
+    pub ahead: BudgetSpent,
 }
 
 impl BudgetLedger {
     /// The most the calls so far can have cost: what a resumed run must count as already spent
-    /// (a call in flight when its process died may have been billed).
+    /// (a call in flight when its process died may have been billed, and so may one that the
+    /// budget set aside for).
     pub fn committed(&self) -> BudgetSpent {
-        self.spent.plus(self.in_flight)
+        self.spent.plus(self.in_flight).plus(self.ahead)
     }
 }
+
+/// How many calls' worst cases the budget sets aside at once when a writer records its ledger
+/// (fewer near a limit: see [`Budget::reserve`]).
+pub const AHEAD_CALLS: u64 = 16;
 
 #[derive(Default)]
 pub(crate) struct Books {
@@ -99,6 +117,8 @@ pub(crate) struct Books {
     pub(crate) writer_idle: bool,
     /// The latest version a call waits to see recorded (a reservation); later changes only settle.
     pub(crate) awaited: u64,
+    /// The version that set the ledger's `ahead` aside: a call it covers waits for this one.
+    ahead_version: u64,
     /// The writer sleeps with a timeout (holding changes nobody waits for, or looking for them
     /// while calls are in flight), so only a change somebody waits for must wake it.
     pub(crate) lingering: bool,
@@ -173,6 +193,13 @@ impl Budget {
     /// still holds the call's worst case). [`Budget::flush_ledger`] waits until everything is
     /// recorded and flushed; dropping the budget does the same. Returns the first recording's error
     /// (the sink is then not installed).
+    ///
+    /// So that calls do not wait for a recording each, a reservation the ledger cannot cover
+    /// sets aside up to [`AHEAD_CALLS`] times its worst case (`BudgetLedger::ahead`, on record
+    /// with it); later calls covered by what is set aside are sent as soon as that is on record,
+    /// and their reservations are recorded with the next change (at most [`crate::LINGER`] later).
+    /// A resumed run counts what was set aside as spent, so a crash can make it over-count by
+    /// that much, never under-count; a flush gives it back.
     pub fn record_to(&self, sink: impl LedgerSink) -> Result<(), String> {
         self.stop_writer();
         let mut sink: Box<dyn LedgerSink> = Box::new(sink);
@@ -211,6 +238,11 @@ impl Budget {
             if !books.recording {
                 return Ok(());
             }
+            if !books.ledger.ahead.is_zero() {
+                // What is set aside is given back: the record a flush makes durable is exact.
+                books.ledger.ahead = BudgetSpent::default();
+                books.version += 1;
+            }
             books.flush_requests += 1;
             let request = books.flush_requests;
             self.wake_writer(books, true);
@@ -228,6 +260,10 @@ impl Budget {
     fn stop_writer(&self) {
         let Some(thread) = self.writer.lock().expect("ledger writer lock").take() else { return };
         let mut books = self.books();
+        if !books.ledger.ahead.is_zero() {
+            books.ledger.ahead = BudgetSpent::default();
+            books.version += 1;
+        }
         books.stop = true;
         self.wake_writer(books, true);
         if thread.join().is_err() {
@@ -267,6 +303,9 @@ impl Budget {
 
     /// Wait until the ledger's version `version` (or a later one) is recorded.
     async fn recorded(&self, version: u64) -> Result<(), String> {
+        if self.shared.recorded.borrow().ok >= version {
+            return Ok(());
+        }
         let mut rx = self.shared.recorded.subscribe();
         let state = rx
             .wait_for(|r| r.ok >= version || r.failed >= version)
@@ -299,14 +338,29 @@ impl Budget {
     /// Reserve the worst case of `request`, or say which limit it would break. Returns the
     /// reservation and, when a writer records the ledger, the version the call must see recorded
     /// before it is sent.
+    ///
+    /// A reservation that what is set aside covers takes it from there (what is on record does
+    /// not change) and waits only for the set-aside to be on record. Otherwise it sets aside up to
+    /// [`AHEAD_CALLS`] times its worst case for the calls after it, at most a tenth of what is
+    /// left below each limit, and waits for that to be on record.
     fn reserve(&self, request: &ChatRequest) -> Result<(BudgetSpent, Option<u64>), LlmError> {
         let worst = self.worst_case(request);
-        let books = self.books();
+        let mut books = self.books();
         let ledger = books.ledger;
-        let after = ledger.committed().plus(worst);
+        if books.recording && ledger.ahead.covers(&worst) && !self.interrupted(&books) {
+            books.ledger.ahead = ledger.ahead.minus(worst);
+            books.ledger.in_flight = ledger.in_flight.plus(worst);
+            books.version += 1;
+            if books.unawaited_since.is_none() {
+                books.unawaited_since = Some(std::time::Instant::now());
+            }
+            let version = books.ahead_version;
+            self.wake_writer(books, false);
+            return Ok((worst, Some(version)));
+        }
+        let after = ledger.spent.plus(ledger.in_flight).plus(worst);
         let l = &self.limits;
-        let interrupted = books.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst));
-        if interrupted {
+        if self.interrupted(&books) {
             return Err(LlmError::Interrupted);
         }
         let broken = if l.max_calls.is_some_and(|m| after.calls > m) {
@@ -338,14 +392,48 @@ impl Budget {
         if let Some(why) = broken {
             return Err(LlmError::BudgetExhausted(why));
         }
-        drop(books);
-        let version = self.change(true, |ledger| ledger.in_flight = ledger.in_flight.plus(worst));
+        if books.recording {
+            books.ledger.ahead = self.ahead(after, worst);
+        }
+        books.ledger.in_flight = ledger.in_flight.plus(worst);
+        books.version += 1;
+        books.awaited = books.version;
+        // In the same lock as the change: no call can see the set-aside before its version.
+        books.ahead_version = books.version;
+        let version = books.recording.then_some(books.version);
+        self.wake_writer(books, false);
         Ok((worst, version))
     }
 
-    /// Give back a reservation whose call was never sent.
+    fn interrupted(&self, books: &Books) -> bool {
+        books.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+
+    /// What to set aside once the ledger commits `after`: [`AHEAD_CALLS`] × `worst`, and under
+    /// each limit at most a tenth of what is left below it.
+    fn ahead(&self, after: BudgetSpent, worst: BudgetSpent) -> BudgetSpent {
+        let l = &self.limits;
+        let room = |limit: Option<u64>, used: u64, want: u64| match limit {
+            Some(limit) => want.min(limit.saturating_sub(used) / 10),
+            None => want,
+        };
+        BudgetSpent {
+            tokens: room(l.max_tokens, after.tokens, worst.tokens.saturating_mul(AHEAD_CALLS)),
+            calls: room(l.max_calls, after.calls, AHEAD_CALLS),
+            dollars: match l.max_dollars {
+                Some(limit) => (worst.dollars * AHEAD_CALLS as f64).min((limit - after.dollars).max(0.0) / 10.0),
+                None => worst.dollars * AHEAD_CALLS as f64,
+            },
+        }
+    }
+
+    /// Give back a reservation whose call was never sent because the ledger could not be
+    /// recorded, and what was set aside with it (nothing may be sent on a record that failed).
     fn withdraw(&self, reserved: BudgetSpent) {
-        self.change(false, |ledger| ledger.in_flight = ledger.in_flight.minus(reserved));
+        self.change(false, |ledger| {
+            ledger.in_flight = ledger.in_flight.minus(reserved);
+            ledger.ahead = BudgetSpent::default();
+        });
     }
 
     fn settle(&self, model: &str, reserved: BudgetSpent, usage: Option<&Usage>) {

@@ -332,6 +332,7 @@ mod tests {
         BudgetLedger {
             spent: BudgetSpent { tokens: calls * 10, dollars: 0.0, calls },
             in_flight: BudgetSpent { tokens: in_flight * 10, dollars: 0.0, calls: in_flight },
+            ahead: BudgetSpent::default(),
         }
     }
 

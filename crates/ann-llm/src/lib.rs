@@ -15,7 +15,7 @@ mod tools;
 mod types;
 
 pub use atomic::write_atomic;
-pub use budget::{Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel, INTERRUPTED};
+pub use budget::{AHEAD_CALLS, Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel, INTERRUPTED};
 pub use call::CallSettings;
 pub use error::LlmError;
 pub use ledger::{FnSink, LINGER, LedgerFile, LedgerSink, SYNC_PAUSE};

@@ -149,12 +149,14 @@ async fn the_ledger_is_recorded_before_each_call_is_sent_and_after_it_settles() 
     let seen = seen.lock().unwrap().clone();
     // Installed, reserved (before the backend saw the call), settled.
     assert_eq!(seen.len(), 3, "{seen:?}");
-    assert_eq!(seen[0], (BudgetLedger { spent: earlier, in_flight: BudgetSpent::default() }, 0));
+    assert_eq!(seen[0], (BudgetLedger { spent: earlier, ..Default::default() }, 0));
     let (reserved, backend_calls) = seen[1];
     assert_eq!((reserved.spent, reserved.in_flight.calls, backend_calls), (earlier, 1, 0));
-    assert_eq!(reserved.committed().calls, 2);
+    // One call left under the limit: less than a tenth of a call to set aside for later calls.
+    assert_eq!((reserved.committed().calls, reserved.ahead.calls), (2, 0));
     let settled = BudgetSpent { tokens: 15, dollars: 0.0, calls: 2 };
-    assert_eq!(seen[2], (BudgetLedger { spent: settled, in_flight: BudgetSpent::default() }, 1));
+    // The flush gives back what was set aside: the flushed record is exact.
+    assert_eq!(seen[2], (BudgetLedger { spent: settled, ..Default::default() }, 1));
     assert_eq!(budget.ledger().committed(), settled);
     // The limit counts the earlier spend: one more call fits, the next is refused.
     model.complete(&req).await.unwrap();
@@ -178,16 +180,17 @@ async fn a_settlement_alone_reaches_the_record_without_a_flush() {
         .unwrap();
     let model = BudgetedModel::new(inner, budget.clone());
     model.complete(&ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(10)).await.unwrap();
-    let settled = BudgetLedger { spent: BudgetSpent { tokens: 5, dollars: 0.0, calls: 1 }, ..Default::default() };
+    let settled = (BudgetSpent { tokens: 5, dollars: 0.0, calls: 1 }, BudgetSpent::default());
+    let last = |seen: &[BudgetLedger]| seen.last().map(|l| (l.spent, l.in_flight));
     // Liveness, not timing: the bound is generous (the writer holds it back 20 ms).
     for _ in 0..2000 {
-        if seen.lock().unwrap().last() == Some(&settled) {
+        if last(&seen.lock().unwrap()) == Some(settled) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.last(), Some(&settled), "{seen:?}");
+    assert_eq!(last(&seen), Some(settled), "{seen:?}");
     // Installed, reserved, settled: one line each.
     assert_eq!(seen.len(), 3, "{seen:?}");
 }
@@ -245,11 +248,56 @@ async fn calls_reserve_while_the_ledger_is_written_and_one_recording_holds_them_
     }
     budget.flush_ledger().await.unwrap();
     let seen = seen.lock().unwrap().clone();
-    assert!(seen.iter().any(|l| l.in_flight.calls == 8), "one recording holds every reservation: {seen:?}");
-    // Installed, the first reservation, all eight, then at most one per settlement.
-    assert!(seen.len() <= 3 + 8, "{} recordings for 16 changes", seen.len());
+    // The first reservation's recording holds the others' reservations or what it set aside for
+    // them: seven calls waited for that one recording instead of one each.
+    assert!(seen.iter().skip(1).all(|l| l.committed().calls >= 8), "the record always covers all eight: {seen:?}");
+    // Installed, the first reservation, then at most one per later change, and the flush.
+    assert!(seen.len() <= 3 + 15, "{} recordings for 16 changes", seen.len());
     assert_eq!(seen.last().unwrap().spent.calls, 8);
     assert_eq!(seen.last().unwrap().in_flight, BudgetSpent::default());
+}
+
+/// What a reservation sets aside (`BudgetLedger::ahead`) lets the calls after it go without a
+/// recording each: with the ledger's writer stuck, covered calls are still sent, and the last
+/// record (what a crash would leave) covers every call made. Under a limit at most a tenth of
+/// what is left is set aside, and a flush gives it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn calls_the_set_aside_covers_go_without_a_recording_each() {
+    let inner = fixed(1, 1);
+    let budget = Budget::new(BudgetLimits::default(), PriceTable::empty());
+    let gate = Arc::new(Mutex::new(()));
+    let seen: Arc<Mutex<Vec<BudgetLedger>>> = Arc::default();
+    let (g, log) = (gate.clone(), seen.clone());
+    budget
+        .record_with(move |ledger| {
+            drop(g.lock().unwrap());
+            log.lock().unwrap().push(*ledger);
+            Ok(())
+        })
+        .unwrap();
+    let model = BudgetedModel::new(inner.clone(), budget.clone());
+    let req = ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(1);
+    model.complete(&req).await.unwrap();
+    let closed = gate.lock().unwrap();
+    for _ in 0..10 {
+        model.complete(&req).await.unwrap();
+    }
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 11, "ten calls went while the writer was stuck");
+    let on_record = *seen.lock().unwrap().last().unwrap();
+    assert!(on_record.committed().calls >= 11, "a crash now would count every call made: {on_record:?}");
+    assert_eq!(budget.ledger().ahead.calls, ann_llm::AHEAD_CALLS - 10, "the ten took theirs from the set-aside");
+    drop(closed);
+    budget.flush_ledger().await.unwrap();
+    let flushed = *seen.lock().unwrap().last().unwrap();
+    assert_eq!((flushed.spent.calls, flushed.in_flight.calls, flushed.ahead), (11, 0, BudgetSpent::default()));
+
+    // Under a limit of 21 calls, after one call: a tenth of the 20 left.
+    let limited = Budget::new(BudgetLimits { max_calls: Some(21), ..Default::default() }, PriceTable::empty());
+    limited.record_with(|_| Ok(())).unwrap();
+    BudgetedModel::new(inner.clone(), limited.clone()).complete(&req).await.unwrap();
+    let ledger = limited.ledger();
+    assert_eq!((ledger.spent.calls, ledger.ahead.calls), (1, 2), "{ledger:?}");
 }
 
 /// A run's ledger file: a reservation is in the log before the call is sent; the budget's drop
@@ -289,7 +337,7 @@ async fn the_ledger_file_holds_each_reservation_before_the_call_and_the_settled_
         let snapshot: BudgetLedger =
             serde_json::from_str(&std::fs::read_to_string(dir.join("budget.json")).unwrap()).unwrap();
         let settled = BudgetSpent { tokens: 5 * process, dollars: 0.0, calls: process };
-        assert_eq!(snapshot, BudgetLedger { spent: settled, in_flight: BudgetSpent::default() });
+        assert_eq!(snapshot, BudgetLedger { spent: settled, ..Default::default() });
         assert_eq!(ann_llm::LedgerFile::read(&dir).unwrap(), Some(snapshot));
     }
     std::fs::remove_dir_all(&dir).unwrap();
