@@ -222,8 +222,8 @@ impl Writer {
         }
     }
 
-    /// Claims first (no database write), then one transaction for the batch's lookups and inserts:
-    /// a write transaction only if there is something to insert. A key is looked up only after its
+    /// Claims first (no database write), then the batch's lookups and inserts: in one write
+    /// transaction if there is something to insert, else each on its own. A key is looked up only after its
     /// claim is taken, so an answer stored by the claim's previous holder is always seen. If the
     /// transaction fails, every insert reports the failure (a held lock or a full disk would only
     /// fail again, once per insert) and the lookups are tried again on their own, outside it.
@@ -259,8 +259,17 @@ impl Writer {
 
     /// Per operation, the stored answer a lookup found.
     fn apply(&self, conn: &mut Connection, ops: &[Op], stores: bool) -> rusqlite::Result<Vec<Option<String>>> {
-        let behavior = if stores { TransactionBehavior::Immediate } else { TransactionBehavior::Deferred };
-        let tx = conn.transaction_with_behavior(behavior)?;
+        if !stores {
+            // Lookups alone need no transaction: each reads after its claim was taken.
+            return ops
+                .iter()
+                .map(|op| match op {
+                    Op::ClaimAndLookup { key, .. } => lookup(conn, key),
+                    Op::Store { .. } => Ok(None),
+                })
+                .collect();
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut found = Vec::with_capacity(ops.len());
         for op in ops {
             found.push(match op {
