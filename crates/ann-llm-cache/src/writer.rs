@@ -106,11 +106,10 @@ impl Writer {
         if let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", 0) {
             tracing::warn!(path = %path.display(), error = %e, "response cache: cannot turn off automatic checkpoints");
         }
-        // Keys are hashes, so inserts land on random pages: keep more of them in memory (the pages
-        // are only allocated as they are touched).
-        if let Err(e) = conn.pragma_update(None, "cache_size", -32_768) {
-            tracing::debug!(path = %path.display(), error = %e, "response cache: cannot enlarge the page cache");
-        }
+        // SQLite's default page cache (2 MiB), not a larger one: after every commit SQLite drops the
+        // cached pages past the end of the file, and with a large cache that scan of its whole hash
+        // table was a fifth of a miss's CPU (perf, the criterion miss bench); the pages it would
+        // keep are read back from the OS's cache instead.
         let read_only = write_refusal(&conn);
         Self {
             claims: Claims::new(&path),
