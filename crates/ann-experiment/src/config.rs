@@ -187,8 +187,9 @@ pub struct CacheSection {
     /// How long a write waits for another connection or process holding the file's write lock,
     /// in milliseconds; past it the answer cannot be stored and the run stops (the answer is kept).
     pub busy_timeout_ms: u64,
-    /// How long another process's claim on a request in flight holds, in milliseconds (default
-    /// 30 000): a process killed mid-call leaves claims that a resume waits out for at most this.
+    /// The longest pause between two looks at a request another process is fetching, in
+    /// milliseconds (default 30 000, used up to 250): claims are locks that vanish with a killed
+    /// process, so nothing waits out a lease (the key keeps its old name).
     pub claim_lease_ms: u64,
 }
 

@@ -10,6 +10,7 @@ use ann_llm::{ChatRequest, ChatResponse, LlmError, Usage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::claims::ClaimGuard;
 use crate::front::Front;
 use crate::store::{OnConflict, Store, response_json};
 use crate::writer::{Claim, Entry};
@@ -155,7 +156,7 @@ impl ResponseCache {
         response: &ChatResponse,
     ) -> Result<String, CacheError> {
         let key = request.fingerprint(backend);
-        self.store(&key, backend, request, response, OnConflict::Replace).await?;
+        self.store(&key, backend, request, response, OnConflict::Replace, None).await?;
         Ok(key)
     }
 
@@ -197,7 +198,7 @@ impl ResponseCache {
         report
     }
 
-    /// Store an answer (once committed, it is also remembered in memory).
+    /// Store an answer (once committed, it is also remembered in memory), then release `claim`.
     pub(crate) async fn store(
         &self,
         key: &str,
@@ -205,6 +206,7 @@ impl ResponseCache {
         request: &ChatRequest,
         response: &ChatResponse,
         on_conflict: OnConflict,
+        claim: Option<ClaimGuard>,
     ) -> Result<(), CacheError> {
         let entry = Entry {
             key: key.to_owned(),
@@ -212,6 +214,7 @@ impl ResponseCache {
             request: request.canonical_json(),
             response: response_json(response),
             on_conflict,
+            claim,
         };
         self.shared.store.writer.store(entry).await?;
         self.remember(key, response);
@@ -235,42 +238,32 @@ impl ResponseCache {
         self.shared.front.insert(key, Arc::new(ChatResponse { cache_hit: false, ..response.clone() }));
     }
 
-    /// The stored answer, or this handle's claim on the key, or word that another process holds it.
-    pub(crate) async fn lookup_or_claim(&self, key: &str) -> Result<Claim, CacheError> {
-        let claim = self.shared.store.writer.lookup_or_claim(key).await?;
+    /// Claim the key, then look it up: the stored answer, or this handle's claim on the key, or
+    /// word that another process (or handle) holds it.
+    pub(crate) async fn claim_and_lookup(&self, key: &str) -> Result<Claim, CacheError> {
+        let claim = self.shared.store.writer.claim_and_lookup(key).await?;
         if let Claim::Hit(hit) = &claim {
             self.remember(key, hit);
         }
         Ok(claim)
     }
 
-    /// Run `call` while renewing this handle's claim on `key`; the claim is released if `call`
-    /// fails or is dropped, and kept (for the store that follows) if it succeeds.
-    pub(crate) async fn holding_claim<T, E>(
-        &self,
-        key: &str,
-        call: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
-        struct Guard<'a>(&'a ResponseCache, &'a str, bool);
-        impl Drop for Guard<'_> {
-            fn drop(&mut self) {
-                if self.2 {
-                    self.0.shared.store.writer.release(self.1);
-                }
-            }
-        }
-        let writer = &self.shared.store.writer;
-        let mut guard = Guard(self, key, true);
-        let period = writer.lease() / 3;
-        tokio::pin!(call);
-        let result = loop {
-            tokio::select! {
-                out = &mut call => break out,
-                _ = tokio::time::sleep(period) => writer.renew(key),
-            }
-        };
-        guard.2 = result.is_err();
-        result
+    /// Write transactions this handle has run: one per batch of inserts, none for lookups and
+    /// claims. For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn write_transactions(&self) -> u64 {
+        self.shared.store.writer.write_transactions()
+    }
+
+    /// The longest pause between two looks at a key another process or handle is fetching:
+    /// [`CacheConfig::claim_lease`], at most 250 ms.
+    pub(crate) fn claim_poll_max(&self) -> std::time::Duration {
+        self.shared
+            .store
+            .config()
+            .claim_lease
+            .min(std::time::Duration::from_millis(250))
+            .max(std::time::Duration::from_millis(1))
     }
 
     async fn blocking<T: Send + 'static>(

@@ -4,9 +4,11 @@
 //! [`ResponseCache`]: one SQLite file in WAL mode, safe for many tasks and several processes at
 //! once, with a bounded in-memory front of recent answers (a hit there never touches the database;
 //! another process's later refresh of the same key is not seen by an answer already remembered).
-//! A miss costs one lookup, which also claims the key in the file (so a process asking for a key
-//! another process is fetching waits for that answer instead of paying for it again), and one
-//! insert; lookups, claims and inserts of concurrent calls are committed together in batches. The key is the sha256 of the backend identity and the canonical JSON of the whole request
+//! A miss costs one lookup, after claiming the key (a byte-range lock in the side file
+//! `<db>.claims`, so a process asking for a key another process is fetching waits for that answer
+//! instead of paying for it again, and a killed process's claims vanish with it), and one insert,
+//! the miss's only write transaction; lookups and inserts of concurrent calls run together in
+//! batches. The key is the sha256 of the backend identity and the canonical JSON of the whole request
 //! ([`ChatRequest::fingerprint`](ann_llm::ChatRequest::fingerprint)), so a changed temperature, seed,
 //! response format or sample index is a different entry. Only requests and responses are stored:
 //! requests carry no secrets (API keys live in the HTTP backend), and no headers are kept.
@@ -41,6 +43,7 @@
 
 mod cache;
 mod cassette;
+mod claims;
 mod error;
 mod front;
 mod model;

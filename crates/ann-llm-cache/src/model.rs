@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Join, Outcome};
+use crate::claims::ClaimGuard;
 use crate::store::OnConflict;
 use crate::writer::Claim;
 use crate::{CacheError, CacheStats, ResponseCache};
@@ -70,32 +71,39 @@ impl<M: ChatModel> CachedModel<M> {
     /// answer once stored. Across processes, a key another process is fetching is waited for.
     async fn lead(&self, key: &str, backend: &str, request: &ChatRequest) -> Result<(ChatResponse, bool), LlmError> {
         if self.mode == CacheMode::Refresh {
-            return Ok((self.call_and_store(key, backend, request).await?, false));
+            return Ok((self.call_and_store(key, backend, request, None).await?, false));
         }
         let mut pause = CLAIM_POLL_FIRST;
         loop {
-            match self.cache.lookup_or_claim(key).await? {
+            match self.cache.claim_and_lookup(key).await? {
                 Claim::Hit(hit) => return Ok((hit, true)),
-                Claim::Claimed => {
-                    let call = self.call_and_store(key, backend, request);
-                    return Ok((self.cache.holding_claim(key, call).await?, false));
+                Claim::Claimed(claim) => {
+                    return Ok((self.call_and_store(key, backend, request, Some(claim)).await?, false));
                 }
                 Claim::Held => {
                     tracing::debug!(key, "response cache: another process is fetching this request; waiting");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(CLAIM_POLL_MAX);
+                    pause = (pause * 2).min(self.cache.claim_poll_max());
                 }
             }
         }
     }
 
-    /// Call the backend and store a successful answer. A failed store keeps the paid answer in the
-    /// cache's memory and fails with [`CacheError::Unsaved`]: an infrastructure failure, not the model's.
-    async fn call_and_store(&self, key: &str, backend: &str, request: &ChatRequest) -> Outcome {
+    /// Call the backend and store a successful answer; `claim` (the key's claim across processes)
+    /// is released once the answer is stored, or at once if the call fails or is dropped. A failed
+    /// store keeps the paid answer in the cache's memory and fails with [`CacheError::Unsaved`]: an
+    /// infrastructure failure, not the model's.
+    async fn call_and_store(
+        &self,
+        key: &str,
+        backend: &str,
+        request: &ChatRequest,
+        claim: Option<ClaimGuard>,
+    ) -> Outcome {
         self.cache.record_miss();
         let response = self.inner.complete(request).await?;
         let on_conflict = if self.mode == CacheMode::Refresh { OnConflict::Replace } else { OnConflict::Keep };
-        if let Err(e) = self.cache.store(key, backend, request, &response, on_conflict).await {
+        if let Err(e) = self.cache.store(key, backend, request, &response, on_conflict, claim).await {
             tracing::error!(key, error = %e, "response cache: a paid answer could not be stored");
             self.cache.keep_unsaved(backend, request, &response);
             return Err(CacheError::Unsaved { key: key.to_owned(), source: Box::new(e) }.into());
@@ -105,9 +113,9 @@ impl<M: ChatModel> CachedModel<M> {
     }
 }
 
-/// The first and the longest pause between two looks at a key another process is fetching.
+/// The first pause between two looks at a key another process is fetching (then doubling up to
+/// [`ResponseCache::claim_poll_max`]).
 const CLAIM_POLL_FIRST: std::time::Duration = std::time::Duration::from_millis(5);
-const CLAIM_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[async_trait]
 impl<M: ChatModel> ChatModel for CachedModel<M> {

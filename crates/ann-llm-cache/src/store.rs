@@ -2,8 +2,8 @@
 //!
 //! Everything here blocks; the async layer runs it on tokio's blocking pool. The database is in WAL
 //! mode with a busy timeout, so several connections in one process and several processes on one
-//! file read concurrently and take turns to write. Inserts and claims go through the
-//! [`Writer`](crate::writer::Writer), which batches them on one connection.
+//! file read concurrently and take turns to write. Claims, lookups of a miss and inserts go through
+//! the [`Writer`](crate::writer::Writer), which batches them on one connection.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,14 +30,11 @@ CREATE TABLE IF NOT EXISTS responses (
 PRAGMA user_version = 1;
 ";
 
-/// Calls in flight, for single-flight across processes (older builds ignore this table).
-const CLAIMS: &str = "
-CREATE TABLE IF NOT EXISTS claims (
-    key        TEXT PRIMARY KEY NOT NULL,
-    owner      TEXT NOT NULL,
-    expires_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-";
+// Older builds also kept a `claims` table (claims with leases); this build claims with byte-range
+// locks in a side file instead (`claims.rs`), neither creates nor reads that table, and
+// leaves it in files that have it: the schema version stays 1, and files move freely between
+// builds (only a process of an older build and one of this build fetching the same request at
+// the same moment may both pay for it).
 
 /// How to open the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +43,10 @@ pub struct CacheConfig {
     pub busy_timeout: Duration,
     /// Reading connections kept open between calls (more are opened on demand under load).
     pub max_idle_connections: usize,
-    /// How long a claim on a key being fetched lasts without renewal. The owner renews it every
-    /// third of this while its backend call runs, so only a crashed owner's claim expires; other
-    /// processes asking for the key wait at most this long for it.
+    /// The longest pause (at most 250 ms) between two looks at a key that another process or
+    /// cache handle is fetching. Claims are byte-range locks that the kernel drops when their
+    /// process dies, so a waiter takes over a killed fetcher's key at its next look, never after a
+    /// lease; a live fetcher's claim holds for as long as its backend call runs.
     pub claim_lease: Duration,
     /// Recent answers kept in memory (0: none); a hit among them never touches the database.
     pub memory_entries: usize,
@@ -108,6 +106,10 @@ impl Store {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub(crate) fn config(&self) -> &CacheConfig {
+        &self.config
     }
 
     fn db_err(&self, source: rusqlite::Error) -> CacheError {
@@ -264,7 +266,7 @@ pub(crate) fn response_json(response: &ChatResponse) -> String {
     serde_json::to_string(&stored).expect("a ChatResponse always serializes")
 }
 
-/// Open a connection to `path` and make the file a cache: WAL mode, the schema, the claims table.
+/// Open a connection to `path` and make the file a cache: WAL mode, the schema.
 ///
 /// Processes that create one new file at the same moment race for the locks these steps take, and
 /// SQLite answers some of those races with "database is locked" without waiting in its busy handler
@@ -303,19 +305,6 @@ fn set_up(path: &Path, config: &CacheConfig) -> Result<Connection, CacheError> {
         tx.commit().map_err(open_err)?;
     } else if version != SCHEMA_VERSION {
         return Err(CacheError::SchemaVersion { path: path.to_owned(), found: version, supported: SCHEMA_VERSION });
-    }
-    let has_claims: bool = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'claims'", [], |r| r.get::<_, i64>(0))
-        .map_err(open_err)?
-        > 0;
-    if !has_claims {
-        // A read-only file has no claims table: lookups work, claims (before any backend call) fail.
-        if let Err(e) = conn.execute_batch(CLAIMS).map_err(open_err) {
-            if !e.is_read_only() {
-                return Err(e);
-            }
-            tracing::debug!(path = %path.display(), error = %e, "response cache: cannot add the claims table");
-        }
     }
     Ok(conn)
 }

@@ -1,39 +1,41 @@
 //! The write path: one connection, operations queued and committed in batches (group commit).
 //!
 //! A call that needs the database while no batch is running starts one on tokio's blocking pool;
-//! calls arriving meanwhile join the queue and are committed together in the next transaction. A
-//! miss therefore costs one queued lookup-and-claim and one queued insert, whatever the
+//! calls arriving meanwhile join the queue and are handled together in the next transaction. A
+//! miss therefore costs one queued claim-and-lookup (a read transaction) and one queued insert (the
+//! miss's only write transaction, shared with the other inserts of its batch), whatever the
 //! concurrency, and no call waits for a connection to open. WAL checkpoints run after a batch, on a
 //! connection of their own, never inside a caller's round trip.
 //!
-//! Claims make single-flight work across processes: before calling the backend for a key, a
-//! process records `(key, owner, lease expiry)` in the `claims` table in the same transaction that
-//! found no answer. Another process asking for that key sees the live claim and polls until the
-//! answer is stored; an owner that crashed stops renewing its lease, which expires, and the next
-//! asker takes over.
+//! Claims make single-flight work across processes ([`Claims`]): before looking a key up, the
+//! batch takes the key's byte-range lock in `<db>.claims`; a key found stored gives its lock back at
+//! once, a key not found keeps it until its answer's insert has committed (or failed). Another
+//! process asking for that key meanwhile finds the lock taken and no answer, and polls until the
+//! answer is stored; the kernel drops the locks of a process that dies, so the next asker takes over.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ann_llm::ChatResponse;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use crate::CacheError;
+use crate::claims::{ClaimGuard, Claims};
 use crate::store::{CacheConfig, OnConflict, connect};
 
 /// Stored inserts between two WAL checkpoints.
 const CHECKPOINT_EVERY: usize = 256;
 
-/// What a lookup-and-claim found.
+/// What a claim-and-lookup found.
 pub(crate) enum Claim {
     /// The answer is stored.
     Hit(ChatResponse),
-    /// No answer, and this cache now owns the key's claim: call the backend, then store.
-    Claimed,
-    /// No answer, and another process (or cache handle) holds a live claim: poll again later.
+    /// No answer, and this cache handle now holds the key's claim: call the backend, then store
+    /// (the claim goes with the answer into [`Entry::claim`] and is released once it is stored).
+    Claimed(ClaimGuard),
+    /// No answer, and another process or cache handle holds the claim: poll again later.
     Held,
 }
 
@@ -44,13 +46,13 @@ pub(crate) struct Entry {
     pub(crate) request: String,
     pub(crate) response: String,
     pub(crate) on_conflict: OnConflict,
+    /// The claim on the key, released after the insert has committed (or failed).
+    pub(crate) claim: Option<ClaimGuard>,
 }
 
 enum Op {
-    LookupOrClaim { key: String, reply: oneshot::Sender<Result<Claim, CacheError>> },
+    ClaimAndLookup { key: String, reply: oneshot::Sender<Result<Claim, CacheError>> },
     Store { entry: Entry, reply: oneshot::Sender<Result<(), CacheError>> },
-    Renew { key: String },
-    Release { key: String },
 }
 
 /// A drain to run. A runtime that is shutting down drops blocking tasks without running them: then
@@ -73,14 +75,6 @@ impl Drop for DrainTask {
     }
 }
 
-/// What an operation did inside a committed transaction.
-enum Done {
-    Found(String),
-    Claimed,
-    Held,
-    Nothing,
-}
-
 #[derive(Default)]
 struct Queue {
     ops: Vec<Op>,
@@ -90,76 +84,67 @@ struct Queue {
 pub(crate) struct Writer {
     path: PathBuf,
     config: CacheConfig,
-    /// Who this cache handle is in the claims table: process id, start time and a per-process counter.
-    owner: String,
+    claims: Arc<Claims>,
+    /// Why the database cannot be written, found when it was opened: then a key that is not stored
+    /// fails before any backend call, since its answer could not be kept.
+    read_only: Option<rusqlite::Error>,
     /// `None` once closed.
     conn: Mutex<Option<Connection>>,
     queue: Mutex<Queue>,
     /// Signalled when a drain stops.
     drained: Condvar,
     stored_since_checkpoint: AtomicUsize,
+    write_transactions: AtomicU64,
     checkpointing: AtomicBool,
     checkpointer: Mutex<Option<Connection>>,
     closed: AtomicBool,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Writer {
     pub(crate) fn new(path: PathBuf, config: CacheConfig, conn: Connection) -> Self {
-        static HANDLES: AtomicUsize = AtomicUsize::new(0);
-        let owner = format!("{}-{}-{}", std::process::id(), now_ms(), HANDLES.fetch_add(1, Ordering::Relaxed));
         // Checkpoints are ours to schedule (after a batch), not a side effect of some caller's commit.
         if let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", 0) {
             tracing::warn!(path = %path.display(), error = %e, "response cache: cannot turn off automatic checkpoints");
         }
-        // Keys are hashes, so inserts land on random pages: keep more of them in memory (the pages
-        // are only allocated as they are touched).
-        if let Err(e) = conn.pragma_update(None, "cache_size", -32_768) {
-            tracing::debug!(path = %path.display(), error = %e, "response cache: cannot enlarge the page cache");
-        }
+        // SQLite's default page cache (2 MiB), not a larger one: after every commit SQLite drops the
+        // cached pages past the end of the file, and with a large cache that scan of its whole hash
+        // table was a fifth of a miss's CPU (perf, the criterion miss bench); the pages it would
+        // keep are read back from the OS's cache instead.
+        let read_only = write_refusal(&conn);
         Self {
+            claims: Claims::new(&path),
             path,
             config,
-            owner,
+            read_only,
             conn: Mutex::new(Some(conn)),
             queue: Mutex::new(Queue::default()),
             drained: Condvar::new(),
             stored_since_checkpoint: AtomicUsize::new(0),
+            write_transactions: AtomicU64::new(0),
             checkpointing: AtomicBool::new(false),
             checkpointer: Mutex::new(None),
             closed: AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn lease(&self) -> Duration {
-        self.config.claim_lease
+    /// Write transactions this handle has committed or tried (inserts; claims and lookups take none).
+    pub(crate) fn write_transactions(&self) -> u64 {
+        self.write_transactions.load(Ordering::Relaxed)
     }
 
-    /// The stored answer, or this handle's claim on the key, or word that someone else holds it.
-    pub(crate) async fn lookup_or_claim(self: &Arc<Self>, key: &str) -> Result<Claim, CacheError> {
+    /// Claim the key, then look it up: the stored answer, or this handle's claim, or word that
+    /// someone else holds it.
+    pub(crate) async fn claim_and_lookup(self: &Arc<Self>, key: &str) -> Result<Claim, CacheError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Op::LookupOrClaim { key: key.to_owned(), reply });
+        self.submit(Op::ClaimAndLookup { key: key.to_owned(), reply });
         answer.await.map_err(|_| CacheError::Worker("the cache writer stopped".into()))?
     }
 
-    /// Store an answer and release this handle's claim on its key; returns once committed.
+    /// Store an answer (and then release its claim); returns once committed.
     pub(crate) async fn store(self: &Arc<Self>, entry: Entry) -> Result<(), CacheError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Op::Store { entry, reply });
         answer.await.map_err(|_| CacheError::Worker("the cache writer stopped".into()))?
-    }
-
-    /// Extend this handle's claim on `key` (the backend call is still running).
-    pub(crate) fn renew(self: &Arc<Self>, key: &str) {
-        self.submit(Op::Renew { key: key.to_owned() });
-    }
-
-    /// Drop this handle's claim on `key` (the call failed or was cancelled): waiters take over.
-    pub(crate) fn release(self: &Arc<Self>, key: &str) {
-        self.submit(Op::Release { key: key.to_owned() });
     }
 
     fn submit(self: &Arc<Self>, op: Op) {
@@ -177,7 +162,7 @@ impl Writer {
         }
     }
 
-    /// Commit queued operations batch after batch until the queue is empty.
+    /// Handle queued operations batch after batch until the queue is empty.
     fn drain(&self) {
         let mut conn = self.conn.lock().expect("writer connection lock");
         loop {
@@ -192,7 +177,10 @@ impl Writer {
             };
             match conn.as_mut() {
                 Some(conn) => self.run_batch(conn, ops),
-                None => ops.into_iter().for_each(|op| self.deliver(op, Err(rusqlite::Error::InvalidQuery))),
+                None => {
+                    let closed = || rusqlite::Error::InvalidQuery;
+                    ops.into_iter().for_each(|op| self.deliver(op, None, Err(closed()), Err(closed())));
+                }
             }
         }
         drop(conn);
@@ -231,60 +219,60 @@ impl Writer {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(path = %self.path.display(), error = %e, "response cache: checkpoint failed");
         }
-        // Claims of crashed owners whose keys nobody asked for again.
-        if let Err(e) = conn.execute("DELETE FROM claims WHERE expires_ms < ?1", [now_ms()]) {
-            tracing::debug!(path = %self.path.display(), error = %e, "response cache: cannot purge expired claims");
-        }
     }
 
-    /// One transaction for the whole batch. If it fails, every operation reports the failure
-    /// (a held lock or a full disk would only fail again, once per operation), except that a
-    /// read-only file still answers lookups: only claims and inserts fail there.
+    /// Claims first (no database write), then the batch's lookups and inserts: in one write
+    /// transaction if there is something to insert, else each on its own. A key is looked up only after its
+    /// claim is taken, so an answer stored by the claim's previous holder is always seen. If the
+    /// transaction fails, every insert reports the failure (a held lock or a full disk would only
+    /// fail again, once per insert) and the lookups are tried again on their own, outside it.
     fn run_batch(&self, conn: &mut Connection, ops: Vec<Op>) {
-        let failure = match self.apply(conn, &ops) {
-            Ok(done) => return ops.into_iter().zip(done).for_each(|(op, done)| self.deliver(op, Ok(done))),
+        let claims: Vec<Option<Result<Option<ClaimGuard>, CacheError>>> = ops
+            .iter()
+            .map(|op| match op {
+                Op::ClaimAndLookup { key, .. } if self.read_only.is_none() => Some(self.claims.try_claim(key)),
+                _ => None,
+            })
+            .collect();
+        let stores = ops.iter().any(|op| matches!(op, Op::Store { .. }));
+        if stores {
+            self.write_transactions.fetch_add(1, Ordering::Relaxed);
+        }
+        let failure = match self.apply(conn, &ops, stores) {
+            Ok(found) => {
+                for ((op, claim), found) in ops.into_iter().zip(claims).zip(found) {
+                    self.deliver(op, claim, Ok(found), Ok(()));
+                }
+                return;
+            }
             Err(e) => e,
         };
-        let read_only = cannot_write(&failure);
-        for op in ops {
-            let result = match &op {
-                Op::LookupOrClaim { key, .. } if read_only => match lookup(conn, key) {
-                    Ok(Some(found)) => Ok(Done::Found(found)),
-                    _ => Err(copy_err(&failure)),
-                },
-                _ => Err(copy_err(&failure)),
+        for (op, claim) in ops.into_iter().zip(claims) {
+            let found = match &op {
+                Op::ClaimAndLookup { key, .. } => lookup(conn, key),
+                Op::Store { .. } => Ok(None),
             };
-            self.deliver(op, result);
+            self.deliver(op, claim, found, Err(copy_err(&failure)));
         }
     }
 
-    fn apply(&self, conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<Vec<Done>> {
+    /// Per operation, the stored answer a lookup found.
+    fn apply(&self, conn: &mut Connection, ops: &[Op], stores: bool) -> rusqlite::Result<Vec<Option<String>>> {
+        if !stores {
+            // Lookups alone need no transaction: each reads after its claim was taken.
+            return ops
+                .iter()
+                .map(|op| match op {
+                    Op::ClaimAndLookup { key, .. } => lookup(conn, key),
+                    Op::Store { .. } => Ok(None),
+                })
+                .collect();
+        }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = now_ms();
-        let until = now.saturating_add(self.config.claim_lease.as_millis() as i64);
-        let mut done = Vec::with_capacity(ops.len());
+        let mut found = Vec::with_capacity(ops.len());
         for op in ops {
-            done.push(match op {
-                Op::LookupOrClaim { key, .. } => match lookup(&tx, key)? {
-                    Some(found) => Done::Found(found),
-                    None => {
-                        let holder: Option<(String, i64)> = tx
-                            .prepare_cached("SELECT owner, expires_ms FROM claims WHERE key = ?1")?
-                            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
-                            .optional()?;
-                        match holder {
-                            Some((owner, expires)) if owner != self.owner && expires > now => Done::Held,
-                            _ => {
-                                tx.prepare_cached(
-                                    "INSERT INTO claims (key, owner, expires_ms) VALUES (?1, ?2, ?3) ON CONFLICT (key) \
-                                     DO UPDATE SET owner = excluded.owner, expires_ms = excluded.expires_ms",
-                                )?
-                                .execute(params![key, self.owner, until])?;
-                                Done::Claimed
-                            }
-                        }
-                    }
-                },
+            found.push(match op {
+                Op::ClaimAndLookup { key, .. } => lookup(&tx, key)?,
                 Op::Store { entry, .. } => {
                     tx.prepare_cached(match entry.on_conflict {
                         OnConflict::Keep => {
@@ -298,51 +286,51 @@ impl Writer {
                         }
                     })?
                     .execute(params![entry.key, entry.backend, entry.request, entry.response])?;
-                    release(&tx, &entry.key, &self.owner)?;
-                    Done::Nothing
-                }
-                Op::Renew { key } => {
-                    tx.prepare_cached("UPDATE claims SET expires_ms = ?3 WHERE key = ?1 AND owner = ?2")?
-                        .execute(params![key, self.owner, until])?;
-                    Done::Nothing
-                }
-                Op::Release { key } => {
-                    release(&tx, key, &self.owner)?;
-                    Done::Nothing
+                    None
                 }
             });
         }
         tx.commit()?;
-        Ok(done)
+        Ok(found)
     }
 
-    fn deliver(&self, op: Op, result: rusqlite::Result<Done>) {
+    /// Answer one operation: `found` is its lookup, `committed` the batch's inserts. A claim that
+    /// is not handed over (the key is stored, the asker was cancelled) is released here, and an
+    /// insert's claim once its answer is sent.
+    fn deliver(
+        &self,
+        op: Op,
+        claim: Option<Result<Option<ClaimGuard>, CacheError>>,
+        found: rusqlite::Result<Option<String>>,
+        committed: rusqlite::Result<()>,
+    ) {
         match op {
-            Op::LookupOrClaim { key, reply } => {
-                let claimed = matches!(result, Ok(Done::Claimed));
-                let answer = match result {
-                    Ok(Done::Found(text)) => serde_json::from_str(&text).map(Claim::Hit).map_err(|source| {
-                        CacheError::CorruptEntry { path: self.path.clone(), key: key.clone(), source }
-                    }),
-                    Ok(Done::Claimed) => Ok(Claim::Claimed),
-                    Ok(Done::Held | Done::Nothing) => Ok(Claim::Held),
+            Op::ClaimAndLookup { key, reply } => {
+                let answer = match found {
                     Err(e) => Err(CacheError::database(&self.path, e)),
+                    Ok(Some(text)) => serde_json::from_str(&text)
+                        .map(Claim::Hit)
+                        .map_err(|source| CacheError::CorruptEntry { path: self.path.clone(), key, source }),
+                    Ok(None) => match claim {
+                        Some(Ok(Some(guard))) => Ok(Claim::Claimed(guard)),
+                        Some(Ok(None)) => Ok(Claim::Held),
+                        Some(Err(e)) => Err(e),
+                        None => Err(CacheError::database(
+                            &self.path,
+                            self.read_only.as_ref().map_or(rusqlite::Error::InvalidQuery, copy_err),
+                        )),
+                    },
                 };
-                if reply.send(answer).is_err() && claimed {
-                    // The asker was cancelled: give the claim back at once rather than at lease expiry.
-                    self.queue.lock().expect("writer queue lock").ops.push(Op::Release { key });
-                }
+                // A cancelled asker drops the answer, and with it the claim.
+                let _ = reply.send(answer);
             }
-            Op::Store { reply, .. } => {
-                if result.is_ok() {
+            Op::Store { entry, reply } => {
+                if committed.is_ok() {
                     self.stored_since_checkpoint.fetch_add(1, Ordering::Relaxed);
                 }
-                let _ = reply.send(result.map(drop).map_err(|e| CacheError::database(&self.path, e)));
-            }
-            Op::Renew { key } | Op::Release { key } => {
-                if let Err(e) = result {
-                    tracing::debug!(key, error = %e, "response cache: claim update failed (the lease will expire)");
-                }
+                let _ = reply.send(committed.map_err(|e| CacheError::database(&self.path, e)));
+                // Released only now: until the answer is stored, other processes keep waiting.
+                drop(entry.claim);
             }
         }
     }
@@ -352,8 +340,22 @@ fn lookup(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT response FROM responses WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()
 }
 
-fn release(conn: &Connection, key: &str, owner: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM claims WHERE key = ?1 AND owner = ?2")?.execute(params![key, owner])
+/// Why the database cannot be written, if it cannot: a read-only connection (the file's
+/// permissions), or a write lock refused for that reason (directory, filesystem). Takes the write
+/// lock and gives it back without writing; only at open.
+fn write_refusal(conn: &Connection) -> Option<rusqlite::Error> {
+    use rusqlite::ffi;
+    if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        return Some(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_READONLY),
+            Some("attempt to write a readonly database".into()),
+        ));
+    }
+    let refused = conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").err();
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    refused.filter(cannot_write)
 }
 
 /// Whether SQLite refused a write because the database cannot be written (read-only file,

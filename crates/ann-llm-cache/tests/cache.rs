@@ -54,6 +54,27 @@ async fn miss_then_hit_keeps_usage_and_counts_saved_tokens() {
 }
 
 #[tokio::test]
+async fn a_miss_takes_one_write_transaction_and_a_hit_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("responses.sqlite");
+    let model = CachedModel::new(echo("s"), ResponseCache::open(&path).unwrap());
+    for i in 0..5 {
+        assert!(!model.complete(&req(&format!("q{i}"))).await.unwrap().cache_hit);
+    }
+    // The claim is a lock and the lookup a read: the insert is the only write of a miss.
+    assert_eq!(model.cache().write_transactions(), 5);
+    // Hits, from memory or (another handle, no memory front) from the file, write nothing.
+    let config = ann_llm_cache::CacheConfig { memory_entries: 0, ..Default::default() };
+    let from_file = CachedModel::new(echo("s"), ResponseCache::open_with(&path, &config).unwrap());
+    for i in 0..5 {
+        assert!(model.complete(&req(&format!("q{i}"))).await.unwrap().cache_hit);
+        assert!(from_file.complete(&req(&format!("q{i}"))).await.unwrap().cache_hit);
+    }
+    assert_eq!((model.cache().write_transactions(), from_file.cache().write_transactions()), (5, 0));
+    assert_eq!(from_file.inner().calls(), 0);
+}
+
+#[tokio::test]
 async fn a_changed_temperature_sample_index_or_backend_is_a_miss() {
     let (_dir, _path, cache) = temp_cache();
     let model = CachedModel::new(echo("s"), cache.clone());

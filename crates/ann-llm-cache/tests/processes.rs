@@ -1,14 +1,17 @@
 //! Single-flight across processes: separate processes asking one cache file for the same requests
-//! reach the backend once per request, and a crashed fetcher's claim expires so a waiter takes over.
+//! reach the backend once per request, and a killed fetcher's claims vanish with it so a waiter
+//! takes over.
 //!
 //! The child processes are this test binary run again with an environment variable naming their role.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use ann_llm::{ChatModel, ChatRequest, Message};
-use ann_llm_cache::{CacheConfig, CachedModel, ResponseCache};
+use ann_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, Message};
+use ann_llm_cache::{CachedModel, ResponseCache};
 use ann_test_support::ScriptedModel;
+use tokio::io::AsyncBufReadExt;
 
 const CHILD_ENV: &str = "ANN_LLM_CACHE_PROCESS_CHILD";
 const KEYS: usize = 16;
@@ -24,8 +27,21 @@ fn slow_echo(latency: Duration) -> ScriptedModel {
         .with_latency(latency)
 }
 
-fn short_lease() -> CacheConfig {
-    CacheConfig { claim_lease: Duration::from_millis(900), ..CacheConfig::default() }
+/// A backend that says on stdout when it is called (the cache has claimed the request by then).
+struct Announced(ScriptedModel);
+
+#[async_trait::async_trait]
+impl ChatModel for Announced {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        use std::io::Write;
+        println!("backend called");
+        std::io::stdout().flush().unwrap();
+        self.0.complete(request).await
+    }
+
+    fn identity(&self) -> String {
+        self.0.identity()
+    }
 }
 
 fn child(test: &str, role: &str, path: &Path) -> tokio::process::Command {
@@ -57,8 +73,8 @@ async fn run_child(spec: &str) {
             assert_eq!(cache.len().unwrap(), 0);
         }
         "hang" => {
-            let cache = ResponseCache::open_with(Path::new(path), &short_lease()).unwrap();
-            let model = CachedModel::new(slow_echo(Duration::from_secs(3600)), cache);
+            let cache = ResponseCache::open(Path::new(path)).unwrap();
+            let model = CachedModel::new(Announced(slow_echo(Duration::from_secs(3600))), cache);
             let _ = model.complete(&req("orphan")).await;
             panic!("the backend never answers");
         }
@@ -106,88 +122,120 @@ async fn processes_creating_one_new_file_at_once_all_open_it() {
     }
 }
 
-fn claim_expiry(path: &Path, key: &str) -> Option<i64> {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.query_row("SELECT expires_ms FROM claims WHERE key = ?1", [key], |r| r.get(0)).ok()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_fetchers_claim_expires_and_a_waiter_takes_over() {
+async fn a_killed_fetchers_claim_is_released_and_a_waiter_takes_over() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         return run_child(&spec).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("responses.sqlite");
-    let cache = ResponseCache::open_with(&path, &short_lease()).unwrap();
-    let key = req("orphan").fingerprint("scripted:s");
-    let mut owner = child("a_killed_fetchers_claim_expires_and_a_waiter_takes_over", "hang", &path).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while claim_expiry(&path, &key).is_none() {
-        assert!(Instant::now() < deadline, "the child never claimed the request");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // The owner renews its lease while it lives: wait past one lease, then kill it mid-call.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(claim_expiry(&path, &key).unwrap() > now_ms(), "a live owner keeps its claim");
-    owner.kill().await.unwrap();
-    let expires = claim_expiry(&path, &key).expect("a killed owner leaves its claim behind");
+    let cache = ResponseCache::open(&path).unwrap();
+    let mut owner = child("a_killed_fetchers_claim_is_released_and_a_waiter_takes_over", "hang", &path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(owner.stdout.take().unwrap()).lines();
+    let announced = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("backend called") {
+                return;
+            }
+        }
+        panic!("the child ended without calling its backend");
+    };
+    tokio::time::timeout(Duration::from_secs(60), announced).await.expect("the child never called its backend");
 
-    let model = CachedModel::new(slow_echo(Duration::ZERO), cache);
-    let answer = tokio::time::timeout(Duration::from_secs(30), model.complete(&req("orphan"))).await.unwrap().unwrap();
+    // The child holds the claim while its backend call runs: this process waits instead of paying.
+    let model = Arc::new(CachedModel::new(slow_echo(Duration::ZERO), cache));
+    let m = model.clone();
+    let waiter = tokio::spawn(async move { m.complete(&req("orphan")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "a live fetcher's claim is waited for");
+    assert_eq!(model.inner().calls(), 0);
+    // Killed mid-call, the child's claim goes with it: the waiter takes over and pays once.
+    owner.kill().await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(30), waiter).await.unwrap().unwrap().unwrap();
     assert_eq!((answer.text.as_str(), answer.cache_hit), ("answer to orphan", false));
     assert_eq!(model.inner().calls(), 1);
-    assert!(now_ms() >= expires, "the waiter took over only once the lease had expired");
-    assert_eq!(claim_expiry(&path, &key), None, "the new owner released its claim when it stored the answer");
 }
 
 #[tokio::test]
-async fn a_claim_held_elsewhere_is_waited_for_and_its_answer_read() {
+async fn a_key_another_handle_is_fetching_is_waited_for_and_its_answer_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("responses.sqlite");
-    let cache = ResponseCache::open(&path).unwrap();
-    let key = req("q").fingerprint("scripted:s");
-    let other = rusqlite::Connection::open(&path).unwrap();
-    other
-        .execute("INSERT INTO claims (key, owner, expires_ms) VALUES (?1, 'elsewhere', ?2)", (&key, now_ms() + 60_000))
-        .unwrap();
-    let model = CachedModel::new(slow_echo(Duration::ZERO), cache.clone());
-    let waiter = tokio::spawn(async move { model.complete(&req("q")).await.map(|a| (a, model.inner().calls())) });
+    // Two handles on one file exclude each other as two processes do (each has its own claims).
+    let theirs = Arc::new(CachedModel::new(
+        ScriptedModel::new("s").fallback(|_| Ok("their answer".into())).with_latency(Duration::from_secs(2)),
+        ResponseCache::open(&path).unwrap(),
+    ));
+    let ours = Arc::new(CachedModel::new(slow_echo(Duration::ZERO), ResponseCache::open(&path).unwrap()));
+    let t = theirs.clone();
+    let fetcher = tokio::spawn(async move { t.complete(&req("q")).await });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while theirs.inner().calls() == 0 {
+        assert!(Instant::now() < deadline, "never called");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let o = ours.clone();
+    let waiter = tokio::spawn(async move { o.complete(&req("q")).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiter.is_finished(), "a live claim is waited for");
-    // The other owner stores its answer and releases its claim, as a finishing process does.
-    let theirs = serde_json::to_string(&ann_llm::ChatResponse::text("test-model", "their answer")).unwrap();
-    other
-        .execute(
-            "INSERT INTO responses (key, backend, request, response) VALUES (?1, 'scripted:s', ?2, ?3)",
-            (&key, req("q").canonical_json(), theirs),
-        )
-        .unwrap();
-    other.execute("DELETE FROM claims WHERE key = ?1", [&key]).unwrap();
-    let (answer, calls) = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap().unwrap();
-    assert_eq!((answer.text.as_str(), answer.cache_hit, calls), ("their answer", true, 0));
+    assert!(!waiter.is_finished(), "a claim held elsewhere is waited for");
+    let fetched = fetcher.await.unwrap().unwrap();
+    assert_eq!((fetched.text.as_str(), fetched.cache_hit), ("their answer", false));
+    let answer = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap().unwrap();
+    assert_eq!((answer.text.as_str(), answer.cache_hit), ("their answer", true));
+    assert_eq!((theirs.inner().calls(), ours.inner().calls()), (1, 0));
 }
 
 #[test]
-fn a_claim_dropped_at_runtime_shutdown_is_released_and_the_cache_closes() {
+fn a_claim_dropped_at_runtime_shutdown_is_released() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("responses.sqlite");
     let cache = ResponseCache::open(&path).unwrap();
-    let key = req("q").fingerprint("scripted:s");
+    let backend = Arc::new(slow_echo(Duration::from_secs(3600)));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let model = CachedModel::new(slow_echo(Duration::from_secs(3600)), cache.clone());
+    let model = CachedModel::new(backend.clone(), cache.clone());
     runtime.spawn(async move { model.complete(&req("q")).await });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while claim_expiry(&path, &key).is_none() {
+    while backend.calls() == 0 {
         assert!(Instant::now() < deadline, "never claimed");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // Shutting down drops the call mid-flight; its claim is given back although the runtime is gone.
+    // Shutting down drops the call mid-flight; its claim is given back while the cache stays open
+    // (closing the cache would release it anyway), so another handle fetches the key itself.
     drop(runtime);
+    let other = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let model = CachedModel::new(slow_echo(Duration::ZERO), ResponseCache::open(&path).unwrap());
+    let answer = other
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), model.complete(&req("q"))).await })
+        .expect("the claim was released")
+        .unwrap();
+    assert_eq!((answer.text.as_str(), answer.cache_hit, model.inner().calls()), ("answer to q", false, 1));
     drop(cache);
-    assert_eq!(claim_expiry(&path, &key), None);
+}
+
+#[tokio::test]
+async fn a_file_with_an_older_builds_claims_table_is_used_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("responses.sqlite");
+    let key = req("q").fingerprint("scripted:s");
+    // A file as an older build left it: schema version 1 with its claims table, holding a claim.
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE responses (key TEXT PRIMARY KEY NOT NULL, backend TEXT NOT NULL, request TEXT NOT NULL,
+             response TEXT NOT NULL) WITHOUT ROWID;
+         CREATE TABLE claims (key TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, expires_ms INTEGER NOT NULL)
+             WITHOUT ROWID;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    old.execute("INSERT INTO claims (key, owner, expires_ms) VALUES (?1, 'old', ?2)", (&key, i64::MAX)).unwrap();
+    let model = CachedModel::new(slow_echo(Duration::ZERO), ResponseCache::open(&path).unwrap());
+    let answer = tokio::time::timeout(Duration::from_secs(30), model.complete(&req("q"))).await.unwrap().unwrap();
+    assert_eq!((answer.text.as_str(), answer.cache_hit), ("answer to q", false));
+    assert!(model.complete(&req("q")).await.unwrap().cache_hit);
+    assert_eq!(model.inner().calls(), 1);
+    let claims: i64 = old.query_row("SELECT count(*) FROM claims", [], |r| r.get(0)).unwrap();
+    assert_eq!(claims, 1, "the old table is left as it was");
 }
