@@ -101,7 +101,7 @@ impl BudgetLedger {
 }
 
 /// How many calls' worst cases the budget sets aside at once when a writer records its ledger
-/// (fewer near a limit: see [`Budget::reserve`]).
+/// (fewer near a limit: at most a tenth of what is left below it).
 pub const AHEAD_CALLS: u64 = 16;
 
 #[derive(Default)]
