@@ -34,9 +34,10 @@
 //! Speed: the transformer (`llama.rs`) is our own code over candle's public tensor ops. Generation
 //! runs on the quantized weights, with Q4_1 requantized to Q8_0, whose dot product candle vectorises
 //! ([`LocalConfig::requantize_q8`]), and attention read in place from an append-only KV cache. Prompts
-//! run on the same 8-bit weights (on AVX-512 VNNI, query/key/value and gate/up each as one fused
-//! call that quantizes its input once), which on such CPUs is faster than the optional f32 copy
-//! ([`LocalConfig::dense_prefill`], off by default). `cargo xtask local-speed` prints prefill and
+//! run on a dequantized f32 copy of the weights ([`LocalConfig::dense_prefill`], on by default:
+//! 8-bit activations make the small model's answers worse), or with it off on the same 8-bit
+//! weights (on AVX-512 VNNI, query/key/value and gate/up each as one fused call that quantizes its
+//! input once), faster on such CPUs and without the copy's memory. `cargo xtask local-speed` prints prefill and
 //! generation tokens per second. candle's CPU kernels spin-wait on a thread barrier: on a machine
 //! whose cores are busy with other work, throughput drops sharply.
 
@@ -97,8 +98,10 @@ pub struct LocalConfig {
     pub prefix_cache_tokens: usize,
     /// Keep a dequantized f32 copy of the weights (about 4 bytes a parameter, ~425 MB for SmolLM2-135M)
     /// for prompt chunks of 16 tokens or more, which then run as dense matrix products, each chunk
-    /// on its own. Off by default: with AVX-512 VNNI the 8-bit path prefills faster; a CPU without
-    /// it may prefill faster with it on.
+    /// on its own. On by default, for the answers' sake: the 8-bit path quantizes the prompt's
+    /// activations too, and the 135M model's answers get worse (the answer-format job's backward
+    /// step was accepted on 1 of 5 seeds with it off, 4 of 5 with it on). Off saves the copy's
+    /// memory and, with AVX-512 VNNI, prefills faster.
     pub dense_prefill: bool,
     /// Requantize weights stored in block formats that candle has no SIMD dot product for (Q4_1,
     /// Q5_0, Q5_1; the pinned model is Q4_1) to Q8_0 at load: generation runs several times faster
@@ -126,7 +129,7 @@ impl Default for LocalConfig {
             context_length: None,
             queue_capacity: 64,
             prefix_cache_tokens: 8192,
-            dense_prefill: false,
+            dense_prefill: true,
             requantize_q8: true,
             max_batch: 8,
             vnni_padding: true,
@@ -259,7 +262,7 @@ impl ChatModel for LocalModel {
     }
 
     /// `local:<file name>:<first 16 hex digits of its sha256>:<numerics>`, where the numerics name
-    /// the engine revision and the options that change answers (`e4-q8-vnni` by default on a CPU with AVX-512 VNNI).
+    /// the engine revision and the options that change answers (`e4-dense-q8-vnni` by default on a CPU with AVX-512 VNNI).
     fn identity(&self) -> String {
         let sha = &self.info.sha256[..16.min(self.info.sha256.len())];
         format!("local:{}:{sha}:{}", self.info.file_name, self.numerics)

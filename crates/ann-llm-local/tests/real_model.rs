@@ -248,8 +248,8 @@ fn default_numerics() -> &'static str {
     }
     DEFAULT_NUMERICS
 }
-const DEFAULT_NUMERICS: &str = "e4-q8";
-const DEFAULT_NUMERICS_VNNI: &str = "e4-q8-vnni";
+const DEFAULT_NUMERICS: &str = "e4-dense-q8";
+const DEFAULT_NUMERICS_VNNI: &str = "e4-dense-q8-vnni";
 
 #[test]
 fn identity_names_the_file_its_checksum_and_the_numerics() {
