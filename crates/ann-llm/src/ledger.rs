@@ -149,15 +149,17 @@ pub(crate) fn write_loop(shared: &Shared, mut sink: Box<dyn LedgerSink>, mut wri
     }
 }
 
-/// The longest the writer holds back changes nobody waits for (settlements) before recording
-/// them (they do not wake it: while calls are in flight it looks for them this often); a
-/// reservation, a flush or the budget's drop records them at once. Until then the ledger
-/// on record holds the settled calls' worst cases, which is what a resumed run would count.
-pub const LINGER: Duration = Duration::from_millis(20);
+/// The longest the writer holds back changes nobody waits for (settlements, and reservations
+/// covered by budget set aside earlier) before recording them (they do not wake it: while calls
+/// are in flight it looks for them this often); a reservation that sets budget aside, a flush or
+/// the budget's drop records them at once. Until then the ledger on record holds the settled
+/// calls' worst cases and the set-aside, which is what a resumed run would count. At 100 ms a
+/// run writes at most about ten lines a second however many calls it makes.
+pub const LINGER: Duration = Duration::from_millis(100);
 
 /// The longest a recorded line waits before the syncing thread syncs it (and the shortest time
 /// between two syncs: lines recorded meanwhile are synced together).
-pub const SYNC_PAUSE: Duration = Duration::from_millis(100);
+pub const SYNC_PAUSE: Duration = Duration::from_millis(500);
 
 /// The log is rewritten as one line once it grows past this.
 const COMPACT_AT: u64 = 1 << 20;

@@ -182,7 +182,7 @@ async fn a_settlement_alone_reaches_the_record_without_a_flush() {
     model.complete(&ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(10)).await.unwrap();
     let settled = (BudgetSpent { tokens: 5, dollars: 0.0, calls: 1 }, BudgetSpent::default());
     let last = |seen: &[BudgetLedger]| seen.last().map(|l| (l.spent, l.in_flight));
-    // Liveness, not timing: the bound is generous (the writer holds it back 20 ms).
+    // Liveness, not timing: the bound is generous (the writer holds it back `LINGER`, 100 ms).
     for _ in 0..2000 {
         if last(&seen.lock().unwrap()) == Some(settled) {
             break;
