@@ -210,6 +210,22 @@ async fn a_call_whose_spend_cannot_be_recorded_is_not_sent() {
     assert_eq!(other.record_with(|_| Err("read-only".into())), Err("read-only".to_string()));
 }
 
+/// Record `budget`'s ledger into the returned list, each recording passing the returned gate
+/// first: holding the gate's lock keeps the ledger's writer stuck in a recording.
+fn gated_recorder(budget: &Budget) -> (Arc<Mutex<()>>, Arc<Mutex<Vec<BudgetLedger>>>) {
+    let gate = Arc::new(Mutex::new(()));
+    let seen: Arc<Mutex<Vec<BudgetLedger>>> = Arc::default();
+    let (g, log) = (gate.clone(), seen.clone());
+    budget
+        .record_with(move |ledger| {
+            drop(g.lock().unwrap());
+            log.lock().unwrap().push(*ledger);
+            Ok(())
+        })
+        .unwrap();
+    (gate, seen)
+}
+
 /// The ledger's writer runs without the budget's lock: while it is stuck recording one call's
 /// reservation, other calls reserve theirs (none is sent before it is on record), and the next
 /// recording holds all of them at once (group commit).
@@ -219,16 +235,7 @@ async fn a_call_whose_spend_cannot_be_recorded_is_not_sent() {
 async fn calls_reserve_while_the_ledger_is_written_and_one_recording_holds_them_all() {
     let inner = fixed(1, 1);
     let budget = Budget::new(BudgetLimits::default(), PriceTable::empty());
-    let gate = Arc::new(Mutex::new(()));
-    let seen: Arc<Mutex<Vec<BudgetLedger>>> = Arc::default();
-    let (g, log) = (gate.clone(), seen.clone());
-    budget
-        .record_with(move |ledger| {
-            log.lock().unwrap().push(*ledger);
-            drop(g.lock().unwrap());
-            Ok(())
-        })
-        .unwrap();
+    let (gate, seen) = gated_recorder(&budget);
     let closed = gate.lock().unwrap();
     let model = Arc::new(BudgetedModel::new(inner.clone(), budget.clone()));
     let calls: Vec<_> = (0..8)
@@ -266,16 +273,7 @@ async fn calls_reserve_while_the_ledger_is_written_and_one_recording_holds_them_
 async fn calls_the_set_aside_covers_go_without_a_recording_each() {
     let inner = fixed(1, 1);
     let budget = Budget::new(BudgetLimits::default(), PriceTable::empty());
-    let gate = Arc::new(Mutex::new(()));
-    let seen: Arc<Mutex<Vec<BudgetLedger>>> = Arc::default();
-    let (g, log) = (gate.clone(), seen.clone());
-    budget
-        .record_with(move |ledger| {
-            drop(g.lock().unwrap());
-            log.lock().unwrap().push(*ledger);
-            Ok(())
-        })
-        .unwrap();
+    let (gate, seen) = gated_recorder(&budget);
     let model = BudgetedModel::new(inner.clone(), budget.clone());
     let req = ChatRequest::new("m", vec![Message::user("x")]).with_max_tokens(1);
     model.complete(&req).await.unwrap();
