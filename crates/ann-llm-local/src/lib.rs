@@ -27,9 +27,9 @@
 //! Shared prefixes: the prefill is split where whole messages end, and the model state after each
 //! split is kept (bounded by [`LocalConfig::prefix_cache_tokens`]). Agents with the same system prompt
 //! and repeated samples of one prompt then skip the shared part. The split depends only on the prompt,
-//! so a cache hit gives exactly the answer a cold run gives. The chunks of a prompt, and the prompts
-//! of requests that arrive together, still run in one forward pass (`prefill.rs`): only attention
-//! works chunk by chunk.
+//! so a cache hit gives exactly the answer a cold run gives. On the 8-bit weights the chunks of a
+//! prompt, and the prompts of requests that arrive together, run in one forward pass (`prefill.rs`):
+//! only attention works chunk by chunk; on the f32 copy (the default) each chunk runs on its own.
 //!
 //! Speed: the transformer (`llama.rs`) is our own code over candle's public tensor ops. Generation
 //! runs on the quantized weights, with Q4_1 requantized to Q8_0, whose dot product candle vectorises
