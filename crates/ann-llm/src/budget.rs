@@ -3,11 +3,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{LedgerSink, Recorded, Shared};
-use crate::{Attempts, ChatModel, ChatRequest, ChatResponse, LlmError, PriceTable, Usage};
+use crate::{ChatRequest, LlmError, PriceTable, Usage};
 
 /// Limits of a run; `None` means unlimited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +135,28 @@ impl std::fmt::Debug for Books {
     }
 }
 
+impl Books {
+    /// A new version of the ledger: one a call waits to see recorded (`awaited`), or one the
+    /// writer may hold back for up to [`crate::LINGER`].
+    fn bump(&mut self, awaited: bool) {
+        self.version += 1;
+        if awaited {
+            self.awaited = self.version;
+        } else if self.recording && self.unawaited_since.is_none() {
+            self.unawaited_since = Some(std::time::Instant::now());
+        }
+    }
+}
+
+/// Give back what is set aside (at a flush or the writer's stop): the record made durable then is
+/// exact.
+fn give_back_ahead(books: &mut Books) {
+    if !books.ledger.ahead.is_zero() {
+        books.ledger.ahead = BudgetSpent::default();
+        books.version += 1;
+    }
+}
+
 /// A shared hard budget. Every call reserves its worst case first (prompt upper bound plus
 /// `max_tokens`), so concurrent calls can never together exceed a limit.
 ///
@@ -238,11 +259,7 @@ impl Budget {
             if !books.recording {
                 return Ok(());
             }
-            if !books.ledger.ahead.is_zero() {
-                // What is set aside is given back: the record a flush makes durable is exact.
-                books.ledger.ahead = BudgetSpent::default();
-                books.version += 1;
-            }
+            give_back_ahead(&mut books);
             books.flush_requests += 1;
             let request = books.flush_requests;
             self.wake_writer(books, true);
@@ -260,10 +277,7 @@ impl Budget {
     fn stop_writer(&self) {
         let Some(thread) = self.writer.lock().expect("ledger writer lock").take() else { return };
         let mut books = self.books();
-        if !books.ledger.ahead.is_zero() {
-            books.ledger.ahead = BudgetSpent::default();
-            books.version += 1;
-        }
+        give_back_ahead(&mut books);
         books.stop = true;
         self.wake_writer(books, true);
         if thread.join().is_err() {
@@ -290,19 +304,14 @@ impl Budget {
     fn change(&self, awaited: bool, f: impl FnOnce(&mut BudgetLedger)) -> Option<u64> {
         let mut books = self.books();
         f(&mut books.ledger);
-        books.version += 1;
-        if awaited {
-            books.awaited = books.version;
-        } else if books.recording && books.unawaited_since.is_none() {
-            books.unawaited_since = Some(std::time::Instant::now());
-        }
+        books.bump(awaited);
         let version = books.recording.then_some(books.version);
         self.wake_writer(books, false);
         version
     }
 
     /// Wait until the ledger's version `version` (or a later one) is recorded.
-    async fn recorded(&self, version: u64) -> Result<(), String> {
+    pub(crate) async fn recorded(&self, version: u64) -> Result<(), String> {
         if self.shared.recorded.borrow().ok >= version {
             return Ok(());
         }
@@ -343,17 +352,14 @@ impl Budget {
     /// not change) and waits only for the set-aside to be on record. Otherwise it sets aside up to
     /// [`AHEAD_CALLS`] times its worst case for the calls after it, at most a tenth of what is
     /// left below each limit, and waits for that to be on record.
-    fn reserve(&self, request: &ChatRequest) -> Result<(BudgetSpent, Option<u64>), LlmError> {
+    pub(crate) fn reserve(&self, request: &ChatRequest) -> Result<(BudgetSpent, Option<u64>), LlmError> {
         let worst = self.worst_case(request);
         let mut books = self.books();
         let ledger = books.ledger;
         if books.recording && ledger.ahead.covers(&worst) && !self.interrupted(&books) {
             books.ledger.ahead = ledger.ahead.minus(worst);
             books.ledger.in_flight = ledger.in_flight.plus(worst);
-            books.version += 1;
-            if books.unawaited_since.is_none() {
-                books.unawaited_since = Some(std::time::Instant::now());
-            }
+            books.bump(false);
             let version = books.ahead_version;
             self.wake_writer(books, false);
             return Ok((worst, Some(version)));
@@ -396,8 +402,7 @@ impl Budget {
             books.ledger.ahead = self.ahead(after, worst);
         }
         books.ledger.in_flight = ledger.in_flight.plus(worst);
-        books.version += 1;
-        books.awaited = books.version;
+        books.bump(true);
         // In the same lock as the change: no call can see the set-aside before its version.
         books.ahead_version = books.version;
         let version = books.recording.then_some(books.version);
@@ -429,14 +434,14 @@ impl Budget {
 
     /// Give back a reservation whose call was never sent because the ledger could not be
     /// recorded, and what was set aside with it (nothing may be sent on a record that failed).
-    fn withdraw(&self, reserved: BudgetSpent) {
+    pub(crate) fn withdraw(&self, reserved: BudgetSpent) {
         self.change(false, |ledger| {
             ledger.in_flight = ledger.in_flight.minus(reserved);
             ledger.ahead = BudgetSpent::default();
         });
     }
 
-    fn settle(&self, model: &str, reserved: BudgetSpent, usage: Option<&Usage>) {
+    pub(crate) fn settle(&self, model: &str, reserved: BudgetSpent, usage: Option<&Usage>) {
         // A failed attempt counts as a call; tokens it did not report are taken as zero.
         let usage = usage.copied().unwrap_or_default();
         let actual = BudgetSpent { tokens: usage.total(), dollars: self.prices.cost(model, &usage), calls: 1 };
@@ -446,81 +451,5 @@ impl Budget {
             ledger.in_flight = ledger.in_flight.minus(reserved);
             ledger.spent = ledger.spent.plus(actual);
         });
-    }
-}
-
-/// Decorator that refuses any call whose worst case would exceed the shared [`Budget`].
-/// Put it below the response cache, so that cache hits cost nothing.
-///
-/// It counts billable requests, not logical calls: through [`ChatModel::complete_counted`] the
-/// backend announces each attempt (retries included), which reserves its worst case (one call,
-/// prompt upper bound plus `max_tokens`) before it is sent and settles with the usage the attempt
-/// reported, so a 200 with a broken body is counted with its tokens.
-pub struct BudgetedModel<M> {
-    inner: M,
-    budget: Arc<Budget>,
-}
-
-impl<M: ChatModel> BudgetedModel<M> {
-    pub fn new(inner: M, budget: Arc<Budget>) -> Self {
-        Self { inner, budget }
-    }
-}
-
-/// The budget's side of one call: the reservation of the attempt in flight, if any.
-struct CallAttempts<'a> {
-    budget: &'a Budget,
-    request: &'a ChatRequest,
-    open: Mutex<Option<BudgetSpent>>,
-}
-
-impl CallAttempts<'_> {
-    /// Settle the attempt in flight, if any, with `usage`.
-    fn close(&self, usage: Option<&Usage>) {
-        let open = self.open.lock().expect("attempt lock").take();
-        if let Some(reserved) = open {
-            self.budget.settle(&self.request.model, reserved, usage);
-        }
-    }
-}
-
-#[async_trait]
-impl Attempts for CallAttempts<'_> {
-    async fn sending(&self) -> Result<(), LlmError> {
-        // An attempt the backend did not report on is settled as one that reported nothing.
-        self.close(None);
-        let (reserved, version) = self.budget.reserve(self.request)?;
-        *self.open.lock().expect("attempt lock") = Some(reserved);
-        if let Some(version) = version
-            && let Err(why) = self.budget.recorded(version).await
-        {
-            if let Some(reserved) = self.open.lock().expect("attempt lock").take() {
-                self.budget.withdraw(reserved);
-            }
-            return Err(LlmError::BudgetExhausted(format!("the spend could not be recorded before the call: {why}")));
-        }
-        Ok(())
-    }
-
-    fn answered(&self, usage: Option<Usage>) {
-        self.close(usage.as_ref());
-    }
-}
-
-#[async_trait]
-impl<M: ChatModel> ChatModel for BudgetedModel<M> {
-    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let attempts = CallAttempts { budget: &self.budget, request, open: Mutex::new(None) };
-        let result = self.inner.complete_counted(request, &attempts).await;
-        attempts.close(None);
-        result
-    }
-
-    fn identity(&self) -> String {
-        self.inner.identity()
-    }
-
-    fn concurrency_limit(&self) -> Option<usize> {
-        self.inner.concurrency_limit()
     }
 }

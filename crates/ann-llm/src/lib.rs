@@ -6,6 +6,7 @@
 pub mod answer;
 mod atomic;
 mod budget;
+mod budgeted;
 mod call;
 mod error;
 mod ledger;
@@ -15,7 +16,8 @@ mod tools;
 mod types;
 
 pub use atomic::write_atomic;
-pub use budget::{AHEAD_CALLS, Budget, BudgetLedger, BudgetLimits, BudgetSpent, BudgetedModel, INTERRUPTED};
+pub use budget::{AHEAD_CALLS, Budget, BudgetLedger, BudgetLimits, BudgetSpent, INTERRUPTED};
+pub use budgeted::BudgetedModel;
 pub use call::CallSettings;
 pub use error::LlmError;
 pub use ledger::{FnSink, LINGER, LedgerFile, LedgerSink, SYNC_PAUSE};
